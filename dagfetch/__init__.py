@@ -1,0 +1,79 @@
+"""dagfetch: fetch DAG code from remote repositories into a versioned local cache.
+
+Data flows one way: manifest -> registry picks a fetcher -> fetcher lists and downloads ->
+cache publishes a version. :class:`Workspace` is the entry point for custom schedulers.
+"""
+
+from dagfetch.cache import GcReport, VersionCache
+from dagfetch.cache.store import VersionEntry
+from dagfetch.connections import Connection, ConnectionResolver, Secret
+from dagfetch.errors import (
+    BackendNotInstalled,
+    CacheError,
+    ConfigError,
+    DagfetchError,
+    FetchError,
+    ImmutableSourceChanged,
+    ManifestError,
+    RegistryError,
+    RemoteNotFoundError,
+    SchemeConflictError,
+    UnknownSchemeError,
+    UnsafePathError,
+    VerificationError,
+    VersionNotFoundError,
+    VersionUnavailableError,
+)
+from dagfetch.importing import ImportedVersion, import_version, version_imports
+from dagfetch.manifest import Manifest, RepositorySpec, load_manifest, parse_manifest
+from dagfetch.models import CachedFile, Listing, RemoteFile, SyncResult, Version
+from dagfetch.protocol import BaseFetcher, Capabilities, Fetcher, Source, VersionedFetcher
+from dagfetch.registry import Registry, default_registry
+from dagfetch.workspace import RepoStatus, Workspace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendNotInstalled",
+    "BaseFetcher",
+    "CacheError",
+    "CachedFile",
+    "Capabilities",
+    "ConfigError",
+    "Connection",
+    "ConnectionResolver",
+    "DagfetchError",
+    "FetchError",
+    "Fetcher",
+    "GcReport",
+    "ImmutableSourceChanged",
+    "ImportedVersion",
+    "Listing",
+    "Manifest",
+    "ManifestError",
+    "RegistryError",
+    "RemoteFile",
+    "RemoteNotFoundError",
+    "RepoStatus",
+    "RepositorySpec",
+    "SchemeConflictError",
+    "Secret",
+    "Source",
+    "SyncResult",
+    "UnknownSchemeError",
+    "UnsafePathError",
+    "VerificationError",
+    "Version",
+    "VersionCache",
+    "VersionEntry",
+    "VersionNotFoundError",
+    "VersionUnavailableError",
+    "VersionedFetcher",
+    "Workspace",
+    "__version__",
+    "default_registry",
+    "import_version",
+    "load_manifest",
+    "parse_manifest",
+    "version_imports",
+]

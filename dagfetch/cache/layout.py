@@ -1,0 +1,93 @@
+"""Where things live under the cache root::
+
+    <root>/
+      .dagfetch/objects/ab/cdef...          file contents, named by sha256, read-only
+      .dagfetch/staging/<repo_id>/<tmp>/     a sync in progress (removed by the next sync)
+      .dagfetch/locks/<repo_id>.lock         one sync or gc of a repository at a time
+      <repo_id>/<version_id>/...             a published version: read-only hard links
+      <repo_id>/current -> <version_id>      switched by an atomic rename
+      <repo_id>/.meta/versions/<id>.json     what each version holds and where it came from
+      <repo_id>/.meta/state.json             last check, last success, last error
+      <repo_id>/.meta/pins/<id>/<holder>     versions callers asked to keep
+      <repo_id>/.meta/work/                  the backend's private folder (git's object store)
+
+Repository ids cannot start with ``.``, so ``.dagfetch`` never clashes with one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import attrs
+import platformdirs
+
+from dagfetch.errors import CacheError
+
+VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+CURRENT = "current"
+
+
+def default_cache_root() -> Path:
+    """``$DAGFETCH_HOME``, else the per-user cache folder (``~/.cache/dagfetch`` on Linux)."""
+    env = os.environ.get("DAGFETCH_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("dagfetch", appauthor=False))
+
+
+def check_version_id(version_id: str) -> str:
+    if not VERSION_ID.match(version_id) or version_id == CURRENT:
+        raise CacheError(f"{version_id!r} is not a valid version id")
+    return version_id
+
+
+@attrs.frozen
+class CacheLayout:
+    root: Path
+
+    @property
+    def internal(self) -> Path:
+        return self.root / ".dagfetch"
+
+    @property
+    def objects(self) -> Path:
+        return self.internal / "objects"
+
+    def object_path(self, sha256: str) -> Path:
+        return self.objects / sha256[:2] / sha256[2:]
+
+    def staging(self, repo_id: str) -> Path:
+        return self.internal / "staging" / repo_id
+
+    def lock(self, name: str) -> Path:
+        return self.internal / "locks" / f"{name}.lock"
+
+    def repo(self, repo_id: str) -> Path:
+        return self.root / repo_id
+
+    def version(self, repo_id: str, version_id: str) -> Path:
+        return self.repo(repo_id) / check_version_id(version_id)
+
+    def current_link(self, repo_id: str) -> Path:
+        return self.repo(repo_id) / CURRENT
+
+    def meta(self, repo_id: str) -> Path:
+        return self.repo(repo_id) / ".meta"
+
+    def record(self, repo_id: str, version_id: str) -> Path:
+        return self.meta(repo_id) / "versions" / f"{check_version_id(version_id)}.json"
+
+    def records(self, repo_id: str) -> Path:
+        return self.meta(repo_id) / "versions"
+
+    def state(self, repo_id: str) -> Path:
+        return self.meta(repo_id) / "state.json"
+
+    def pins(self, repo_id: str, version_id: str | None = None) -> Path:
+        base = self.meta(repo_id) / "pins"
+        return base / check_version_id(version_id) if version_id else base
+
+    def work_dir(self, repo_id: str) -> Path:
+        return self.meta(repo_id) / "work"

@@ -1,0 +1,130 @@
+"""Import a version's DAG files so that ``from lib.utils import x`` resolves inside that version.
+
+While a version is being imported its folder is first on ``sys.path`` and every module name
+the version defines at its top level (``lib``, ``helpers``, ...) is hidden from
+``sys.modules``; afterwards the version's modules are removed again and whatever was there
+before is restored. Two versions imported one after the other therefore never share a helper
+module. ``sys.modules`` is process-global, so imports are serialized by a lock; for parallel or
+untrusted parsing use a subprocess per version (the graph extractor does).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+
+import attrs
+
+_LOCK = threading.RLock()
+
+
+def top_level_names(root: Path) -> set[str]:
+    """Module names a folder provides at its top level: ``x.py`` and packages/folders ``x/``."""
+    names = set()
+    for entry in root.iterdir():
+        if entry.is_dir() and entry.name.isidentifier():
+            names.add(entry.name)
+        elif entry.suffix == ".py" and entry.stem.isidentifier():
+            names.add(entry.stem)
+    return names
+
+
+def _belongs_to(module: ModuleType, root: str) -> bool:
+    file = getattr(module, "__file__", None)
+    if file and os.path.abspath(file).startswith(root):
+        return True
+    paths = getattr(module, "__path__", None) or []
+    return any(os.path.abspath(p).startswith(root) for p in paths)
+
+
+@contextmanager
+def version_imports(root: str | Path) -> Iterator[None]:
+    """Make ``root`` the place where its own top-level module names are imported from."""
+    root = Path(root).resolve()
+    prefix = str(root) + os.sep
+    with _LOCK:
+        shadowed = {
+            name: mod
+            for name, mod in list(sys.modules.items())
+            if name.split(".")[0] in top_level_names(root)
+        }
+        for name in shadowed:
+            del sys.modules[name]
+        sys.path.insert(0, str(root))
+        importlib.invalidate_caches()
+        try:
+            yield
+        finally:
+            try:
+                sys.path.remove(str(root))
+            except ValueError:
+                pass
+            for name, mod in list(sys.modules.items()):
+                if _belongs_to(mod, prefix):
+                    del sys.modules[name]
+            sys.modules.update(shadowed)
+
+
+@attrs.frozen
+class ImportedVersion:
+    """Modules of the DAG files that imported, and the traceback of each that did not."""
+
+    root: Path
+    modules: dict[str, ModuleType]
+    errors: dict[str, str]
+
+
+def dag_files(root: Path) -> list[str]:
+    """Files that are DAG definitions rather than helpers: ``*.py`` outside any package (no
+    ``__init__.py`` on the way up), not starting with ``_``, and not in hidden folders."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith((".", "_"))
+            and not (Path(dirpath) / d / "__init__.py").exists()
+        )
+        for name in sorted(filenames):
+            if name.endswith(".py") and not name.startswith("_"):
+                found.append(str((Path(dirpath) / name).relative_to(root)).replace(os.sep, "/"))
+    return found
+
+
+def module_name_for(root: Path, relpath: str) -> str:
+    tag = "".join(c if c.isalnum() else "_" for c in root.name)
+    stem = "".join(c if c.isalnum() else "_" for c in relpath.removesuffix(".py"))
+    return f"_dagfetch_{tag}_{stem}"
+
+
+def import_version(root: str | Path, files: list[str] | None = None) -> ImportedVersion:
+    """Execute the DAG files of a version folder; import errors are collected, not raised."""
+    root = Path(root).resolve()
+    files = dag_files(root) if files is None else files
+    modules: dict[str, ModuleType] = {}
+    errors: dict[str, str] = {}
+    with version_imports(root):
+        for rel in files:
+            name = module_name_for(root, rel)
+            spec = importlib.util.spec_from_file_location(name, root / rel)
+            if spec is None or spec.loader is None:
+                errors[rel] = "not importable as a Python file"
+                continue
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException as exc:  # noqa: BLE001 - a DAG file may raise anything, even SystemExit
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                errors[rel] = "".join(traceback.format_exception(exc))
+                continue
+            finally:
+                sys.modules.pop(name, None)
+            modules[rel] = module
+    return ImportedVersion(root, modules, errors)

@@ -1,0 +1,296 @@
+"""The repositories manifest: which remote repositories to fetch, and how.
+
+JSON or TOML, one top-level table ``dag_repositories`` keyed by repository id::
+
+    [dag_repositories.repo1]
+    url = "s3://my-bucket/dags"
+    conn_id = "aws_default"
+
+Validation is strict and happens before anything is fetched: every error names the dotted
+path of the offending field, e.g. ``dag_repositories.repo2.url: ...``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from dagfetch.errors import ManifestError, UnsafePathError
+from dagfetch.paths import safe_relpath
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+CONN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+DEFAULT_REFRESH_INTERVAL = 60.0
+DEFAULT_KEEP_VERSIONS = 5
+
+_REPO_KEYS = {
+    "url",
+    "conn_id",
+    "ref",
+    "subdir",
+    "include",
+    "exclude",
+    "refresh_interval",
+    "keep_versions",
+    "immutable",
+    "options",
+}
+_TOP_KEYS = {"dag_repositories", "scheme_providers", "connections_file", "database"}
+
+
+@attrs.frozen
+class RepositorySpec:
+    """One entry of ``dag_repositories``."""
+
+    id: str
+    url: str
+    conn_id: str | None = None
+    ref: str | None = None
+    subdir: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    refresh_interval: float = DEFAULT_REFRESH_INTERVAL
+    keep_versions: int = DEFAULT_KEEP_VERSIONS
+    immutable: bool = False
+    options: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+
+    @property
+    def scheme(self) -> str:
+        return url_scheme(self.url)
+
+    @property
+    def field(self) -> str:
+        """Dotted manifest path of this entry, for error messages."""
+        return f"dag_repositories.{self.id}"
+
+
+@attrs.frozen
+class Manifest:
+    repositories: tuple[RepositorySpec, ...]
+    scheme_providers: Mapping[str, str] = attrs.field(factory=dict, eq=False, hash=False)
+    connections_file: Path | None = None
+    database: str | None = None
+    source: str | None = None
+
+    def get(self, repo_id: str) -> RepositorySpec:
+        for repo in self.repositories:
+            if repo.id == repo_id:
+                return repo
+        known = ", ".join(r.id for r in self.repositories) or "none"
+        raise ManifestError("dag_repositories", f"no repository {repo_id!r} (known: {known})",
+                            source=self.source)
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.id for r in self.repositories]
+
+
+def url_scheme(url: str) -> str:
+    """The URL's scheme; a plain path (no ``scheme://``) is ``file``."""
+    if "://" not in url:
+        return "file"
+    return url.split("://", 1)[0].lower()
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest file (``.toml`` or ``.json``)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError("", "manifest file not found", source=source) from None
+    except OSError as exc:
+        raise ManifestError("", f"cannot read manifest: {exc.strerror}", source=source) from None
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = tomllib.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError("", f"invalid JSON at line {exc.lineno}: {exc.msg}",
+                            source=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError("", f"invalid TOML: {exc}", source=source) from None
+    return parse_manifest(data, base_dir=path.parent, source=source)
+
+
+def parse_manifest(
+    data: Any, *, base_dir: Path | None = None, source: str | None = None
+) -> Manifest:
+    """Validate an already-decoded manifest. Relative ``file`` paths resolve against ``base_dir``."""
+
+    def fail(field: str, problem: str) -> ManifestError:
+        return ManifestError(field, problem, source=source)
+
+    if not isinstance(data, Mapping):
+        raise fail("", "the manifest must be a table/object at the top level")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
+    repos_data = data.get("dag_repositories")
+    if repos_data is None:
+        raise fail("dag_repositories", "missing; list at least one repository")
+    if not isinstance(repos_data, Mapping):
+        raise fail("dag_repositories", "must be a table keyed by repository id")
+
+    repos: list[RepositorySpec] = []
+    seen: dict[str, str] = {}
+    for repo_id, entry in repos_data.items():
+        field = f"dag_repositories.{repo_id}"
+        if not isinstance(repo_id, str) or not REPO_ID.match(repo_id) or repo_id.endswith("."):
+            raise fail(field, "repository ids become folder names: use letters, digits, '_', "
+                              "'-' and '.', starting with a letter or digit, at most 100 chars")
+        folded = repo_id.lower()
+        if folded in seen:
+            raise fail(field, f"clashes with {seen[folded]!r} on case-insensitive file systems")
+        seen[folded] = repo_id
+        repos.append(_parse_repo(repo_id, entry, field, base_dir, fail))
+    if not repos:
+        raise fail("dag_repositories", "is empty; list at least one repository")
+
+    providers = data.get("scheme_providers", {})
+    if not isinstance(providers, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in providers.items()
+    ):
+        raise fail("scheme_providers", "must map URL schemes to distribution names")
+
+    connections_file = data.get("connections_file")
+    if connections_file is not None:
+        if not isinstance(connections_file, str):
+            raise fail("connections_file", "must be a path string")
+        connections_path: Path | None = _resolve(Path(connections_file), base_dir)
+    else:
+        connections_path = None
+
+    database = data.get("database")
+    if database is not None and not isinstance(database, str):
+        raise fail("database", "must be a SQLAlchemy URL string")
+
+    return Manifest(tuple(repos), dict(providers), connections_path, database, source)
+
+
+def _resolve(path: Path, base_dir: Path | None) -> Path:
+    path = path.expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path.resolve()
+
+
+def _parse_repo(
+    repo_id: str, entry: Any, field: str, base_dir: Path | None, fail: Any
+) -> RepositorySpec:
+    if not isinstance(entry, Mapping):
+        raise fail(field, "must be a table with at least a 'url'")
+    unknown = sorted(set(entry) - _REPO_KEYS)
+    if unknown:
+        raise fail(f"{field}.{unknown[0]}",
+                   f"unknown key (allowed: {', '.join(sorted(_REPO_KEYS))})")
+
+    url = entry.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise fail(f"{field}.url", "missing or empty; give the repository's URL")
+    url = _check_url(url.strip(), f"{field}.url", base_dir, fail)
+
+    conn_id = entry.get("conn_id")
+    if conn_id is not None and (not isinstance(conn_id, str) or not CONN_ID.match(conn_id)):
+        raise fail(f"{field}.conn_id", "must be a connection id of letters, digits, '_', '-', '.'")
+
+    ref = entry.get("ref")
+    if ref is not None and (not isinstance(ref, str) or not ref.strip()):
+        raise fail(f"{field}.ref", "must be a non-empty branch, tag or commit")
+
+    subdir = entry.get("subdir")
+    if subdir is not None:
+        if not isinstance(subdir, str):
+            raise fail(f"{field}.subdir", "must be a relative path string")
+        try:
+            subdir = safe_relpath(subdir)
+        except UnsafePathError as exc:
+            raise fail(f"{field}.subdir", str(exc)) from None
+
+    include = _globs(entry.get("include", []), f"{field}.include", fail)
+    exclude = _globs(entry.get("exclude", []), f"{field}.exclude", fail)
+
+    refresh = entry.get("refresh_interval", DEFAULT_REFRESH_INTERVAL)
+    refresh_interval = parse_duration(refresh)
+    if refresh_interval is None or refresh_interval <= 0:
+        raise fail(f"{field}.refresh_interval",
+                   f"{refresh!r} is not a positive duration (seconds, or like '30s', '5m', '1h')")
+
+    keep = entry.get("keep_versions", DEFAULT_KEEP_VERSIONS)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise fail(f"{field}.keep_versions", f"{keep!r} is not a whole number >= 1")
+
+    immutable = entry.get("immutable", False)
+    if not isinstance(immutable, bool):
+        raise fail(f"{field}.immutable", "must be true or false")
+
+    options = entry.get("options", {})
+    if not isinstance(options, Mapping):
+        raise fail(f"{field}.options", "must be a table of backend options")
+
+    return RepositorySpec(
+        id=repo_id, url=url, conn_id=conn_id, ref=ref, subdir=subdir, include=include,
+        exclude=exclude, refresh_interval=refresh_interval, keep_versions=keep,
+        immutable=immutable, options=dict(options),
+    )
+
+
+def _check_url(url: str, field: str, base_dir: Path | None, fail: Any) -> str:
+    if "://" not in url:
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url) and not re.match(r"^[A-Za-z]:[\\/]", url):
+            # scp-like git address (git@host:path) is the one scheme-less form we keep as is
+            if re.match(r"^[\w.-]+@[\w.-]+:", url):
+                return url
+            raise fail(field, f"{url!r} is missing '//' after the scheme")
+        return "file://" + str(_resolve(Path(url), base_dir))
+    scheme, rest = url.split("://", 1)
+    if not SCHEME.match(scheme.lower()):
+        raise fail(field, f"{scheme!r} is not a valid URL scheme")
+    if scheme.lower() == "file" and rest and not rest.startswith("/"):
+        return "file://" + str(_resolve(Path(rest), base_dir))
+    try:
+        urlsplit(url)
+    except ValueError as exc:
+        raise fail(field, f"not a valid URL: {exc}") from None
+    if not rest:
+        raise fail(field, "URL has nothing after the scheme")
+    return url
+
+
+def _globs(value: Any, field: str, fail: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise fail(field, "must be a list of glob patterns")
+    return tuple(value)
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from a number or a string like ``'90'``, ``'30s'``, ``'5m'``, ``'1h'``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    return None

@@ -1,0 +1,112 @@
+"""The contract between the core and a backend.
+
+A backend is a callable ``factory(source) -> Fetcher``, usually the fetcher class itself,
+registered under a URL scheme in the entry-point group ``dagfetch.fetchers``. A fetcher:
+
+- :meth:`Fetcher.list` cheaply describes what the remote holds now (paths, sizes, change
+  tokens, and a version id for the whole repository when the backend has one);
+- :meth:`Fetcher.fetch` downloads the given files into a staging directory;
+- declares its :class:`Capabilities` instead of failing deep inside when asked for more.
+
+A fetcher never writes into the cache itself, never decides what changed, and never checks
+paths for traversal: the cache does all three, the same way for every backend. Implementers
+need not import anything from dagfetch but the value types in :mod:`dagfetch.models`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from dagfetch.connections import Connection
+from dagfetch.models import Listing, RemoteFile
+
+
+@attrs.frozen
+class Capabilities:
+    """What a backend can do, declared up front.
+
+    ``incremental``: can download any subset of the listing (else the cache asks for all).
+    ``versioned``: fetching a file described by an *old* listing (its token / extra) returns
+    that old content exactly, so an evicted version can be fetched again.
+    ``named_versions``: :meth:`VersionedFetcher.list_version` lists any version by its id.
+    ``concurrent``: downloads run in parallel (``options.concurrency`` bounds them).
+    """
+
+    incremental: bool = True
+    versioned: bool = False
+    named_versions: bool = False
+    concurrent: bool = False
+
+
+@attrs.frozen
+class Source:
+    """Everything a fetcher is built from. ``url`` is the manifest's URL as written; log and
+    report it through :func:`dagfetch.redact.redact_url` only."""
+
+    repo_id: str
+    url: str
+    connection: Connection | None = None
+    ref: str | None = None
+    subdir: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    work_dir: Path | None = None  # a private, persistent folder the backend may use (git store)
+
+
+FileDone = Callable[[RemoteFile], None]
+
+
+@runtime_checkable
+class Fetcher(Protocol):
+    capabilities: Capabilities
+
+    def list(self) -> Listing:
+        """Describe the remote's current state. Paths are relative to ``subdir``."""
+        ...
+
+    def fetch(
+        self, files: Sequence[RemoteFile], dest: Path, on_file_done: FileDone | None = None
+    ) -> None:
+        """Write each file's bytes to ``dest / file.path`` (parents may need creating).
+
+        Raise :class:`dagfetch.errors.FetchError` (or a subclass) on failure; partial output
+        in ``dest`` is cleaned up by the caller.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections. Called once; the fetcher is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class VersionedFetcher(Fetcher, Protocol):
+    """A fetcher whose ``capabilities.named_versions`` is true."""
+
+    def list_version(self, version_id: str) -> Listing:
+        """Describe the repository as it was at ``version_id`` (a git commit, ...)."""
+        ...
+
+
+FetcherFactory = Callable[[Source], Fetcher]
+
+
+class BaseFetcher:
+    """Optional base class with harmless defaults; implementing the protocol is enough."""
+
+    capabilities: Capabilities = Capabilities()
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> BaseFetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,95 @@
+"""Keep secrets out of logs, error messages and anything written to disk.
+
+Two tools, used together: :func:`redact_url` removes credentials from a URL by its
+structure, and the process-wide :data:`masker` replaces every secret value it has been
+told about, wherever it shows up (a lower library's exception text, a log record).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+_SECRET_QUERY_KEYS = re.compile(
+    r"(sig|signature|token|secret|password|passwd|pwd|key|credential|x-amz-security-token"
+    r"|x-amz-signature|x-goog-signature|sas)",
+    re.IGNORECASE,
+)
+MASK = "***"
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with its password and secret-looking query values replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{MASK}@{hostport}" if ":" in userinfo else f"{MASK}@{hostport}"
+        if not user:
+            netloc = f"{MASK}@{hostport}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, MASK if _SECRET_QUERY_KEYS.search(k) else v) for k, v in pairs], safe="*"
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+class SecretsMasker:
+    """Replaces registered secret values in text. Thread-safe; values shorter than 4 chars are
+    ignored because masking them would shred ordinary words."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, secret: str) -> None:
+        if len(secret) < 4:
+            return
+        with self._lock:
+            if secret not in self._secrets:
+                self._secrets.add(secret)
+                alternatives = sorted(self._secrets, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(s) for s in alternatives))
+
+    def mask(self, text: str) -> str:
+        pattern = self._pattern
+        return pattern.sub(MASK, text) if pattern is not None else text
+
+
+masker = SecretsMasker()
+
+
+def mask(text: str) -> str:
+    """Mask every known secret in ``text``."""
+    return masker.mask(text)
+
+
+class RedactingFilter(logging.Filter):
+    """Attached to the ``dagfetch`` logger so no record leaves with a known secret in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = masker.mask(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+_filter = RedactingFilter()
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger that masks known secrets (filters are not inherited, so each gets its own)."""
+    log = logging.getLogger(name)
+    if _filter not in log.filters:
+        log.addFilter(_filter)
+    return log

@@ -1,0 +1,289 @@
+"""One repository's sync: list, compare, download what changed, publish, switch ``current``.
+
+This module decides *what* to fetch; the fetcher only moves bytes and the cache only stores
+them. The order of the steps is what makes a sync cheap and safe:
+
+1. one listing (``Fetcher.list``); every path passes :func:`dagfetch.paths.safe_relpath`;
+2. same backend version or same fingerprint as ``current``: record the check, stop;
+3. files whose change token matches a file of any present version are linked, not fetched;
+4. the rest is downloaded into staging, verified, and published by one rename;
+5. ``current`` switches; on any failure the previous version keeps serving.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import attrs
+
+from dagfetch.cache.records import utcnow
+from dagfetch.cache.store import PlannedFile, VersionCache, remove_tree
+from dagfetch.errors import (
+    DagfetchError,
+    FetchError,
+    UnsafePathError,
+    VerificationError,
+    VersionUnavailableError,
+)
+from dagfetch.manifest import RepositorySpec
+from dagfetch.models import Listing, RemoteFile, SyncResult, Version
+from dagfetch.paths import safe_relpath
+from dagfetch.protocol import Fetcher, VersionedFetcher
+from dagfetch.redact import get_logger, mask, redact_url
+
+log = get_logger(__name__)
+
+
+class SyncObserver(Protocol):
+    """Hooks for progress reporting; the CLI's progress bar is one."""
+
+    def started(self, repo_id: str, files: int, nbytes: int) -> None: ...
+
+    def file_done(self, repo_id: str, remote_file: RemoteFile) -> None: ...
+
+    def finished(self, result: SyncResult) -> None: ...
+
+
+def select_files(listing: Listing, spec: RepositorySpec) -> list[RemoteFile]:
+    """Apply include/exclude globs (matched against the whole relative path; ``*`` crosses
+    folders) and refuse paths that would escape the version directory."""
+    chosen: dict[str, RemoteFile] = {}
+    for f in listing.files:
+        path = safe_relpath(f.path)
+        if spec.include and not any(fnmatch.fnmatchcase(path, g) for g in spec.include):
+            continue
+        if any(fnmatch.fnmatchcase(path, g) for g in spec.exclude):
+            continue
+        if path in chosen:
+            raise UnsafePathError(f.path, f"names the same file as {chosen[path].path!r}")
+        chosen[path] = attrs.evolve(f, path=path) if path != f.path else f
+    _check_no_file_dir_clash(chosen)
+    return [chosen[p] for p in sorted(chosen)]
+
+
+def _check_no_file_dir_clash(files: dict[str, RemoteFile]) -> None:
+    for path in files:
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in files:
+                raise UnsafePathError(path, f"{parent!r} is both a file and a folder")
+
+
+def _fingerprint(files: Sequence[RemoteFile], backend_version: str | None) -> str:
+    return Listing(tuple(files), backend_version).fingerprint()
+
+
+@attrs.define
+class Syncer:
+    cache: VersionCache
+
+    def sync(
+        self,
+        spec: RepositorySpec,
+        fetcher: Fetcher,
+        *,
+        observer: SyncObserver | None = None,
+    ) -> SyncResult:
+        """Bring ``spec``'s repository up to date in the cache. Raises on failure, after
+        recording the error; the previous version stays current."""
+        with self.cache.repo_lock(spec.id):
+            try:
+                result = self._sync_locked(spec, fetcher, observer)
+            except Exception as exc:
+                error = _as_dagfetch_error(spec, exc)
+                self.cache.update_state(
+                    spec.id, last_check_at=utcnow().isoformat(),
+                    last_error={"message": str(error), "at": utcnow().isoformat()},
+                )
+                if error is exc:
+                    raise
+                raise error from exc
+        if observer is not None:
+            observer.finished(result)
+        return result
+
+    def _sync_locked(
+        self, spec: RepositorySpec, fetcher: Fetcher, observer: SyncObserver | None
+    ) -> SyncResult:
+        staging = self.cache.prepare(spec.id)
+        try:
+            listing = fetcher.list()
+            files = select_files(listing, spec)
+            fingerprint = _fingerprint(files, listing.version_id)
+            current = self.cache.current(spec.id)
+            if current is not None and (
+                (listing.version_id is not None and listing.version_id == current.backend_version)
+                or fingerprint == current.fingerprint
+            ):
+                self._ok(spec.id, current.version_id, changed=False)
+                return SyncResult(spec.id, current.version_id, changed=False,
+                                  previous_version_id=current.version_id)
+            version, downloaded, nbytes, reused = self._build(
+                spec, fetcher, files, staging, listing.version_id, fingerprint, observer,
+                must_equal=current.version_id if (spec.immutable and current) else None,
+            )
+        finally:
+            remove_tree(staging)
+        previous = current.version_id if current else None
+        self.cache.switch_current(spec.id, version.version_id)
+        self._ok(spec.id, version.version_id, changed=version.version_id != previous)
+        log.info("%s: now at %s (%d downloaded, %d reused)", spec.id, version.version_id,
+                 downloaded, reused)
+        return SyncResult(spec.id, version.version_id, version.version_id != previous,
+                          downloaded, nbytes, reused, previous)
+
+    def _ok(self, repo_id: str, version_id: str, *, changed: bool) -> None:
+        now = utcnow().isoformat()
+        changes: dict[str, object] = {
+            "current": version_id, "last_check_at": now, "last_success_at": now,
+            "last_error": None,
+        }
+        if changed:
+            changes["last_change_at"] = now
+        self.cache.update_state(repo_id, **changes)
+
+    def _build(
+        self,
+        spec: RepositorySpec,
+        fetcher: Fetcher,
+        files: Sequence[RemoteFile],
+        staging: Path,
+        backend_version: str | None,
+        fingerprint: str,
+        observer: SyncObserver | None,
+        *,
+        must_equal: str | None = None,
+        refetch_exact: bool = False,
+    ) -> tuple[Version, int, int, int]:
+        known = self._known_contents(spec.id)
+        planned: list[PlannedFile] = []
+        to_download: list[RemoteFile] = []
+        download_dir = staging / "download"
+        for f in files:
+            if f.kind == "symlink":
+                planned.append(PlannedFile(f))
+                continue
+            sha = known.get(_content_key(f))
+            if sha is not None and fetcher.capabilities.incremental and self.cache.objects.has(sha):
+                planned.append(PlannedFile(f, sha256=sha))
+            else:
+                to_download.append(f)
+                planned.append(PlannedFile(f, downloaded=download_dir / f.path))
+        nbytes = sum(max(f.size, 0) for f in to_download)
+        if observer is not None:
+            observer.started(spec.id, len(to_download), nbytes)
+        download_dir.mkdir(parents=True, exist_ok=True)
+        if to_download:
+            done = (lambda f: observer.file_done(spec.id, f)) if observer is not None else None
+            fetcher.fetch(to_download, download_dir, done)
+        version, new = self.cache.publish(
+            spec.id, staging, planned, source_url=redact_url(spec.url),
+            backend_version=backend_version, fingerprint=fingerprint,
+            refetchable=fetcher.capabilities.versioned or fetcher.capabilities.named_versions,
+            must_equal=must_equal,
+        )
+        if not new and version.fingerprint != fingerprint and not refetch_exact:
+            # same bytes under new change tokens (a touched file): remember the new tokens so
+            # the next check is a no-change one
+            remote = {p.remote.path: p.remote for p in planned}
+            version = attrs.evolve(
+                version, fingerprint=fingerprint,
+                files=tuple(
+                    attrs.evolve(c, token=remote[c.path].token, extra=dict(remote[c.path].extra))
+                    for c in version.files
+                ),
+            )
+            self.cache.touch_record(spec.id, version)
+        return version, len(to_download), nbytes, len(files) - len(to_download)
+
+    def _known_contents(self, repo_id: str) -> dict[tuple[str, int, str], str]:
+        """(path, size, token) -> sha256 over every present version: a file that went back to
+        an earlier state is linked, not fetched."""
+        known: dict[tuple[str, int, str], str] = {}
+        for version in self.cache.present_versions(repo_id):
+            for f in version.files:
+                if f.kind == "file":
+                    known.setdefault((f.path, f.size, f.token), f.sha256)
+        return known
+
+    def materialize(
+        self,
+        spec: RepositorySpec,
+        fetcher: Fetcher,
+        version_id: str,
+        *,
+        make_current: bool = False,
+    ) -> Version:
+        """Make ``version_id`` present again (it was evicted, or another node chose it).
+
+        Uses the version's record when the backend can fetch old content exactly, else asks
+        a backend with named versions to list it. Fails with VersionUnavailableError when
+        neither is possible: the remote keeps no history."""
+        with self.cache.repo_lock(spec.id):
+            found = self.cache.record(spec.id, version_id)
+            if found is not None and not found[1] and self.cache.layout.version(
+                spec.id, version_id
+            ).is_dir():
+                version = found[0]
+            else:
+                version = self._refetch(spec, fetcher, version_id, found)
+            if make_current:
+                self.cache.switch_current(spec.id, version.version_id)
+                self._ok(spec.id, version.version_id, changed=True)
+            return version
+
+    def _refetch(
+        self,
+        spec: RepositorySpec,
+        fetcher: Fetcher,
+        version_id: str,
+        found: tuple[Version, bool] | None,
+    ) -> Version:
+        caps = fetcher.capabilities
+        backend_version: str | None
+        if found is not None and caps.versioned:
+            record = found[0]
+            files = [f.as_remote() for f in record.files]
+            backend_version = record.backend_version
+        elif caps.named_versions and isinstance(fetcher, VersionedFetcher):
+            wanted = found[0].backend_version if found is not None else None
+            listing = fetcher.list_version(wanted or version_id)
+            files = select_files(listing, spec)
+            backend_version = listing.version_id
+        else:
+            why = ("it was evicted and " if found is not None else "it is not in the cache and ")
+            raise VersionUnavailableError(
+                f"{spec.id}: version {version_id} cannot be fetched: {why}"
+                f"{redact_url(spec.url)} keeps no history"
+            )
+        staging = self.cache.prepare(spec.id)
+        try:
+            version, *_ = self._build(
+                spec, fetcher, files, staging, backend_version,
+                _fingerprint(files, backend_version), None, refetch_exact=True,
+            )
+        finally:
+            remove_tree(staging)
+        if version.version_id != version_id:
+            raise VerificationError(
+                f"{spec.id}: fetched content of {version_id} hashes to {version.version_id}; "
+                "the remote no longer holds that version exactly"
+            )
+        return version
+
+
+def _content_key(f: RemoteFile) -> tuple[str, int, str]:
+    return (f.path, f.size, f.token)
+
+
+def _as_dagfetch_error(spec: RepositorySpec, exc: Exception) -> DagfetchError:
+    if isinstance(exc, DagfetchError):
+        return exc
+    if isinstance(exc, OSError):
+        return FetchError(f"{spec.id}: {mask(str(exc))}")
+    return FetchError(f"{spec.id}: unexpected {type(exc).__name__}: {mask(str(exc))}")
+

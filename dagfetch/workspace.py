@@ -1,0 +1,255 @@
+"""The Python API: a manifest plus a cache root, and the jobs a scheduler needs from them.
+
+    ws = dagfetch.Workspace.from_manifest("dagfetch.toml")
+    ws.sync()                        # every repository; one failing does not stop the others
+    path = ws.path("repo1")          # the current version's folder, resolved once
+    ws.pin("repo1", version_id, holder="run-42")
+    dags = ws.import_dags("repo1")   # modules of the DAG files, helpers resolved in-version
+
+Everything here is validated before anything is fetched: unknown schemes, missing backend
+packages and unresolvable ``conn_id`` values fail with the manifest field that caused them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from dagfetch.cache import GcReport, VersionCache
+from dagfetch.cache.store import VersionEntry
+from dagfetch.connections import ConnectionResolver
+from dagfetch.errors import ConfigError, DagfetchError, ManifestError, RegistryError
+from dagfetch.importing import ImportedVersion, import_version
+from dagfetch.manifest import Manifest, RepositorySpec, load_manifest
+from dagfetch.models import SyncResult, Version
+from dagfetch.protocol import Fetcher, Source
+from dagfetch.redact import get_logger, redact_url
+from dagfetch.registry import Registry
+from dagfetch.sync import Syncer, SyncObserver
+
+log = get_logger(__name__)
+
+MANIFEST_NAMES = ("dagfetch.toml", "dagfetch.json")
+
+
+def find_manifest(path: str | Path | None = None) -> Path:
+    """``path``, else ``$DAGFETCH_MANIFEST``, else ``dagfetch.toml``/``.json`` in the cwd."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get("DAGFETCH_MANIFEST")
+    if env:
+        return Path(env)
+    for name in MANIFEST_NAMES:
+        if Path(name).exists():
+            return Path(name)
+    raise ManifestError("", "no manifest: pass --manifest, set DAGFETCH_MANIFEST, or create "
+                            "dagfetch.toml in the working directory")
+
+
+@attrs.frozen
+class RepoStatus:
+    repo_id: str
+    url: str
+    current: str | None
+    versions: int
+    last_check_at: str | None
+    last_success_at: str | None
+    last_change_at: str | None
+    last_error: dict[str, str] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+class Workspace:
+    def __init__(
+        self,
+        manifest: Manifest,
+        *,
+        cache_root: str | Path | None = None,
+        registry: Registry | None = None,
+        connections: ConnectionResolver | None = None,
+    ) -> None:
+        self.manifest = manifest
+        self.cache = VersionCache(cache_root)
+        self.registry = registry or Registry(prefer=manifest.scheme_providers)
+        self.connections = connections or ConnectionResolver(manifest.connections_file)
+        self.syncer = Syncer(self.cache)
+
+    @classmethod
+    def from_manifest(cls, path: str | Path | None = None, **kwargs: Any) -> Workspace:
+        return cls(load_manifest(find_manifest(path)), **kwargs)
+
+    # -- building fetchers -----------------------------------------------------------------
+
+    def source_for(self, spec: RepositorySpec) -> Source:
+        connection = None
+        if spec.conn_id is not None:
+            try:
+                connection = self.connections.resolve(spec.conn_id)
+            except ConfigError as exc:
+                raise ManifestError(f"{spec.field}.conn_id", str(exc),
+                                    source=self.manifest.source) from None
+        return Source(
+            repo_id=spec.id, url=spec.url, connection=connection, ref=spec.ref,
+            subdir=spec.subdir, options=dict(spec.options),
+            work_dir=self.cache.layout.work_dir(spec.id),
+        )
+
+    def fetcher_for(self, spec: RepositorySpec) -> Fetcher:
+        """Build the repository's fetcher; errors name the manifest field at fault."""
+        try:
+            factory = self.registry.resolve(spec.scheme)
+        except RegistryError as exc:
+            raise ManifestError(f"{spec.field}.url", str(exc),
+                                source=self.manifest.source) from exc
+        source = self.source_for(spec)
+        try:
+            return factory(source)
+        except (RegistryError, ConfigError) as exc:
+            field = getattr(exc, "field", None) or f"{spec.field}.url"
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ManifestError(field, problem, source=self.manifest.source) from exc
+
+    def validate(self, repo_ids: Iterable[str] | None = None) -> None:
+        """Check every (or the named) repositories can be served, without fetching anything."""
+        for spec in self._specs(repo_ids):
+            self.fetcher_for(spec).close()
+
+    def _specs(self, repo_ids: Iterable[str] | None) -> list[RepositorySpec]:
+        if repo_ids is None:
+            return list(self.manifest.repositories)
+        return [self.manifest.get(r) for r in repo_ids]
+
+    # -- syncing ---------------------------------------------------------------------------
+
+    def sync_one(self, repo_id: str, *, observer: SyncObserver | None = None) -> SyncResult:
+        """Sync one repository; raises on failure (the previous version keeps serving)."""
+        spec = self.manifest.get(repo_id)
+        fetcher = self.fetcher_for(spec)
+        try:
+            return self.syncer.sync(spec, fetcher, observer=observer)
+        finally:
+            fetcher.close()
+
+    def sync(
+        self, repo_ids: Sequence[str] | None = None, *, observer: SyncObserver | None = None
+    ) -> list[SyncResult]:
+        """Sync every (or the named) repositories. The whole manifest is validated first; a
+        repository whose sync fails reports its error in its result and the rest go on."""
+        specs = self._specs(repo_ids)
+        self.validate(s.id for s in specs)
+        results = []
+        for spec in specs:
+            try:
+                results.append(self.sync_one(spec.id, observer=observer))
+            except DagfetchError as exc:
+                log.warning("%s: sync failed: %s", spec.id, exc)
+                current = self.cache.current_id(spec.id)
+                results.append(SyncResult(spec.id, current, False, error=str(exc)))
+        return results
+
+    def watch(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        observer: SyncObserver | None = None,
+        on_results: Any = None,
+        max_rounds: int | None = None,
+    ) -> None:
+        """Sync each repository every ``refresh_interval`` until ``stop`` is set."""
+        stop = stop or threading.Event()
+        due = {spec.id: 0.0 for spec in self.manifest.repositories}
+        rounds = 0
+        while not stop.is_set():
+            now = time.monotonic()
+            ready = [r for r, t in due.items() if t <= now]
+            if ready:
+                results = self.sync(ready, observer=observer)
+                if on_results is not None:
+                    on_results(results)
+                for r in ready:
+                    due[r] = time.monotonic() + self.manifest.get(r).refresh_interval
+                rounds += 1
+                if max_rounds is not None and rounds >= max_rounds:
+                    return
+            stop.wait(max(0.0, min(due.values()) - time.monotonic()))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def current(self, repo_id: str) -> Version | None:
+        self.manifest.get(repo_id)
+        return self.cache.current(repo_id)
+
+    def path(self, repo_id: str, version_id: str | None = None, *, fetch: bool = True) -> Path:
+        """The folder of the current or a given version. A given version that is not in the
+        cache is fetched again when the backend keeps history (and ``fetch`` is true)."""
+        self.manifest.get(repo_id)
+        if version_id is None or not fetch:
+            return self.cache.path(repo_id, version_id)
+        try:
+            return self.cache.path(repo_id, version_id)
+        except LookupError:
+            self.materialize(repo_id, version_id)
+            return self.cache.path(repo_id, version_id)
+
+    def materialize(self, repo_id: str, version_id: str, *, make_current: bool = False) -> Version:
+        """Make a version present in the cache: fetched again by its record or its id."""
+        spec = self.manifest.get(repo_id)
+        fetcher = self.fetcher_for(spec)
+        try:
+            return self.syncer.materialize(spec, fetcher, version_id, make_current=make_current)
+        finally:
+            fetcher.close()
+
+    def versions(self, repo_id: str) -> list[VersionEntry]:
+        self.manifest.get(repo_id)
+        return self.cache.versions(repo_id)
+
+    def pin(self, repo_id: str, version_id: str, holder: str = "default") -> Path:
+        """Keep a version (fetching it first if needed) until ``holder`` unpins it."""
+        path = self.path(repo_id, version_id)
+        self.cache.pin(repo_id, version_id, holder)
+        return path
+
+    def unpin(self, repo_id: str, version_id: str, holder: str = "default") -> bool:
+        return self.cache.unpin(repo_id, version_id, holder)
+
+    def gc(self, *, dry_run: bool = False) -> GcReport:
+        keep = {spec.id: spec.keep_versions for spec in self.manifest.repositories}
+        return self.cache.gc(keep, dry_run=dry_run)
+
+    def status(self) -> list[RepoStatus]:
+        out = []
+        for spec in self.manifest.repositories:
+            state = self.cache.state(spec.id) if self.cache.layout.meta(spec.id).exists() else {}
+            out.append(
+                RepoStatus(
+                    repo_id=spec.id,
+                    url=redact_url(spec.url),
+                    current=self.cache.current_id(spec.id),
+                    versions=len(self.cache.present_versions(spec.id)),
+                    last_check_at=_str(state.get("last_check_at")),
+                    last_success_at=_str(state.get("last_success_at")),
+                    last_change_at=_str(state.get("last_change_at")),
+                    last_error=state.get("last_error"),  # type: ignore[arg-type]
+                )
+            )
+        return out
+
+    def import_dags(self, repo_id: str, version_id: str | None = None) -> ImportedVersion:
+        """Import the DAG files of a version; ``from lib.utils import x`` resolves inside it."""
+        return import_version(self.path(repo_id, version_id))
+
+
+def _str(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
