@@ -19,7 +19,8 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from dagfetch.backends.fsspec_tokens import change_token, digest
@@ -102,7 +103,7 @@ class FsspecFetcher(BaseFetcher):
     def _retrying(self) -> Retrying:
         return Retrying(
             stop=stop_after_attempt(self.retries),
-            wait=wait_exponential_jitter(initial=0.2, max=5),
+            wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
             retry=retry_if_exception(_transient),
             reraise=True,
         )
