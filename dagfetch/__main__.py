@@ -1,0 +1,3 @@
+from dagfetch.cli import main
+
+main()
