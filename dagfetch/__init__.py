@@ -51,6 +51,7 @@ __all__ = [
     "Listing",
     "Manifest",
     "ManifestError",
+    "Registry",
     "RegistryError",
     "RemoteFile",
     "RemoteNotFoundError",

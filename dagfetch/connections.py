@@ -123,8 +123,9 @@ def connection_from_mapping(conn_id: str, data: Mapping[str, Any]) -> Connection
     allowed = {"conn_type", "host", "port", "login", "password", "schema", "extra", "uri"}
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise ConnectionError_(conn_id, f"unknown key {unknown[0]!r} "
-                                        f"(allowed: {', '.join(sorted(allowed))})")
+        raise ConnectionError_(
+            conn_id, f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        )
     if "uri" in data:
         return connection_from_uri(conn_id, str(data["uri"]))
     extra = data.get("extra") or {}
@@ -179,8 +180,9 @@ def _parse_value(conn_id: str, value: Any, where: str) -> Connection:
                 raise ConnectionError_(conn_id, f"{where} holds invalid JSON ({exc.msg})") from None
             return connection_from_mapping(conn_id, decoded)
         return connection_from_uri(conn_id, text)
-    raise ConnectionError_(conn_id, f"{where} holds a {type(value).__name__}, "
-                                    "not a URI or an object")
+    raise ConnectionError_(
+        conn_id, f"{where} holds a {type(value).__name__}, not a URI or an object"
+    )
 
 
 SecretsBackend = Callable[[str], Any]
@@ -209,8 +211,11 @@ class ConnectionResolver:
         where = [f"${env_name}"]
         if self._file():
             where.append(f"connections file {self._file()}")
-        raise ConnectionError_(conn_id, f"not found (looked in {', '.join(where)} and "
-                                        f"{len(self._backends())} secrets backend(s))")
+        raise ConnectionError_(
+            conn_id,
+            f"not found (looked in {', '.join(where)} and "
+            f"{len(self._backends())} secrets backend(s))",
+        )
 
     def _file(self) -> Path | None:
         if self.connections_file is not None:
@@ -229,8 +234,9 @@ class ConnectionResolver:
                 except FileNotFoundError:
                     raise ConnectionError_("*", f"connections file {path} not found") from None
                 except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-                    raise ConnectionError_("*", f"connections file {path} is not valid: "
-                                                f"{type(exc).__name__}") from None
+                    raise ConnectionError_(
+                        "*", f"connections file {path} is not valid: {type(exc).__name__}"
+                    ) from None
                 if not isinstance(data, dict):
                     raise ConnectionError_("*", f"connections file {path} must be a table")
                 self._file_cache = data

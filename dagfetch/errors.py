@@ -35,7 +35,7 @@ class ConfigError(DagfetchError):
 
 
 class ManifestError(ConfigError):
-    """A manifest field is invalid. ``field`` is its dotted path, e.g. ``dag_repositories.a.url``."""
+    """A manifest field is invalid; ``field`` is its dotted path (``dag_repositories.a.url``)."""
 
     def __init__(self, field: str, problem: str, *, source: str | None = None) -> None:
         self.field = field
@@ -45,7 +45,7 @@ class ManifestError(ConfigError):
         super().__init__(f"{where}{field}: {problem}" if field else f"{where}{problem}")
 
 
-class ConnectionError_(ConfigError):  # noqa: N801 - the builtin ConnectionError means something else
+class ConnectionError_(ConfigError):
     """A ``conn_id`` cannot be resolved or its value cannot be parsed."""
 
     def __init__(self, conn_id: str, problem: str) -> None:
@@ -80,7 +80,7 @@ class SchemeConflictError(RegistryError):
         self.providers = providers
         super().__init__(
             f"URL scheme {scheme!r} is claimed by {' and '.join(providers)}; say which one wins "
-            f"with `scheme_providers = {{{scheme} = \"<distribution>\"}}` in the manifest"
+            f'with `scheme_providers = {{{scheme} = "<distribution>"}}` in the manifest'
         )
 
 

@@ -10,6 +10,7 @@ untrusted parsing use a subprocess per version (the graph extractor does).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -62,10 +63,8 @@ def version_imports(root: str | Path) -> Iterator[None]:
         try:
             yield
         finally:
-            try:
+            with contextlib.suppress(ValueError):
                 sys.path.remove(str(root))
-            except ValueError:
-                pass
             for name, mod in list(sys.modules.items()):
                 if _belongs_to(mod, prefix):
                     del sys.modules[name]
@@ -87,8 +86,9 @@ def dag_files(root: Path) -> list[str]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(
-            d for d in dirnames if not d.startswith((".", "_"))
-            and not (Path(dirpath) / d / "__init__.py").exists()
+            d
+            for d in dirnames
+            if not d.startswith((".", "_")) and not (Path(dirpath) / d / "__init__.py").exists()
         )
         for name in sorted(filenames):
             if name.endswith(".py") and not name.startswith("_"):
@@ -119,7 +119,7 @@ def import_version(root: str | Path, files: list[str] | None = None) -> Imported
             sys.modules[name] = module
             try:
                 spec.loader.exec_module(module)
-            except BaseException as exc:  # noqa: BLE001 - a DAG file may raise anything, even SystemExit
+            except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 errors[rel] = "".join(traceback.format_exception(exc))

@@ -93,8 +93,9 @@ class Manifest:
             if repo.id == repo_id:
                 return repo
         known = ", ".join(r.id for r in self.repositories) or "none"
-        raise ManifestError("dag_repositories", f"no repository {repo_id!r} (known: {known})",
-                            source=self.source)
+        raise ManifestError(
+            "dag_repositories", f"no repository {repo_id!r} (known: {known})", source=self.source
+        )
 
     @property
     def ids(self) -> list[str]:
@@ -119,13 +120,11 @@ def load_manifest(path: str | Path) -> Manifest:
     except OSError as exc:
         raise ManifestError("", f"cannot read manifest: {exc.strerror}", source=source) from None
     try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = tomllib.loads(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except json.JSONDecodeError as exc:
-        raise ManifestError("", f"invalid JSON at line {exc.lineno}: {exc.msg}",
-                            source=source) from None
+        raise ManifestError(
+            "", f"invalid JSON at line {exc.lineno}: {exc.msg}", source=source
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError("", f"invalid TOML: {exc}", source=source) from None
     return parse_manifest(data, base_dir=path.parent, source=source)
@@ -134,7 +133,7 @@ def load_manifest(path: str | Path) -> Manifest:
 def parse_manifest(
     data: Any, *, base_dir: Path | None = None, source: str | None = None
 ) -> Manifest:
-    """Validate an already-decoded manifest. Relative ``file`` paths resolve against ``base_dir``."""
+    """Validate a decoded manifest; relative ``file`` paths resolve against ``base_dir``."""
 
     def fail(field: str, problem: str) -> ManifestError:
         return ManifestError(field, problem, source=source)
@@ -155,8 +154,11 @@ def parse_manifest(
     for repo_id, entry in repos_data.items():
         field = f"dag_repositories.{repo_id}"
         if not isinstance(repo_id, str) or not REPO_ID.match(repo_id) or repo_id.endswith("."):
-            raise fail(field, "repository ids become folder names: use letters, digits, '_', "
-                              "'-' and '.', starting with a letter or digit, at most 100 chars")
+            raise fail(
+                field,
+                "repository ids become folder names: use letters, digits, '_', "
+                "'-' and '.', starting with a letter or digit, at most 100 chars",
+            )
         folded = repo_id.lower()
         if folded in seen:
             raise fail(field, f"clashes with {seen[folded]!r} on case-insensitive file systems")
@@ -200,8 +202,9 @@ def _parse_repo(
         raise fail(field, "must be a table with at least a 'url'")
     unknown = sorted(set(entry) - _REPO_KEYS)
     if unknown:
-        raise fail(f"{field}.{unknown[0]}",
-                   f"unknown key (allowed: {', '.join(sorted(_REPO_KEYS))})")
+        raise fail(
+            f"{field}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_REPO_KEYS))})"
+        )
 
     url = entry.get("url")
     if not isinstance(url, str) or not url.strip():
@@ -231,8 +234,10 @@ def _parse_repo(
     refresh = entry.get("refresh_interval", DEFAULT_REFRESH_INTERVAL)
     refresh_interval = parse_duration(refresh)
     if refresh_interval is None or refresh_interval <= 0:
-        raise fail(f"{field}.refresh_interval",
-                   f"{refresh!r} is not a positive duration (seconds, or like '30s', '5m', '1h')")
+        raise fail(
+            f"{field}.refresh_interval",
+            f"{refresh!r} is not a positive duration (seconds, or like '30s', '5m', '1h')",
+        )
 
     keep = entry.get("keep_versions", DEFAULT_KEEP_VERSIONS)
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
@@ -247,9 +252,17 @@ def _parse_repo(
         raise fail(f"{field}.options", "must be a table of backend options")
 
     return RepositorySpec(
-        id=repo_id, url=url, conn_id=conn_id, ref=ref, subdir=subdir, include=include,
-        exclude=exclude, refresh_interval=refresh_interval, keep_versions=keep,
-        immutable=immutable, options=dict(options),
+        id=repo_id,
+        url=url,
+        conn_id=conn_id,
+        ref=ref,
+        subdir=subdir,
+        include=include,
+        exclude=exclude,
+        refresh_interval=refresh_interval,
+        keep_versions=keep,
+        immutable=immutable,
+        options=dict(options),
     )
 
 

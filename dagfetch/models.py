@@ -58,7 +58,9 @@ class Listing:
     extra: Mapping[str, str] = attrs.field(factory=dict, eq=False, hash=False)
 
     @classmethod
-    def of(cls, files: Iterable[RemoteFile], version_id: str | None = None, **extra: str) -> Listing:
+    def of(
+        cls, files: Iterable[RemoteFile], version_id: str | None = None, **extra: str
+    ) -> Listing:
         return cls(tuple(sorted(files, key=lambda f: f.path)), version_id, extra)
 
     def by_path(self) -> dict[str, RemoteFile]:
@@ -111,7 +113,9 @@ class CachedFile:
         )
 
     def as_remote(self) -> RemoteFile:
-        return RemoteFile(self.path, self.size, self.token, None, self.kind, self.target, self.extra)
+        return RemoteFile(
+            self.path, self.size, self.token, None, self.kind, self.target, self.extra
+        )
 
 
 @attrs.frozen

@@ -116,11 +116,14 @@ class Registry:
                 with self._lock:
                     self._loaded[scheme] = factory
                 return factory
-        if _fsspec_knows(scheme):
+        hint = INSTALL_HINTS.get(scheme) or INSTALL_HINTS.get(scheme.split("+")[0])
+        # a scheme with a dedicated dagfetch backend must not fall through to fsspec's own
+        # implementation of it (fsspec has a 'git' and a 'zip' of its own)
+        if hint is None and _fsspec_knows(scheme):
             from dagfetch.backends.fsspec import FsspecFetcher
 
             return FsspecFetcher
-        raise UnknownSchemeError(scheme, self.schemes(), INSTALL_HINTS.get(scheme.split("+")[0]))
+        raise UnknownSchemeError(scheme, self.schemes(), hint)
 
     def _pick(self, scheme: str) -> Provider | None:
         claims = self.providers().get(scheme, [])
@@ -170,9 +173,9 @@ def _norm(name: str) -> str:
 
 
 def _fsspec_knows(scheme: str) -> bool:
-    import fsspec.registry
+    from fsspec.registry import known_implementations, registry
 
-    return scheme in fsspec.registry.known_implementations or scheme in fsspec.registry.registry
+    return scheme in known_implementations or scheme in registry
 
 
 _default: Registry | None = None

@@ -96,7 +96,8 @@ class Syncer:
             except Exception as exc:
                 error = _as_dagfetch_error(spec, exc)
                 self.cache.update_state(
-                    spec.id, last_check_at=utcnow().isoformat(),
+                    spec.id,
+                    last_check_at=utcnow().isoformat(),
                     last_error={"message": str(error), "at": utcnow().isoformat()},
                 )
                 if error is exc:
@@ -120,10 +121,20 @@ class Syncer:
                 or fingerprint == current.fingerprint
             ):
                 self._ok(spec.id, current.version_id, changed=False)
-                return SyncResult(spec.id, current.version_id, changed=False,
-                                  previous_version_id=current.version_id)
+                return SyncResult(
+                    spec.id,
+                    current.version_id,
+                    changed=False,
+                    previous_version_id=current.version_id,
+                )
             version, downloaded, nbytes, reused = self._build(
-                spec, fetcher, files, staging, listing.version_id, fingerprint, observer,
+                spec,
+                fetcher,
+                files,
+                staging,
+                listing.version_id,
+                fingerprint,
+                observer,
                 must_equal=current.version_id if (spec.immutable and current) else None,
             )
         finally:
@@ -131,15 +142,29 @@ class Syncer:
         previous = current.version_id if current else None
         self.cache.switch_current(spec.id, version.version_id)
         self._ok(spec.id, version.version_id, changed=version.version_id != previous)
-        log.info("%s: now at %s (%d downloaded, %d reused)", spec.id, version.version_id,
-                 downloaded, reused)
-        return SyncResult(spec.id, version.version_id, version.version_id != previous,
-                          downloaded, nbytes, reused, previous)
+        log.info(
+            "%s: now at %s (%d downloaded, %d reused)",
+            spec.id,
+            version.version_id,
+            downloaded,
+            reused,
+        )
+        return SyncResult(
+            spec.id,
+            version.version_id,
+            version.version_id != previous,
+            downloaded,
+            nbytes,
+            reused,
+            previous,
+        )
 
     def _ok(self, repo_id: str, version_id: str, *, changed: bool) -> None:
         now = utcnow().isoformat()
         changes: dict[str, object] = {
-            "current": version_id, "last_check_at": now, "last_success_at": now,
+            "current": version_id,
+            "last_check_at": now,
+            "last_success_at": now,
             "last_error": None,
         }
         if changed:
@@ -181,8 +206,12 @@ class Syncer:
             done = (lambda f: observer.file_done(spec.id, f)) if observer is not None else None
             fetcher.fetch(to_download, download_dir, done)
         version, new = self.cache.publish(
-            spec.id, staging, planned, source_url=redact_url(spec.url),
-            backend_version=backend_version, fingerprint=fingerprint,
+            spec.id,
+            staging,
+            planned,
+            source_url=redact_url(spec.url),
+            backend_version=backend_version,
+            fingerprint=fingerprint,
             refetchable=fetcher.capabilities.versioned or fetcher.capabilities.named_versions,
             must_equal=must_equal,
         )
@@ -191,7 +220,8 @@ class Syncer:
             # the next check is a no-change one
             remote = {p.remote.path: p.remote for p in planned}
             version = attrs.evolve(
-                version, fingerprint=fingerprint,
+                version,
+                fingerprint=fingerprint,
                 files=tuple(
                     attrs.evolve(c, token=remote[c.path].token, extra=dict(remote[c.path].extra))
                     for c in version.files
@@ -225,9 +255,11 @@ class Syncer:
         neither is possible: the remote keeps no history."""
         with self.cache.repo_lock(spec.id):
             found = self.cache.record(spec.id, version_id)
-            if found is not None and not found[1] and self.cache.layout.version(
-                spec.id, version_id
-            ).is_dir():
+            if (
+                found is not None
+                and not found[1]
+                and self.cache.layout.version(spec.id, version_id).is_dir()
+            ):
                 version = found[0]
             else:
                 version = self._refetch(spec, fetcher, version_id, found)
@@ -255,7 +287,7 @@ class Syncer:
             files = select_files(listing, spec)
             backend_version = listing.version_id
         else:
-            why = ("it was evicted and " if found is not None else "it is not in the cache and ")
+            why = "it was evicted and " if found is not None else "it is not in the cache and "
             raise VersionUnavailableError(
                 f"{spec.id}: version {version_id} cannot be fetched: {why}"
                 f"{redact_url(spec.url)} keeps no history"
@@ -263,8 +295,14 @@ class Syncer:
         staging = self.cache.prepare(spec.id)
         try:
             version, *_ = self._build(
-                spec, fetcher, files, staging, backend_version,
-                _fingerprint(files, backend_version), None, refetch_exact=True,
+                spec,
+                fetcher,
+                files,
+                staging,
+                backend_version,
+                _fingerprint(files, backend_version),
+                None,
+                refetch_exact=True,
             )
         finally:
             remove_tree(staging)
@@ -286,4 +324,3 @@ def _as_dagfetch_error(spec: RepositorySpec, exc: Exception) -> DagfetchError:
     if isinstance(exc, OSError):
         return FetchError(f"{spec.id}: {mask(str(exc))}")
     return FetchError(f"{spec.id}: unexpected {type(exc).__name__}: {mask(str(exc))}")
-

@@ -49,8 +49,11 @@ def find_manifest(path: str | Path | None = None) -> Path:
     for name in MANIFEST_NAMES:
         if Path(name).exists():
             return Path(name)
-    raise ManifestError("", "no manifest: pass --manifest, set DAGFETCH_MANIFEST, or create "
-                            "dagfetch.toml in the working directory")
+    raise ManifestError(
+        "",
+        "no manifest: pass --manifest, set DAGFETCH_MANIFEST, or create "
+        "dagfetch.toml in the working directory",
+    )
 
 
 @attrs.frozen
@@ -95,11 +98,16 @@ class Workspace:
             try:
                 connection = self.connections.resolve(spec.conn_id)
             except ConfigError as exc:
-                raise ManifestError(f"{spec.field}.conn_id", str(exc),
-                                    source=self.manifest.source) from None
+                raise ManifestError(
+                    f"{spec.field}.conn_id", str(exc), source=self.manifest.source
+                ) from None
         return Source(
-            repo_id=spec.id, url=spec.url, connection=connection, ref=spec.ref,
-            subdir=spec.subdir, options=dict(spec.options),
+            repo_id=spec.id,
+            url=spec.url,
+            connection=connection,
+            ref=spec.ref,
+            subdir=spec.subdir,
+            options=dict(spec.options),
             work_dir=self.cache.layout.work_dir(spec.id),
         )
 
@@ -108,8 +116,7 @@ class Workspace:
         try:
             factory = self.registry.resolve(spec.scheme)
         except RegistryError as exc:
-            raise ManifestError(f"{spec.field}.url", str(exc),
-                                source=self.manifest.source) from exc
+            raise ManifestError(f"{spec.field}.url", str(exc), source=self.manifest.source) from exc
         source = self.source_for(spec)
         try:
             return factory(source)

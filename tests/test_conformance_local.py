@@ -36,10 +36,10 @@ class MemoryRemote:
 
 class TestFileBackend(FetcherConformance):
     @pytest.fixture
-    def remote(self, tmp_path: Path) -> Iterator[LocalRemote]:
+    def remote(self, tmp_path: Path) -> LocalRemote:
         remote = LocalRemote(tmp_path / "remote")
         remote.missing_url = (tmp_path / "nowhere").as_uri()  # type: ignore[attr-defined]
-        yield remote
+        return remote
 
 
 class TestMemoryBackend(FetcherConformance):

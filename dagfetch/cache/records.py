@@ -43,7 +43,9 @@ def read_json(path: Path) -> Any:
         with open(path, encoding="utf-8") as fh:
             return json.load(fh)
     except json.JSONDecodeError as exc:
-        raise CacheError(f"{path}: corrupt metadata ({exc.msg}); remove it and sync again") from None
+        raise CacheError(
+            f"{path}: corrupt metadata ({exc.msg}); remove it and sync again"
+        ) from None
 
 
 def version_to_json(version: Version, *, evicted: bool = False) -> dict[str, Any]:

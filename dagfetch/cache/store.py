@@ -20,7 +20,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import attrs
@@ -92,11 +92,11 @@ def content_version_id(files: Iterable[CachedFile]) -> str:
 
 def _make_writable(path: Path) -> None:
     for dirpath, dirnames, _ in os.walk(path):
-        os.chmod(dirpath, 0o755)
+        os.chmod(dirpath, 0o755)  # noqa: S103 - our own tree, made writable to delete it
         for d in dirnames:
             full = os.path.join(dirpath, d)
             if not os.path.islink(full):
-                os.chmod(full, 0o755)
+                os.chmod(full, 0o755)  # noqa: S103 - as above
 
 
 def remove_tree(path: Path) -> None:
@@ -114,13 +114,15 @@ def _make_read_only(path: Path) -> None:
         for d in dirnames:
             full = os.path.join(dirpath, d)
             if not os.path.islink(full):
-                os.chmod(full, 0o555)
+                os.chmod(full, 0o555)  # noqa: S103 - read-only for everyone is the point
 
 
 class VersionCache:
     """The cache root: versions of every repository, their records, pins and objects."""
 
-    def __init__(self, root: str | Path | None = None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+    def __init__(
+        self, root: str | Path | None = None, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    ):
         self.layout = CacheLayout(Path(root) if root is not None else default_cache_root())
         self.objects = ObjectStore(self.layout)
         self.lock_timeout = lock_timeout
@@ -135,19 +137,24 @@ class VersionCache:
     def _locked(self, name: str, timeout: float | None) -> Iterator[None]:
         path = self.layout.lock(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(path), timeout=self.lock_timeout if timeout is None else timeout)
+        lock = filelock.FileLock(
+            str(path), timeout=self.lock_timeout if timeout is None else timeout
+        )
         try:
             with lock:
                 yield
         except filelock.Timeout:
-            raise CacheError(f"timed out waiting for the lock {path} (another sync or gc "
-                             "is running)") from None
+            raise CacheError(
+                f"timed out waiting for the lock {path} (another sync or gc is running)"
+            ) from None
 
-    def repo_lock(self, repo_id: str, timeout: float | None = None) -> Iterator[None]:
-        return self._locked(f"repo-{repo_id}", timeout)  # type: ignore[return-value]
+    def repo_lock(
+        self, repo_id: str, timeout: float | None = None
+    ) -> AbstractContextManager[None]:
+        return self._locked(f"repo-{repo_id}", timeout)
 
-    def objects_lock(self) -> Iterator[None]:
-        return self._locked("objects", None)  # type: ignore[return-value]
+    def objects_lock(self) -> AbstractContextManager[None]:
+        return self._locked("objects", None)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -155,7 +162,9 @@ class VersionCache:
         if not self.root.exists():
             return []
         return sorted(
-            p.name for p in self.root.iterdir() if not p.name.startswith(".") and (p / ".meta").is_dir()
+            p.name
+            for p in self.root.iterdir()
+            if not p.name.startswith(".") and (p / ".meta").is_dir()
         )
 
     def current_id(self, repo_id: str) -> str | None:
@@ -179,8 +188,11 @@ class VersionCache:
             raise VersionNotFoundError(f"{repo_id}: no version {version_id!r} in {self.root}")
         version, evicted = found
         if evicted or not Path(version.path).is_dir():
-            how = ("fetch it again with `dagfetch path` / Workspace.path"
-                   if version.history else "the remote keeps no history, so it cannot be re-fetched")
+            how = (
+                "fetch it again with `dagfetch path` / Workspace.path"
+                if version.history
+                else "the remote keeps no history, so it cannot be re-fetched"
+            )
             raise VersionNotFoundError(f"{repo_id}: version {version_id} was evicted; {how}")
         return version
 
@@ -241,7 +253,9 @@ class VersionCache:
         staging_root = self.layout.staging(repo_id)
         if staging_root.exists():
             for leftover in staging_root.iterdir():
-                log.info("%s: removing leftovers of an interrupted sync: %s", repo_id, leftover.name)
+                log.info(
+                    "%s: removing leftovers of an interrupted sync: %s", repo_id, leftover.name
+                )
                 remove_tree(leftover)
         self._remove_orphans(repo_id)
         staging = staging_root / uuid.uuid4().hex
@@ -301,12 +315,19 @@ class VersionCache:
 
         files = tuple(
             CachedFile(
-                p.remote.path, size, p.remote.token, sha, p.remote.kind, p.remote.target,
+                p.remote.path,
+                size,
+                p.remote.token,
+                sha,
+                p.remote.kind,
+                p.remote.target,
                 dict(p.remote.extra),
             )
             for p, sha, size in hashed
         )
-        version_id = check_version_id(backend_version) if backend_version else content_version_id(files)
+        version_id = (
+            check_version_id(backend_version) if backend_version else content_version_id(files)
+        )
         if must_equal is not None and version_id != must_equal:
             raise ImmutableSourceChanged(
                 f"{repo_id}: {source_url} is declared immutable but its content changed "
@@ -335,7 +356,7 @@ class VersionCache:
             _make_read_only(tree)
             remove_tree(final)  # an orphan or evicted tree of the same id
             os.replace(tree, final)
-            os.chmod(final, 0o555)
+            os.chmod(final, 0o555)  # noqa: S103 - read-only version tree
             version = Version(
                 repo_id=repo_id,
                 version_id=version_id,
@@ -451,5 +472,3 @@ def _holder_name(holder: str) -> str:
     if not safe or safe.startswith("."):
         raise CacheError(f"{holder!r} is not a usable pin holder name")
     return safe
-
-

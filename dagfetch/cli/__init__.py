@@ -19,7 +19,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -91,16 +90,26 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Machine-read
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--manifest", "-m", envvar="DAGFETCH_MANIFEST", type=click.Path(dir_okay=False),
-              help="Manifest file (default: dagfetch.toml or dagfetch.json here).")
-@click.option("--home", envvar="DAGFETCH_HOME", type=click.Path(file_okay=False),
-              help="Cache root (default: $DAGFETCH_HOME or the per-user cache folder).")
+@click.option(
+    "--manifest",
+    "-m",
+    envvar="DAGFETCH_MANIFEST",
+    type=click.Path(dir_okay=False),
+    help="Manifest file (default: dagfetch.toml or dagfetch.json here).",
+)
+@click.option(
+    "--home",
+    envvar="DAGFETCH_HOME",
+    type=click.Path(file_okay=False),
+    help="Cache root (default: $DAGFETCH_HOME or the per-user cache folder).",
+)
 @click.option("-v", "--verbose", count=True, help="Log more (-vv for debug logs).")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(package_name="dagfetch")
 @click.pass_context
-def main(ctx: click.Context, manifest: str | None, home: str | None, verbose: int,
-         debug: bool) -> None:
+def main(
+    ctx: click.Context, manifest: str | None, home: str | None, verbose: int, debug: bool
+) -> None:
     """Fetch DAG code from remote repositories into a versioned local cache."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -109,9 +118,14 @@ def main(ctx: click.Context, manifest: str | None, home: str | None, verbose: in
 
 def _result_json(r: SyncResult) -> dict[str, Any]:
     return {
-        "repo_id": r.repo_id, "version_id": r.version_id, "changed": r.changed,
-        "downloaded": r.downloaded, "downloaded_bytes": r.downloaded_bytes,
-        "reused": r.reused, "previous_version_id": r.previous_version_id, "error": r.error,
+        "repo_id": r.repo_id,
+        "version_id": r.version_id,
+        "changed": r.changed,
+        "downloaded": r.downloaded,
+        "downloaded_bytes": r.downloaded_bytes,
+        "reused": r.reused,
+        "previous_version_id": r.previous_version_id,
+        "error": r.error,
     }
 
 
@@ -121,8 +135,10 @@ def _print_results(results: list[SyncResult], as_json: bool) -> None:
             if r.error:
                 click.echo(f"{r.repo_id}: FAILED: {r.error}")
             elif r.changed:
-                click.echo(f"{r.repo_id}: {r.previous_version_id or '-'} -> {r.version_id} "
-                           f"({r.downloaded} downloaded, {r.reused} reused)")
+                click.echo(
+                    f"{r.repo_id}: {r.previous_version_id or '-'} -> {r.version_id} "
+                    f"({r.downloaded} downloaded, {r.reused} reused)"
+                )
             else:
                 click.echo(f"{r.repo_id}: unchanged at {r.version_id}")
 
@@ -144,8 +160,9 @@ def sync(state: State, repos: tuple[str, ...], watch: bool, as_json: bool) -> No
         if watch:
             stop = threading.Event()
             try:
-                ws.watch(stop=stop, observer=observer,
-                         on_results=lambda rs: _print_results(rs, as_json))
+                ws.watch(
+                    stop=stop, observer=observer, on_results=lambda rs: _print_results(rs, as_json)
+                )
             except KeyboardInterrupt:
                 stop.set()
             return
@@ -170,7 +187,9 @@ def status(state: State, as_json: bool) -> None:
             click.echo(f"  last check:    {s.last_check_at or '-'}")
             click.echo(f"  last success:  {s.last_success_at or '-'}")
             if s.last_error:
-                click.echo(f"  last error:    {s.last_error.get('at')}: {s.last_error.get('message')}")
+                click.echo(
+                    f"  last error:    {s.last_error.get('at')}: {s.last_error.get('message')}"
+                )
 
     emit(as_json, [s.to_json() for s in rows], text)
 
@@ -183,12 +202,17 @@ def versions(state: State, repo: str, as_json: bool) -> None:
     """Versions of REPO in the cache, newest first, and whether evicted ones can come back."""
     with errors_as_exit_codes(state):
         entries = state.workspace.versions(repo)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
-            "version_id": e.version.version_id, "fetched_at": e.version.fetched_at.isoformat(),
-            "files": len(e.version.files), "bytes": e.version.total_size,
-            "current": e.current, "present": e.present, "pinned_by": list(e.pinned_by),
-            "refetchable": e.refetchable, "source_url": e.version.source_url,
+            "version_id": e.version.version_id,
+            "fetched_at": e.version.fetched_at.isoformat(),
+            "files": len(e.version.files),
+            "bytes": e.version.total_size,
+            "current": e.current,
+            "present": e.present,
+            "pinned_by": list(e.pinned_by),
+            "refetchable": e.refetchable,
+            "source_url": e.version.source_url,
         }
         for e in entries
     ]
@@ -201,10 +225,15 @@ def versions(state: State, repo: str, as_json: bool) -> None:
             if r["pinned_by"]:
                 marks.append("pinned by " + ", ".join(r["pinned_by"]))
             if not r["present"]:
-                marks.append("evicted, can be re-fetched" if r["refetchable"]
-                             else "evicted, CANNOT be re-fetched (the remote keeps no history)")
-            click.echo(f"{r['version_id']}  {r['fetched_at']}  {r['files']} files  "
-                       f"{' | '.join(marks)}".rstrip())
+                marks.append(
+                    "evicted, can be re-fetched"
+                    if r["refetchable"]
+                    else "evicted, CANNOT be re-fetched (the remote keeps no history)"
+                )
+            click.echo(
+                f"{r['version_id']}  {r['fetched_at']}  {r['files']} files  "
+                f"{' | '.join(marks)}".rstrip()
+            )
 
     emit(as_json, rows, text)
 
@@ -251,15 +280,21 @@ def gc(state: State, dry_run: bool, as_json: bool) -> None:
     remove file contents no kept version uses."""
     with errors_as_exit_codes(state):
         report = state.workspace.gc(dry_run=dry_run)
-    data = {"evicted": [list(e) for e in report.evicted], "objects_removed": report.objects_removed,
-            "bytes_freed": report.bytes_freed, "dry_run": report.dry_run}
+    data = {
+        "evicted": [list(e) for e in report.evicted],
+        "objects_removed": report.objects_removed,
+        "bytes_freed": report.bytes_freed,
+        "dry_run": report.dry_run,
+    }
 
     def text() -> None:
         verb = "would evict" if dry_run else "evicted"
         for repo_id, version_id in report.evicted:
             click.echo(f"{verb} {repo_id} {version_id}")
-        click.echo(f"{report.objects_removed} objects, {report.bytes_freed} bytes "
-                   f"{'would be ' if dry_run else ''}freed")
+        click.echo(
+            f"{report.objects_removed} objects, {report.bytes_freed} bytes "
+            f"{'would be ' if dry_run else ''}freed"
+        )
 
     emit(as_json, data, text)
 
@@ -272,9 +307,14 @@ def plugins(state: State, as_json: bool) -> None:
     from dagfetch.registry import Registry
 
     registry = Registry()
-    rows = [
-        {"scheme": scheme, "value": p.value, "distribution": p.distribution, "version": p.version,
-         "conflict": len(claims) > 1}
+    rows: list[dict[str, Any]] = [
+        {
+            "scheme": scheme,
+            "value": p.value,
+            "distribution": p.distribution,
+            "version": p.version,
+            "conflict": len(claims) > 1,
+        }
         for scheme, claims in sorted(registry.providers().items())
         for p in claims
     ]
@@ -283,8 +323,9 @@ def plugins(state: State, as_json: bool) -> None:
         width = max((len(r["scheme"]) for r in rows), default=6)
         for r in rows:
             note = "  (CONFLICT: set scheme_providers)" if r["conflict"] else ""
-            click.echo(f"{r['scheme']:<{width}}  {r['value']}  [{r['distribution']} "
-                       f"{r['version']}]{note}")
+            click.echo(
+                f"{r['scheme']:<{width}}  {r['value']}  [{r['distribution']} {r['version']}]{note}"
+            )
 
     emit(as_json, rows, text)
 

@@ -24,8 +24,12 @@ class ProgressBar:
         from tqdm import tqdm
 
         self._bar = tqdm(
-            total=nbytes if nbytes > 0 else files, unit="B" if nbytes > 0 else "file",
-            unit_scale=True, desc=repo_id, leave=False, file=sys.stderr,
+            total=nbytes if nbytes > 0 else files,
+            unit="B" if nbytes > 0 else "file",
+            unit_scale=True,
+            desc=repo_id,
+            leave=False,
+            file=sys.stderr,
         )
         self._by_bytes = nbytes > 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -118,7 +118,7 @@ class FetcherConformance:
             remote.write(path, data)
         remote.publish()
 
-    BASE = {
+    BASE: ClassVar[dict[str, bytes]] = {
         "dag_a.py": b"# dag a\n",
         "dag_b.py": b"# dag b\n" * 10,
         "lib/__init__.py": b"",

@@ -1,0 +1,5 @@
+TEAM = "analytics"
+
+
+def table(name):
+    return f"{TEAM}.{name}"

@@ -1,0 +1,5 @@
+TEAM = "marketing"
+
+
+def table(name):
+    return f"{TEAM}.{name}"

@@ -1,0 +1,199 @@
+"""The cache's guarantees under crashes, concurrency and gc, on the real file system."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dagfetch.errors import VersionNotFoundError, VersionUnavailableError
+from dagfetch.manifest import load_manifest
+from dagfetch.workspace import Workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    remote = tmp_path / "remote"
+    (remote / "lib").mkdir(parents=True)
+    for i in range(20):
+        (remote / f"dag_{i:02}.py").write_text(f"# dag {i}\n" * 50)
+    (remote / "lib" / "utils.py").write_text("X = 1\n")
+    return remote
+
+
+@pytest.fixture
+def manifest(tmp_path: Path, repo: Path) -> Path:
+    path = tmp_path / "dagfetch.toml"
+    path.write_text(f'[dag_repositories.r]\nurl = "{repo}"\nkeep_versions = 2\n')
+    return path
+
+
+def ws_for(manifest: Path, cache: Path) -> Workspace:
+    return Workspace.from_manifest(manifest, cache_root=cache)
+
+
+def version_dirs(cache: Path) -> list[str]:
+    return sorted(p.name for p in (cache / "r").iterdir() if p.name not in (".meta", "current"))
+
+
+def run_child(manifest: Path, cache: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.syncproc", str(manifest), str(cache), "r", *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_sigkill_mid_download_leaves_current_and_no_partial_version(
+    tmp_path: Path, repo: Path, manifest: Path
+) -> None:
+    cache = tmp_path / "cache"
+    ws = ws_for(manifest, cache)
+    old = ws.sync_one("r").version_id
+    for i in range(20):
+        (repo / f"dag_{i:02}.py").write_text(f"# dag {i}, second version\n")
+    marker = tmp_path / "started"
+    child = run_child(manifest, cache, "--slow", str(marker))
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "child never started downloading"
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert ws.cache.current_id("r") == old
+    assert version_dirs(cache) == [old]
+    leftovers = list(ws.cache.layout.staging("r").iterdir())
+    assert leftovers, "the killed sync should have left its staging folder behind"
+    # the kernel released the dead process's lock: the next sync neither waits nor fails
+    started = time.monotonic()
+    result = ws.sync_one("r")
+    assert time.monotonic() - started < 10
+    assert result.changed and result.version_id != old
+    assert not any(ws.cache.layout.staging("r").iterdir())
+    assert (ws.path("r") / "dag_03.py").read_text() == "# dag 3, second version\n"
+
+
+def test_eight_processes_syncing_at_once_end_with_one_version(
+    tmp_path: Path, manifest: Path
+) -> None:
+    cache = tmp_path / "cache"
+    children = [run_child(manifest, cache) for _ in range(8)]
+    outputs = [c.communicate(timeout=120) for c in children]
+    assert all(c.returncode == 0 for c in children), outputs
+    ids = {out.strip() for out, _ in outputs}
+    assert len(ids) == 1
+    (only,) = ids
+    assert version_dirs(cache) == [only]
+    ws = ws_for(manifest, cache)
+    assert ws.cache.current_id("r") == only
+    assert len(ws.versions("r")) == 1
+    assert len(list(ws.path("r").rglob("*.py"))) == 21
+
+
+def test_readers_resolve_current_once_and_keep_their_version(
+    tmp_path: Path, repo: Path, manifest: Path
+) -> None:
+    ws = ws_for(manifest, tmp_path / "cache")
+    ws.sync_one("r")
+    reader_path = ws.path("r")
+    (repo / "dag_00.py").write_text("changed\n")
+    ws.sync_one("r")
+    assert reader_path != ws.path("r")
+    assert (reader_path / "dag_00.py").read_text() == "# dag 0\n" * 50
+    assert os.readlink(tmp_path / "cache" / "r" / "current") == ws.path("r").name
+
+
+def test_gc_keeps_current_newest_and_pinned_and_drops_unused_objects(
+    tmp_path: Path, repo: Path, manifest: Path
+) -> None:
+    ws = ws_for(manifest, tmp_path / "cache")  # keep_versions = 2
+    ids = []
+    for n in range(4):
+        (repo / "dag_00.py").write_text(f"version {n}\n")
+        ids.append(ws.sync_one("r").version_id)
+    ws.pin("r", ids[0], holder="run-1")
+    report = ws.gc()
+    assert report.evicted == (("r", ids[1]),)
+    assert report.objects_removed == 1  # only version 1's dag_00.py was unique to it
+    present = {e.version.version_id for e in ws.versions("r") if e.present}
+    assert present == {ids[0], ids[2], ids[3]}
+    with pytest.raises(VersionNotFoundError, match="evicted"):
+        ws.cache.path("r", ids[1])
+    # file:// keeps no history: the evicted version is reported, never silently wrong
+    with pytest.raises(VersionUnavailableError, match="keeps no history"):
+        ws.path("r", ids[1])
+    # the pinned version survives and resolves with its own code
+    assert (ws.path("r", ids[0]) / "dag_00.py").read_text() == "version 0\n"
+    ws.unpin("r", ids[0], holder="run-1")
+    assert ("r", ids[0]) in ws.gc().evicted
+
+
+def test_gc_dry_run_removes_nothing(tmp_path: Path, repo: Path, manifest: Path) -> None:
+    ws = ws_for(manifest, tmp_path / "cache")
+    for n in range(3):
+        (repo / "dag_00.py").write_text(f"v{n}\n")
+        ws.sync_one("r")
+    before = version_dirs(tmp_path / "cache")
+    report = ws.gc(dry_run=True)
+    assert len(report.evicted) == 1 and report.bytes_freed > 0
+    assert version_dirs(tmp_path / "cache") == before
+
+
+def test_an_unpublished_tree_is_removed_by_the_next_sync(
+    tmp_path: Path, repo: Path, manifest: Path
+) -> None:
+    ws = ws_for(manifest, tmp_path / "cache")
+    good = ws.sync_one("r").version_id
+    orphan = tmp_path / "cache" / "r" / "0123456789abcdef"
+    orphan.mkdir()
+    (orphan / "half.py").write_text("half")
+    (repo / "dag_00.py").write_text("new\n")
+    ws.sync_one("r")
+    assert not orphan.exists()
+    assert good in version_dirs(tmp_path / "cache")
+
+
+def test_identical_files_are_stored_once_across_repositories(tmp_path: Path, repo: Path) -> None:
+    path = tmp_path / "two.toml"
+    path.write_text(f'[dag_repositories.a]\nurl = "{repo}"\n[dag_repositories.b]\nurl = "{repo}"\n')
+    ws = Workspace(load_manifest(path), cache_root=tmp_path / "cache")
+    ws.sync()
+    a, b = ws.path("a") / "lib" / "utils.py", ws.path("b") / "lib" / "utils.py"
+    assert a.stat().st_ino == b.stat().st_ino
+
+
+def test_copies_where_hard_links_are_refused(
+    tmp_path: Path, repo: Path, manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    monkeypatch.setattr(os, "link", no_links)
+    ws = ws_for(manifest, tmp_path / "cache")
+    ws.sync_one("r")
+    copied = ws.path("r") / "lib" / "utils.py"
+    assert copied.read_text() == "X = 1\n"
+    assert copied.stat().st_nlink == 1 and copied.stat().st_mode & 0o222 == 0
+
+
+def test_a_touched_file_with_the_same_bytes_is_not_a_new_version(
+    tmp_path: Path, repo: Path, manifest: Path
+) -> None:
+    ws = ws_for(manifest, tmp_path / "cache")
+    first = ws.sync_one("r")
+    os.utime(repo / "dag_00.py", (1, 1))
+    second = ws.sync_one("r")
+    assert second.version_id == first.version_id and not second.changed
+    third = ws.sync_one("r")
+    assert third.downloaded == 0  # the new change token was remembered

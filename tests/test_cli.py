@@ -1,0 +1,95 @@
+"""The CLI as a script sees it: output, --json, and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dagfetch.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, Path, Path]:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("a = 1\n")
+    manifest = tmp_path / "dagfetch.toml"
+    manifest.write_text(f'[dag_repositories.r]\nurl = "{repo}"\nkeep_versions = 1\n')
+    return repo, manifest, tmp_path / "home"
+
+
+def run(manifest: Path, home: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--manifest", str(manifest), "--home", str(home), *args])
+    return result.exit_code, result.output
+
+
+def test_sync_status_versions_path(setup: tuple[Path, Path, Path]) -> None:
+    repo, manifest, home = setup
+    code, out = run(manifest, home, "sync", "--json")
+    assert code == 0
+    (first,) = json.loads(out)
+    assert first["changed"] and first["downloaded"] == 1
+    code, out = run(manifest, home, "sync")
+    assert code == 0 and f"r: unchanged at {first['version_id']}" in out
+    code, out = run(manifest, home, "path", "r")
+    assert code == 0 and (Path(out.strip()) / "a.py").read_text() == "a = 1\n"
+    code, out = run(manifest, home, "status", "--json")
+    assert json.loads(out)[0]["current"] == first["version_id"]
+    (repo / "a.py").write_text("a = 2\n")
+    run(manifest, home, "sync")
+    _, out = run(manifest, home, "gc", "--json")
+    assert json.loads(out)["evicted"] == [["r", first["version_id"]]]
+    code, out = run(manifest, home, "versions", "r")
+    assert "evicted, CANNOT be re-fetched" in out
+
+
+def test_exit_codes(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    _, manifest, home = setup
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[dag_repositories.r]\nurl = "nope://x"\n')
+    code, out = run(bad, home, "sync")
+    assert code == 2 and "dag_repositories.r.url: no fetcher for URL scheme 'nope'" in out
+    assert "Traceback" not in out
+    code, out = run(manifest, home, "path", "r", "0" * 32)
+    assert code == 3
+    missing = tmp_path / "missing.toml"
+    missing.write_text(f'[dag_repositories.r]\nurl = "{tmp_path / "nowhere"}"\n')
+    code, out = run(missing, home, "sync")
+    assert code == 1 and "r: FAILED" in out and "not found" in out
+    code, out = run(manifest, home, "unpin", "r", "0" * 32)
+    assert code == 3
+
+
+def test_plugins_lists_scheme_class_and_distribution(setup: tuple[Path, Path, Path]) -> None:
+    _, manifest, home = setup
+    code, out = run(manifest, home, "plugins", "--json")
+    assert code == 0
+    rows = {r["scheme"]: r for r in json.loads(out)}
+    assert rows["s3"]["distribution"] == "dagfetch"
+    assert rows["s3"]["value"] == "dagfetch.backends.fsspec:FsspecFetcher"
+
+
+def test_quick_start_example_runs_as_in_the_readme(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "dagfetch",
+        "--manifest",
+        "examples/dagfetch.toml",
+        "--home",
+        str(tmp_path / "home"),
+        "sync",
+    ]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "analytics: - -> " in out and "marketing: - -> " in out
+    path = subprocess.run(
+        [*command[:-1], "path", "marketing"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert sorted(p.name for p in Path(path).iterdir()) == ["campaigns.py", "lib"]

@@ -1,0 +1,59 @@
+"""DAG files import helpers from their own version, and versions never share modules."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+from dagfetch.importing import dag_files, import_version, version_imports
+
+
+def make_version(root: Path, team: str) -> Path:
+    (root / "lib").mkdir(parents=True)
+    (root / "lib" / "__init__.py").write_text("")
+    (root / "lib" / "utils.py").write_text(f"TEAM = {team!r}\n")
+    (root / "etl.py").write_text("from lib.utils import TEAM\nresult = TEAM\n")
+    (root / "broken.py").write_text("import does_not_exist\n")
+    (root / "_private.py").write_text("raise SystemExit('never imported')\n")
+    return root
+
+
+def test_helpers_resolve_inside_each_version(tmp_path: Path) -> None:
+    v1 = import_version(make_version(tmp_path / "v1", "one"))
+    v2 = import_version(make_version(tmp_path / "v2", "two"))
+    assert v1.modules["etl.py"].result == "one"
+    assert v2.modules["etl.py"].result == "two"
+    assert "lib" not in sys.modules and "lib.utils" not in sys.modules
+
+
+def test_import_errors_are_collected_not_raised(tmp_path: Path) -> None:
+    imported = import_version(make_version(tmp_path / "v", "x"))
+    assert set(imported.errors) == {"broken.py"}
+    assert "ModuleNotFoundError" in imported.errors["broken.py"]
+    assert "etl.py" in imported.modules
+
+
+def test_a_module_of_the_same_name_outside_is_hidden_then_restored(tmp_path: Path) -> None:
+    outside = types.ModuleType("lib")
+    sys.modules["lib"] = outside
+    try:
+        imported = import_version(make_version(tmp_path / "v", "inside"))
+        assert imported.modules["etl.py"].result == "inside"
+        assert sys.modules["lib"] is outside
+    finally:
+        del sys.modules["lib"]
+
+
+def test_path_is_restored(tmp_path: Path) -> None:
+    before = list(sys.path)
+    with version_imports(make_version(tmp_path / "v", "x")):
+        assert sys.path[0] == str((tmp_path / "v").resolve())
+    assert sys.path == before
+
+
+def test_dag_files_skip_packages_and_private_files(tmp_path: Path) -> None:
+    root = make_version(tmp_path / "v", "x")
+    (root / "sub").mkdir()
+    (root / "sub" / "nested.py").write_text("")
+    assert dag_files(root) == ["broken.py", "etl.py", "sub/nested.py"]
