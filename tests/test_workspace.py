@@ -50,7 +50,7 @@ def test_progress_bar_draws_and_closes(tmp_path: Path, capsys: pytest.CaptureFix
     bar = ProgressBar()
     ws.sync(observer=bar)
     drawn = capsys.readouterr().err
-    assert "r: " in drawn and "5.00B" in drawn
+    assert "r: " in drawn and "/5.00" in drawn  # total bytes of the two files
     assert bar._bar is None
 
 
