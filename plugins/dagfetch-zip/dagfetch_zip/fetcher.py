@@ -1,0 +1,212 @@
+"""``ZipFetcher``: a repository that is one zip archive on any fsspec URL.
+
+``zip+<inner>://...`` names the archive by its inner URL: ``zip+file:///srv/dags.zip``,
+``zip+s3://bucket/dags.zip``, ``zip+memory://dags.zip``. The archive is opened through fsspec
+with small ranged reads, so a listing reads the central directory (the archive's tail), not
+the whole archive, and a fetch reads only the members asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import fsspec
+import fsspec.core
+from dagfetch.backends.fsspec import storage_options
+from dagfetch.errors import (
+    BackendNotInstalled,
+    DagfetchError,
+    FetchError,
+    ManifestError,
+    RemoteNotFoundError,
+    VerificationError,
+)
+from dagfetch.models import Listing, RemoteFile
+from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
+from dagfetch.redact import get_logger, mask, redact_url
+
+from dagfetch_zip.archive import Member, declared_entries, read_table
+from dagfetch_zip.errors import ArchiveError, ArchiveLimitError
+from dagfetch_zip.limits import Limits
+
+log = get_logger(__name__)
+
+DEFAULT_BLOCK_SIZE = 256 * 1024
+_CHUNK = 256 * 1024
+
+
+class ZipFetcher(BaseFetcher):
+    """Options (the manifest entry's ``options``): the limits of :class:`Limits`
+    (``max_member_size``, ``max_total_size``, ``max_ratio``, ``ratio_min_size``,
+    ``max_members``), ``block_size`` (bytes per ranged read), and anything else, passed to
+    the inner file system as storage options. ``conn_id`` credentials map as for the
+    built-in fsspec backend."""
+
+    capabilities = Capabilities(incremental=True, versioned=False, named_versions=False,
+                                concurrent=False)
+
+    def __init__(self, source: Source) -> None:
+        super().__init__(source)
+        field = f"dag_repositories.{source.repo_id}"
+        scheme, _, rest = source.url.partition("://")
+        _, plus, inner = scheme.partition("+")
+        if not plus or not inner or not rest:
+            raise ManifestError(
+                f"{field}.url",
+                f"{redact_url(source.url)!r}: say which store holds the archive, as in "
+                "zip+file:///srv/dags.zip, zip+s3://bucket/dags.zip or zip+https://host/dags.zip",
+            )
+        self.protocol = inner.lower()
+        self.where = redact_url(source.url)
+        options = dict(source.options)
+        self.limits = Limits.pop_from(options, f"{field}.options")
+        self.block_size = int(options.pop("block_size", DEFAULT_BLOCK_SIZE))
+        self.subdir = source.subdir.strip("/") if source.subdir else None
+        kwargs = {**storage_options(self.protocol, source.connection), **options}
+        try:
+            self.fs, self.path = fsspec.core.url_to_fs(f"{inner}://{rest}", **kwargs)
+        except (ImportError, ValueError) as exc:
+            raise BackendNotInstalled(
+                source.url.split("://", 1)[0],
+                mask(f"{exc}; install the fsspec implementation for {self.protocol}:// "
+                     f"(dagfetch's extras: pip install 'dagfetch[s3]', '[gcs]', '[azure]', "
+                     f"'[http]')"),
+            ) from exc
+        except Exception as exc:
+            raise FetchError(f"{self.where}: cannot open the file system: {mask(str(exc))}"
+                             ) from None
+        # the archive opened by the last list(), reused by fetch() so one sync reads the
+        # central directory once; fetch() still checks every member against the listing
+        self._open: tuple[IO[bytes], zipfile.ZipFile, dict[str, Member]] | None = None
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def list(self) -> Listing:
+        self._close_archive()
+        with self._errors("listing the archive"):
+            fp, zf, table = self._open_archive()
+            size = fp.size if hasattr(fp, "size") else None
+            self._open = (fp, zf, table)
+        files = [
+            RemoteFile(m.path, 0 if m.target is not None else m.info.file_size, m.token,
+                       kind="symlink" if m.target is not None else "file", target=m.target)
+            for m in table.values()
+        ]
+        extra = {"archive_size": str(size)} if size is not None else {}
+        return Listing.of(files, **extra)
+
+    def fetch(
+        self, files: Sequence[RemoteFile], dest: Path, on_file_done: FileDone | None = None
+    ) -> None:
+        with self._errors("reading the archive"):
+            if self._open is None:
+                self._open = self._open_archive()
+            _, zf, table = self._open
+            wanted: list[tuple[RemoteFile, Member]] = []
+            for f in files:
+                member = table.get(f.path)
+                if member is None or member.token != f.token:
+                    raise FetchError(
+                        f"{self.where}: member {f.path!r} changed or vanished since the "
+                        "listing (the archive was replaced during the sync); sync again"
+                    )
+                wanted.append((f, member))
+            # in archive order: ranged reads then move forward through the archive
+            for f, member in sorted(wanted, key=lambda p: p[1].info.header_offset):
+                target = dest / f.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if member.target is not None:
+                    os.symlink(member.target, target)
+                else:
+                    self._extract(zf, member, target)
+                if on_file_done is not None:
+                    on_file_done(f)
+
+    def close(self) -> None:
+        self._close_archive()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _open_archive(self) -> tuple[IO[bytes], zipfile.ZipFile, dict[str, Member]]:
+        self.fs.invalidate_cache(self.path)  # a cached info() would hide a replaced archive
+        fp: IO[bytes] = self.fs.open(
+            self.path, "rb", block_size=self.block_size, cache_type="readahead"
+        )
+        try:
+            count = declared_entries(fp)
+            if count is not None and count > self.limits.max_members:
+                raise ArchiveLimitError(
+                    f"{self.where}: the archive declares {count} members, more than "
+                    f"max_members={self.limits.max_members}", "max_members",
+                )
+            try:
+                zf = zipfile.ZipFile(fp)
+            except zipfile.BadZipFile as exc:
+                raise ArchiveError(f"{self.where}: not a valid zip archive ({exc})") from None
+            try:
+                table = read_table(zf, self.limits, self.subdir, self.where)
+            except BaseException:
+                zf.close()
+                raise
+        except BaseException:
+            fp.close()
+            raise
+        return fp, zf, table
+
+    def _extract(self, zf: zipfile.ZipFile, member: Member, target: Path) -> None:
+        """Stream one member to ``target``, counting bytes: the declared size is a claim,
+        not a promise, so writing stops the moment the stream goes past it."""
+        declared = member.info.file_size
+        name = member.info.orig_filename
+        written = 0
+        try:
+            with zf.open(member.info) as src, open(target, "xb") as out:
+                while chunk := src.read(_CHUNK):
+                    written += len(chunk)
+                    if written > declared:
+                        raise ArchiveLimitError(
+                            f"{self.where}: member {name!r} inflates past its declared size "
+                            f"of {declared} bytes", "max_member_size", name,
+                        )
+                    out.write(chunk)
+        except zipfile.BadZipFile as exc:  # CRC mismatch, bad local header
+            raise VerificationError(f"{self.where}: member {name!r} is corrupt ({exc})") from None
+        except (RuntimeError, NotImplementedError) as exc:  # zipfile's encrypted/unsupported
+            raise ArchiveError(f"{self.where}: member {name!r}: {exc}", name) from None
+        if written != declared:
+            raise VerificationError(
+                f"{self.where}: member {name!r} gave {written} bytes, its header says {declared}"
+            )
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Map fsspec's and zipfile's errors to dagfetch's, naming the archive (never a
+        secret: the URL is redacted and lower-library text masked)."""
+        try:
+            yield
+        except DagfetchError:
+            self._close_archive()
+            raise
+        except FileNotFoundError:
+            self._close_archive()
+            raise RemoteNotFoundError(f"{self.where}: archive not found") from None
+        except zipfile.BadZipFile as exc:
+            self._close_archive()
+            raise ArchiveError(f"{self.where}: {action} failed: {mask(str(exc))}") from None
+        except Exception as exc:
+            self._close_archive()
+            raise FetchError(f"{self.where}: {action} failed: {mask(str(exc))}") from None
+
+    def _close_archive(self) -> None:
+        if self._open is not None:
+            fp, zf, _ = self._open
+            self._open = None
+            zf.close()
+            fp.close()
+
+
