@@ -1,21 +1,37 @@
-"""The generic backend: any fsspec file system (file://, memory://, s3://, gs://, az://, ...).
+"""The generic backend: any fsspec file system (file://, memory://, s3://, gs://, az://, http://).
 
-One listing call (``find`` with details) describes the remote; downloads go through fsspec's
-own concurrent bulk ``get`` on async file systems (s3fs, gcsfs, adlfs, http) and through a
-bounded thread pool on the others, with retries on transient errors.
+A check is one listing: ``find`` with details on object stores (one request per page of
+keys), the index pages on HTTP (see :mod:`dagfetch.backends.fsspec_http`); never a HEAD or
+GET per object. Change tokens come from :mod:`dagfetch.backends.fsspec_tokens`, connection
+settings from :mod:`dagfetch.backends.fsspec_options`.
+
+Downloads on async file systems (s3fs, gcsfs, adlfs, HTTP) run as tasks on fsspec's event
+loop, at most ``concurrency`` at once, each retried with exponential backoff on throttling,
+5xx and connection errors; a listing or a download batch that overruns ``timeout`` is
+cancelled. The first file that fails for good cancels the rest and fails the fetch. Other file
+systems (file://, memory://) download through a bounded thread pool with the same retries.
+
+With ``version_aware = true`` on S3, GCS or Azure, each listed object's version is kept in
+``RemoteFile.extra`` and downloads ask for exactly that version, so a version evicted from
+the cache can be fetched again (``Capabilities.versioned``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import posixpath
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import attrs
 import fsspec
 from tenacity import (
+    AsyncRetrying,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
@@ -23,8 +39,15 @@ from tenacity import (
     wait_random,
 )
 
-from dagfetch.backends.fsspec_tokens import change_token, digest
-from dagfetch.connections import Connection
+from dagfetch.backends import fsspec_http
+from dagfetch.backends.fsspec_options import (
+    HTTP,
+    VERSIONED_STORES,
+    split_options,
+    storage_options,
+    versioned_path,
+)
+from dagfetch.backends.fsspec_tokens import VERSION_KEY, describe
 from dagfetch.errors import BackendNotInstalled, FetchError, RemoteNotFoundError
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
@@ -33,144 +56,312 @@ from dagfetch.registry import INSTALL_HINTS
 
 log = get_logger(__name__)
 
-DEFAULT_CONCURRENCY = 16
-DEFAULT_RETRIES = 4
+T = TypeVar("T")
+Job = tuple[RemoteFile, str, Path]  # what to download, from where, to where
+
+_DENIED = (401, 403)
 
 
-def storage_options(protocol: str, connection: Connection | None) -> dict[str, Any]:
-    """fsspec keyword arguments from a connection: ``extra`` as is, plus login/password mapped
-    to the names each file system expects."""
-    if connection is None:
-        return {}
-    options = connection.revealed_extra()
-    login = connection.login
-    password = connection.password.reveal() if connection.password else None
-    if protocol in ("s3", "s3a"):
-        if login:
-            options.setdefault("key", login)
-        if password:
-            options.setdefault("secret", password)
-    elif protocol in ("http", "https") and login:
-        import aiohttp
+class _Overran(Exception):
+    """A listing or download batch ran past the ``timeout`` option."""
 
-        options.setdefault("client_kwargs", {})["auth"] = aiohttp.BasicAuth(login, password or "")
-    elif protocol in ("az", "abfs", "abfss"):
-        if login:
-            options.setdefault("account_name", login)
-        if password:
-            options.setdefault("account_key", password)
-    return options
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status a lower library's error carries, whatever it calls it."""
+    for name in ("status", "status_code", "code"):
+        value = getattr(exc, name, None)
+        if isinstance(value, int) and 100 <= value <= 599:
+            return value
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        value = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(value, int):
+            return value
+    return None
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+    """Worth another try: throttling, 5xx, timeouts and broken connections."""
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError,
+                        NotADirectoryError, RemoteNotFoundError)):
         return False
-    return isinstance(exc, (OSError, TimeoutError, ConnectionError)) or "Throttl" in repr(exc)
+    status = _status(exc)
+    if status is not None:
+        return status in (408, 429) or status >= 500
+    text = repr(exc)
+    if any(word in text for word in ("Throttl", "SlowDown", "TooManyRequests")):
+        return True
+    if isinstance(exc, FetchError):
+        return False
+    if isinstance(exc, (OSError, TimeoutError, asyncio.TimeoutError, ConnectionError)):
+        return True
+    # aiohttp's and azure-core's connection errors are not all OSErrors
+    return type(exc).__name__ in (
+        "ClientConnectionError", "ClientConnectorError", "ServerDisconnectedError",
+        "ClientPayloadError", "ServiceRequestError", "ServiceResponseError",
+    )
+
+
+def _problem(exc: BaseException) -> str:
+    status = _status(exc)
+    if status in _DENIED or isinstance(exc, PermissionError):
+        return f"access denied (HTTP {status or 403}); check the credentials of its conn_id"
+    text = mask(str(exc)) or type(exc).__name__
+    return text if status is None or str(status) in text else f"HTTP {status}: {text}"
 
 
 class FsspecFetcher(BaseFetcher):
-    """Fetch from any fsspec URL. Options (manifest ``options``): ``concurrency``, ``retries``,
-    plus anything else, passed to the file system as storage options."""
+    """Fetch from any fsspec URL. Manifest ``options``: ``concurrency``, ``retries``,
+    ``timeout``, ``version_aware`` (see :class:`FetchOptions`); anything else is passed to the
+    file system as a storage option."""
 
     def __init__(self, source: Source) -> None:
         super().__init__(source)
         protocol, _, rest = source.url.partition("://")
         self.protocol = protocol.lower() if rest else "file"
-        options = dict(source.options)
-        self.concurrency = int(options.pop("concurrency", DEFAULT_CONCURRENCY))
-        self.retries = int(options.pop("retries", DEFAULT_RETRIES))
+        self.options, extra_options = split_options(source.repo_id, source.options)
+        self.concurrency = self.options.concurrency
+        self.retries = self.options.retries
         try:
             cls = fsspec.get_filesystem_class(self.protocol)
         except (ImportError, ValueError) as exc:
             hint = INSTALL_HINTS.get(self.protocol, "install the fsspec implementation for it")
             raise BackendNotInstalled(self.protocol, mask(f"{exc}; {hint}")) from exc
-        kwargs = {**storage_options(self.protocol, source.connection), **options}
+        self.version_aware = self.options.version_aware and self.protocol in VERSIONED_STORES
+        kwargs = {**storage_options(self.protocol, source.connection), **extra_options}
+        if self.version_aware:
+            kwargs["version_aware"] = True
         try:
             self.fs = cls(**kwargs)
         except Exception as exc:
             raise FetchError(
                 f"{redact_url(source.url)}: cannot open the file system: {mask(str(exc))}"
             ) from None
-        root = cls._strip_protocol(source.url)
-        if source.subdir:
-            root = posixpath.join(root, source.subdir)
-        self.root = root.rstrip("/") or "/"
+        self.is_async = bool(getattr(self.fs, "async_impl", False))
+        if self.protocol in HTTP:
+            root = source.url.split("?", 1)[0].split("#", 1)[0]
+            if source.subdir:
+                root = root.rstrip("/") + "/" + source.subdir
+            self.root = root.rstrip("/") + "/"
+        else:
+            root = cls._strip_protocol(source.url)
+            if source.subdir:
+                root = posixpath.join(root, source.subdir)
+            self.root = root.rstrip("/") or "/"
         self.capabilities = Capabilities(
-            incremental=True, versioned=False, concurrent=bool(getattr(self.fs, "async_impl", 0))
-            or self.concurrency > 1,
+            incremental=True,
+            versioned=self.version_aware,
+            concurrent=self.is_async or self.concurrency > 1,
         )
 
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _policy(self) -> dict[str, Any]:
+        return {
+            "stop": stop_after_attempt(self.retries),
+            "wait": wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
+            "retry": retry_if_exception(_transient),
+            "reraise": True,
+        }
+
     def _retrying(self) -> Retrying:
-        return Retrying(
-            stop=stop_after_attempt(self.retries),
-            wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
-            retry=retry_if_exception(_transient),
-            reraise=True,
-        )
+        return Retrying(**self._policy())
+
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        async for attempt in AsyncRetrying(**self._policy()):
+            with attempt:
+                return await call()
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _run(self, make: Callable[[], Awaitable[T]], what: str) -> T:
+        """Run a coroutine on the file system's loop, cancelled after ``timeout`` seconds."""
+        timeout = self.options.timeout
+
+        async def bounded() -> T:
+            task = asyncio.ensure_future(make())
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if not done:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise _Overran
+            return task.result()
+
+        try:
+            return fsspec.asyn.sync(self.fs.loop, bounded)  # type: ignore[no-any-return]
+        except _Overran:
+            raise FetchError(
+                f"{self._where()}: {what} did not finish within the timeout of {timeout:g} s"
+            ) from None
 
     def _where(self, path: str | None = None) -> str:
         url = redact_url(self.source.url)
         return f"{url} ({path})" if path else url
 
+    # -- listing -----------------------------------------------------------------------------
+
     def list(self) -> Listing:
+        started = time.monotonic()
         try:
-            # a cached listing would hide changes: always ask the store
-            self.fs.invalidate_cache(self.root)
-            found = self._retrying()(self.fs.find, self.root, withdirs=False, detail=True)
+            if self.protocol in HTTP:
+                found = self._run(self._list_http, "the listing")
+            else:
+                found = self._list_fs()
+        except (FetchError, RemoteNotFoundError):
+            raise
         except FileNotFoundError:
             raise RemoteNotFoundError(f"{self._where()}: not found") from None
         except Exception as exc:
-            raise FetchError(f"{self._where()}: listing failed: {mask(str(exc))}") from None
-        if not found and not self.fs.exists(self.root):
+            raise FetchError(f"{self._where()}: listing failed: {_problem(exc)}") from None
+        files = [f for f in (self._remote_file(n, i) for n, i in found.items()) if f is not None]
+        if self.version_aware and any(f.kind == "file" and VERSION_KEY not in f.extra
+                                      for f in files):
+            log.warning("%s: version_aware is set but the store reports no object versions "
+                        "(versioning off?); evicted versions cannot be fetched again",
+                        self.source.repo_id)
+            self.capabilities = attrs.evolve(self.capabilities, versioned=False)
+        log.debug("%s: listed %d files in %.2f s", self.source.repo_id, len(files),
+                  time.monotonic() - started)
+        return Listing.of(files)
+
+    def _list_fs(self) -> dict[str, dict[str, Any]]:
+        # a cached listing would hide changes: always ask the store
+        self.fs.invalidate_cache()
+        if self.is_async:
+            found: dict[str, dict[str, Any]] = self._run(
+                lambda: self._retry(
+                    lambda: self.fs._find(self.root, withdirs=False, detail=True)
+                ),
+                "the listing",
+            )
+        else:
+            found = self._retrying()(self.fs.find, self.root, withdirs=False, detail=True)
+        if not found and not self._retrying()(self.fs.exists, self.root):
             raise RemoteNotFoundError(f"{self._where()}: not found")
-        files = [self._remote_file(name, info) for name, info in found.items()]
-        return Listing.of(f for f in files if f is not None)
+        return {self._relpath(name): info for name, info in found.items()}
+
+    async def _list_http(self) -> dict[str, dict[str, Any]]:
+        session = await self.fs.set_session()
+        request_kwargs = dict(self.fs.kwargs)
+
+        async def request(method: str, url: str) -> tuple[int, dict[str, str], str]:
+            async def once() -> tuple[int, dict[str, str], str]:
+                async with session.request(method, url, **request_kwargs) as response:
+                    body = await response.text() if method == "GET" else ""
+                    if response.status in (408, 429) or response.status >= 500:
+                        raise fsspec_http.HttpStatusError(response.status, url)
+                    return response.status, dict(response.headers), body
+
+            return await self._retry(once)
+
+        return await fsspec_http.list_index(self.root, request, concurrency=self.concurrency)
 
     def _relpath(self, name: str) -> str:
         name = self.fs._strip_protocol(name)
         root = self.root.rstrip("/")
         if root and name.startswith(root + "/"):
-            return name[len(root) + 1 :]
+            return str(name[len(root) + 1 :])
         if root in ("", "/"):
-            return name.lstrip("/")
+            return str(name.lstrip("/"))
         return posixpath.relpath(name, root)
 
-    def _remote_file(self, name: str, info: dict[str, Any]) -> RemoteFile | None:
-        rel = self._relpath(name)
+    def _remote_file(self, rel: str, info: dict[str, Any]) -> RemoteFile | None:
         if info.get("islink"):
-            target = os.readlink(name)
+            target = os.readlink(posixpath.join(self.root, rel))
             return RemoteFile(rel, 0, f"link:{target}", kind="symlink", target=target)
         if info.get("type") not in (None, "file"):
             return None
+        if rel.endswith("/"):
+            return None  # a folder marker object ("dags/") some tools create
+        described = describe(self.protocol, info, version_aware=self.version_aware)
         size = info.get("size")
-        return RemoteFile(rel, -1 if size is None else int(size), change_token(info), digest(info))
+        extra = {VERSION_KEY: described.version} if described.version else {}
+        return RemoteFile(rel, -1 if size is None else int(size), described.token,
+                          described.digest, extra=extra)
+
+    # -- downloading -------------------------------------------------------------------------
+
+    def _remote_path(self, remote_file: RemoteFile) -> str:
+        if self.protocol in HTTP:
+            return fsspec_http.file_url(self.root, remote_file.path)
+        path = posixpath.join(self.root, remote_file.path)
+        version = remote_file.extra.get(VERSION_KEY)
+        if self.version_aware and version:
+            return versioned_path(self.protocol, path, version)
+        return path
+
+    def _failed(self, remote_file: RemoteFile, exc: BaseException) -> FetchError:
+        if isinstance(exc, FetchError):
+            return exc
+        if isinstance(exc, FileNotFoundError) or _status(exc) == 404:
+            return RemoteNotFoundError(f"{self._where(remote_file.path)}: vanished during the sync")
+        return FetchError(f"{self._where(remote_file.path)}: download failed: {_problem(exc)}")
 
     def fetch(
         self, files: Sequence[RemoteFile], dest: Path, on_file_done: FileDone | None = None
     ) -> None:
-        pairs = [(f, posixpath.join(self.root, f.path), dest / f.path) for f in files]
-        for _, _, local in pairs:
+        jobs = [(f, self._remote_path(f), dest / f.path) for f in files]
+        for _, _, local in jobs:
             local.parent.mkdir(parents=True, exist_ok=True)
+        if not jobs:
+            return
+        if self.is_async:
+            self._run(lambda: self._fetch_async(jobs, on_file_done), "the download")
+        else:
+            self._fetch_threads(jobs, on_file_done)
 
-        def one(item: tuple[RemoteFile, str, Path]) -> None:
-            remote_file, remote, local = item
-            try:
-                self._retrying()(self.fs.get_file, remote, str(local))
-            except FileNotFoundError:
-                raise RemoteNotFoundError(
-                    f"{self._where(remote_file.path)}: vanished during the sync"
-                ) from None
-            except Exception as exc:
-                raise FetchError(
-                    f"{self._where(remote_file.path)}: download failed: {mask(str(exc))}"
-                ) from None
+    async def _fetch_async(
+        self, jobs: Sequence[Job], on_file_done: FileDone | None
+    ) -> None:
+        gate = asyncio.Semaphore(self.concurrency)
+        extra_kwargs: dict[str, Any] = {}
+        if self.protocol in ("gs", "gcs"):
+            extra_kwargs["concurrency"] = 1  # one GET per object, no HEAD to plan chunks
+
+        async def one(job: Job) -> None:
+            remote_file, remote, local = job
+            async with gate:
+                try:
+                    await self._retry(
+                        lambda: self.fs._get_file(remote, str(local), **extra_kwargs)
+                    )
+                except Exception as exc:
+                    raise self._failed(remote_file, exc) from None
             if on_file_done is not None:
                 on_file_done(remote_file)
 
-        if self.concurrency <= 1 or len(pairs) <= 1:
-            for item in pairs:
-                one(item)
+        tasks = [asyncio.ensure_future(one(job)) for job in jobs]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            # the first failure (or a timeout cancelling us) stops every other download
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                raise failure
+
+    def _fetch_threads(
+        self, jobs: Sequence[Job], on_file_done: FileDone | None
+    ) -> None:
+        def one(job: Job) -> None:
+            remote_file, remote, local = job
+            try:
+                self._retrying()(self.fs.get_file, remote, str(local))
+            except Exception as exc:
+                raise self._failed(remote_file, exc) from None
+            if on_file_done is not None:
+                on_file_done(remote_file)
+
+        if self.concurrency <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                one(job)
             return
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(pairs))) as pool:
-            for _ in pool.map(one, pairs):
-                pass
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
+            try:
+                for _ in pool.map(one, jobs, timeout=self.options.timeout):
+                    pass
+            except FuturesTimeout:
+                raise FetchError(f"{self._where()}: the download did not finish within the "
+                                 f"timeout of {self.options.timeout:g} s") from None

@@ -1,0 +1,140 @@
+"""Listing an HTTP(S) repository: an HTML index page per folder, links to its files.
+
+A folder is a URL ending in ``/`` whose page links (``<a href>``) to its files and subfolders.
+Links leaving the folder (parents, other hosts), links with a query or fragment (an Apache
+autoindex's sort links) are ignored. Each file link may carry its change data, so a check
+costs one request per folder and none per file::
+
+    <a href="dag_a.py" data-size="120" data-etag='"5f2b-78"'
+       data-last-modified="Mon, 23 Nov 2026 09:00:00 GMT">dag_a.py</a>
+
+A file link without ``data-etag`` / ``data-last-modified`` costs one HEAD request, which
+must answer with an ``ETag`` or a ``Last-Modified`` header (and should give
+``Content-Length``): without one of them dagfetch cannot tell when a file changes, and says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+from dagfetch.errors import FetchError, RemoteNotFoundError
+from dagfetch.redact import redact_url
+
+MAX_FOLDERS = 10_000  # a loop of links between index pages must end
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[dict[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag.lower() == "a":
+            found = {k.lower(): v for k, v in attrs if v is not None}
+            if "href" in found:
+                self.links.append(found)
+
+
+class HttpStatusError(Exception):
+    """An HTTP answer that is not a success, with its status (read by the retry policy)."""
+
+    def __init__(self, status: int, url: str) -> None:
+        self.status = status
+        super().__init__(f"HTTP {status} from {redact_url(url)}")
+
+
+Request = Callable[[str, str], Awaitable[tuple[int, dict[str, str], str]]]
+
+
+def _info_from_headers(headers: dict[str, str]) -> dict[str, Any]:
+    lower = {k.lower(): v for k, v in headers.items()}
+    info: dict[str, Any] = {}
+    if lower.get("etag"):
+        info["etag"] = lower["etag"]
+    if lower.get("last-modified"):
+        info["last_modified"] = lower["last-modified"]
+    if lower.get("content-length", "").isdigit() and "content-encoding" not in lower:
+        info["size"] = int(lower["content-length"])
+    return info
+
+
+async def list_index(
+    root: str, request: Request, *, concurrency: int
+) -> dict[str, dict[str, Any]]:
+    """Relative path -> info (``size``, ``etag``, ``last_modified``) for every file under the
+    folder URL ``root`` (ending in ``/``)."""
+    files: dict[str, dict[str, Any]] = {}
+    pending = [root]
+    seen = {root}
+    while pending:
+        folder = pending.pop()
+        status, _, body = await request("GET", folder)
+        if status == 404:
+            if folder == root:
+                raise RemoteNotFoundError(f"{redact_url(root)}: not found (HTTP 404)")
+            continue  # a stale link to a folder that went away
+        if status >= 400:
+            raise HttpStatusError(status, folder)
+        parser = _Links()
+        parser.feed(body)
+        for link in parser.links:
+            href = link["href"]
+            target = urljoin(folder, href)
+            parts = urlsplit(target)
+            if parts.query or parts.fragment or "#" in href:
+                continue
+            if not target.startswith(root) or target == root or len(target) <= len(folder):
+                continue  # parents, siblings, other hosts
+            if target.endswith("/"):
+                if target not in seen:
+                    if len(seen) >= MAX_FOLDERS:
+                        raise FetchError(f"{redact_url(root)}: more than {MAX_FOLDERS} folders")
+                    seen.add(target)
+                    pending.append(target)
+                continue
+            rel = unquote(target[len(root):])
+            info: dict[str, Any] = {}
+            if link.get("data-size", "").isdigit():
+                info["size"] = int(link["data-size"])
+            if link.get("data-etag"):
+                info["etag"] = link["data-etag"]
+            if link.get("data-last-modified"):
+                info["last_modified"] = link["data-last-modified"]
+            files[rel] = info
+    await _head_where_needed(root, files, request, concurrency)
+    return files
+
+
+async def _head_where_needed(
+    root: str, files: dict[str, dict[str, Any]], request: Request, concurrency: int
+) -> None:
+    bare = [r for r, info in files.items() if not (info.get("etag") or info.get("last_modified"))]
+    if not bare:
+        return
+    gate = asyncio.Semaphore(concurrency)
+
+    async def head(rel: str) -> None:
+        url = file_url(root, rel)
+        async with gate:
+            status, headers, _ = await request("HEAD", url)
+        if status >= 400:
+            raise HttpStatusError(status, url)
+        info = {**_info_from_headers(headers), **files[rel]}
+        if not (info.get("etag") or info.get("last_modified")):
+            raise FetchError(
+                f"{redact_url(url)}: the server sends neither ETag nor Last-Modified, so "
+                "dagfetch cannot tell when it changes (see docs/backends/http.md)"
+            )
+        files[rel] = info
+
+    await asyncio.gather(*(head(rel) for rel in bare))
+
+
+def file_url(root: str, rel: str) -> str:
+    from urllib.parse import quote
+
+    return root + quote(rel, safe="/")
