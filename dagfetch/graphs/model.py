@@ -1,0 +1,200 @@
+"""The value types of a DAG graph, its canonical form and its content hash.
+
+Two graphs are the same version exactly when their canonical forms are equal: tasks sorted by
+id, edges sorted, attribute maps with sorted keys, JSON with fixed separators. The hash is the
+sha256 of that text, so it does not depend on the order a DAG file declared things in, on the
+file's name, or on which machine parsed it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Union
+
+import attrs
+
+from dagfetch.graphs.errors import InvalidGraphError
+
+#: Bump when the canonical form changes; it is part of every hash, so old and new never mix.
+CANONICAL_FORMAT = 1
+#: Longest dag_id / task_id stored (Apache Airflow uses the same limit).
+MAX_ID_LENGTH = 250
+
+AttrValue = Union[str, int, float, bool, None]
+
+
+def _frozen_attrs(value: Mapping[str, AttrValue] | None) -> Mapping[str, AttrValue]:
+    items = dict(value or {})
+    for key, item in items.items():
+        if not isinstance(key, str) or not (item is None or isinstance(item, (str, int, float))):
+            raise InvalidGraphError(
+                f"attribute {key!r}: only strings, numbers, booleans and null can be stored, "
+                f"got {type(item).__name__}"
+            )
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidGraphError(f"attribute {key!r}: {item} cannot be stored")
+    return dict(sorted(items.items()))
+
+
+def _check_id(kind: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidGraphError(f"{kind} must be a non-empty string, got {value!r}")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidGraphError(f"{kind} {value[:40]!r}... is longer than {MAX_ID_LENGTH} chars")
+    return value
+
+
+@attrs.frozen
+class Task:
+    """One task: its id, what kind of task it is (the operator class), simple attributes."""
+
+    task_id: str = attrs.field(converter=lambda v: _check_id("task_id", v))
+    kind: str | None = None
+    attributes: Mapping[str, AttrValue] = attrs.field(
+        factory=dict, converter=_frozen_attrs, hash=False
+    )
+
+    def canonical(self) -> list[Any]:
+        return [self.task_id, self.kind, dict(self.attributes)]
+
+
+
+@attrs.frozen(order=True)
+class Edge:
+    """``upstream`` runs before ``downstream``."""
+
+    upstream: str
+    downstream: str
+
+
+@attrs.frozen
+class Graph:
+    """A DAG's structure. Build with :meth:`of`, which sorts and validates."""
+
+    dag_id: str
+    tasks: tuple[Task, ...]
+    edges: tuple[Edge, ...]
+
+    @classmethod
+    def of(
+        cls,
+        dag_id: str,
+        tasks: Iterable[Task | str],
+        edges: Iterable[Edge | tuple[str, str]] = (),
+    ) -> Graph:
+        """Validate and sort: task ids unique, every edge between known tasks, no self-loop."""
+        _check_id("dag_id", dag_id)
+        by_id: dict[str, Task] = {}
+        for task in tasks:
+            task = Task(task) if isinstance(task, str) else task
+            if task.task_id in by_id:
+                raise InvalidGraphError(f"DAG {dag_id!r}: task {task.task_id!r} appears twice")
+            by_id[task.task_id] = task
+        edge_set: set[Edge] = set()
+        for edge in edges:
+            edge = edge if isinstance(edge, Edge) else Edge(*edge)
+            for end in (edge.upstream, edge.downstream):
+                if end not in by_id:
+                    raise InvalidGraphError(
+                        f"DAG {dag_id!r}: edge {edge.upstream!r} -> {edge.downstream!r} "
+                        f"names unknown task {end!r}"
+                    )
+            if edge.upstream == edge.downstream:
+                raise InvalidGraphError(f"DAG {dag_id!r}: task {edge.upstream!r} depends on itself")
+            edge_set.add(edge)
+        return cls(dag_id, tuple(by_id[k] for k in sorted(by_id)), tuple(sorted(edge_set)))
+
+    # -- canonical form --------------------------------------------------------------------
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "format": CANONICAL_FORMAT,
+            "dag_id": self.dag_id,
+            "tasks": [t.canonical() for t in self.tasks],
+            "edges": [[e.upstream, e.downstream] for e in self.edges],
+        }
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False)
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON: equal graphs, equal hashes, whatever the order."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dag_id": self.dag_id,
+            "tasks": [
+                {"task_id": t.task_id, "kind": t.kind, "attributes": dict(t.attributes)}
+                for t in self.tasks
+            ],
+            "edges": [[e.upstream, e.downstream] for e in self.edges],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Graph:
+        try:
+            tasks = [
+                Task(t["task_id"], t.get("kind"), t.get("attributes") or {})
+                for t in data["tasks"]
+            ]
+            return cls.of(data["dag_id"], tasks, [tuple(e) for e in data["edges"]])
+        except (KeyError, TypeError) as exc:
+            raise InvalidGraphError(f"not a graph document: missing or bad {exc}") from None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def task(self, task_id: str) -> Task:
+        for t in self.tasks:
+            if t.task_id == task_id:
+                return t
+        raise KeyError(task_id)
+
+    def downstream(self, task_id: str) -> list[str]:
+        return [e.downstream for e in self.edges if e.upstream == task_id]
+
+
+@attrs.frozen
+class GraphDiff:
+    """What changed from graph ``old`` to graph ``new`` of one DAG."""
+
+    tasks_added: tuple[str, ...]
+    tasks_removed: tuple[str, ...]
+    tasks_changed: tuple[str, ...]
+    edges_added: tuple[Edge, ...]
+    edges_removed: tuple[Edge, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.tasks_added or self.tasks_removed or self.tasks_changed
+                    or self.edges_added or self.edges_removed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tasks_added": list(self.tasks_added),
+            "tasks_removed": list(self.tasks_removed),
+            "tasks_changed": list(self.tasks_changed),
+            "edges_added": [[e.upstream, e.downstream] for e in self.edges_added],
+            "edges_removed": [[e.upstream, e.downstream] for e in self.edges_removed],
+        }
+
+
+def diff(old: Graph, new: Graph) -> GraphDiff:
+    """Tasks added/removed/changed (kind or attributes), edges added/removed."""
+    before = {t.task_id: t for t in old.tasks}
+    after = {t.task_id: t for t in new.tasks}
+    old_edges, new_edges = set(old.edges), set(new.edges)
+    return GraphDiff(
+        tasks_added=tuple(sorted(after.keys() - before.keys())),
+        tasks_removed=tuple(sorted(before.keys() - after.keys())),
+        tasks_changed=tuple(
+            sorted(k for k in before.keys() & after.keys() if before[k] != after[k])
+        ),
+        edges_added=tuple(sorted(new_edges - old_edges)),
+        edges_removed=tuple(sorted(old_edges - new_edges)),
+    )
