@@ -39,6 +39,10 @@ def redact_url(url: str) -> str:
         query = urlencode(
             [(k, MASK if _SECRET_QUERY_KEYS.search(k) else v) for k, v in pairs], safe="*"
         )
+    if netloc == parts.netloc and query == parts.query:
+        # nothing secret: keep the URL as written (urlunsplit turns zip+file:///x into
+        # zip+file:/x for schemes it does not know)
+        return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -14,9 +14,9 @@ import zipfile
 from typing import IO
 
 import attrs
+
 from dagfetch.errors import UnsafePathError
 from dagfetch.paths import safe_link_target, safe_relpath
-
 from dagfetch_zip.errors import ArchiveError, ArchiveLimitError
 from dagfetch_zip.limits import Limits, human
 

@@ -17,6 +17,7 @@ from typing import IO
 
 import fsspec
 import fsspec.core
+
 from dagfetch.backends.fsspec import storage_options
 from dagfetch.errors import (
     BackendNotInstalled,
@@ -29,7 +30,6 @@ from dagfetch.errors import (
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
 from dagfetch.redact import get_logger, mask, redact_url
-
 from dagfetch_zip.archive import Member, declared_entries, read_table
 from dagfetch_zip.errors import ArchiveError, ArchiveLimitError
 from dagfetch_zip.limits import Limits

@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import attrs
+
 from dagfetch.errors import ManifestError
 
 MiB = 1024 * 1024

@@ -8,14 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MemoryZipRemote, RangeServer, ZipRemote
+from zip_helpers import MemoryZipRemote, RangeServer, ZipRemote
+
 from dagfetch.testing import FetcherConformance
 
 
 class TestZipOnDisk(FetcherConformance):
     @pytest.fixture
-    def remote(self, tmp_path: Path) -> Iterator[ZipRemote]:
-        yield ZipRemote(tmp_path / "dags.zip")
+    def remote(self, tmp_path: Path) -> ZipRemote:
+        return ZipRemote(tmp_path / "dags.zip")
 
 
 class TestZipInMemory(FetcherConformance):
