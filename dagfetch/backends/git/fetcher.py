@@ -1,0 +1,340 @@
+"""Git repositories as a dagfetch backend, through dulwich.
+
+A sync costs one ref lookup when nothing changed. Otherwise::
+
+    list()   ls-remote for the ref -> commit sha
+             commit already in the local store? read its tree there, no fetch
+             else fetch that commit (depth 1 by default; the server is told which commit
+             we hold, so only new objects come) into the store
+             -> one RemoteFile per blob: token = blob id, digest = git-blob:<id>
+    fetch()  write the asked-for blobs from the store; the core asks only for blob ids
+             it does not hold yet, and links the rest
+
+The version id is the commit sha. :meth:`GitFetcher.list_version` fetches any commit the
+remote still has by its sha, after the branch moved on or was force-pushed.
+
+Manifest ``options``: ``depth`` (default 1; 0 = full history), ``submodules`` (``error`` |
+``skip``), ``lfs`` (``error`` | ``warn`` | ``skip``), ``timeout`` (seconds, HTTP),
+``protocol_version`` (0, 1 or 2; default: the highest both sides speak).
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dulwich.client import GitClient, LocalGitClient, SSHGitClient, TCPGitClient
+from dulwich.client import Urllib3HttpGitClient as HttpGitClient
+
+from dagfetch.backends.git.auth import GitAuth, SshSession, auth_from_connection
+from dagfetch.backends.git.errors import StoreCorrupt, translated
+from dagfetch.backends.git.store import GitStore
+from dagfetch.backends.git.urls import FULL_SHA, GitLocation, RefSpec, parse_location, parse_ref
+from dagfetch.errors import ConfigError, FetchError, RemoteNotFoundError, VersionUnavailableError
+from dagfetch.models import Listing, RemoteFile
+from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
+from dagfetch.redact import get_logger
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
+LFS_POINTER_MAX = 1024
+GITLINK = 0o160000
+DEFAULT_TIMEOUT = 60.0
+# Depths tried, in turn, to find a commit on a server that refuses to send a commit by its
+# id (protocol v0/v1 without uploadpack.allowReachableSHA1InWant); None = full history.
+DEEPEN_STEPS: tuple[int | None, ...] = (50, 1000, None)
+_OPTIONS = {"depth", "submodules", "lfs", "timeout", "protocol_version"}
+
+
+def _choice(options: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = options.get(key, allowed[0])
+    if value not in allowed:
+        raise ConfigError(f"options.{key}: {value!r} is not one of {', '.join(allowed)}")
+    return str(value)
+
+
+def git_blob_id(data: bytes) -> str:
+    h = hashlib.sha1(usedforsecurity=False)
+    h.update(b"blob %d\0" % len(data))
+    h.update(data)
+    return h.hexdigest()
+
+
+class GitFetcher(BaseFetcher):
+    """Fetch a git repository (any transport dulwich speaks) into the dagfetch cache."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__(source)
+        self.location: GitLocation = parse_location(source.url)
+        self.ref: RefSpec = parse_ref(source.ref)
+        self.auth: GitAuth = auth_from_connection(source.connection)
+        options = dict(source.options)
+        unknown = sorted(set(options) - _OPTIONS)
+        if unknown:
+            raise ConfigError(f"options.{unknown[0]}: unknown git option (known: "
+                              f"{', '.join(sorted(_OPTIONS))})")
+        depth = options.get("depth", 1)
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise ConfigError(f"options.depth: {depth!r} is not a whole number >= 0")
+        self.depth: int | None = depth or None
+        self.submodules = _choice(options, "submodules", ("error", "skip"))
+        self.lfs = _choice(options, "lfs", ("error", "warn", "skip"))
+        timeout = options.get("timeout", DEFAULT_TIMEOUT)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ConfigError(f"options.timeout: {timeout!r} is not a positive number of seconds")
+        self.timeout = float(timeout)
+        protocol = options.get("protocol_version")
+        if protocol not in (None, 0, 1, 2):
+            raise ConfigError(f"options.protocol_version: {protocol!r} is not 0, 1 or 2")
+        self.protocol_version: int | None = protocol
+        self.where = f"{self.location.display} (ref {self.ref.text})"
+        self._tmp_work: Path | None = None
+        work_dir = source.work_dir
+        if work_dir is None:  # used outside a cache (tests, one-off listings)
+            self._tmp_work = Path(tempfile.mkdtemp(prefix="dagfetch-git-"))
+            work_dir = self._tmp_work
+        self.store = GitStore(work_dir, self.location.display)
+        self._client: GitClient | None = None
+        self._ssh: SshSession | None = None
+        self.capabilities = Capabilities(
+            incremental=True, versioned=True, named_versions=True, concurrent=False
+        )
+        self.ref_lookups = 0  # round trips to learn the ref's commit (tests read it)
+        self.pack_fetches = 0
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def list(self) -> Listing:
+        commit = self.ref.commit or self._ls_remote()
+        return self._with_store(lambda store: self._listing(store, commit, move_tip=True))
+
+    def list_version(self, version_id: str) -> Listing:
+        commit = version_id.strip().lower()
+        if not FULL_SHA.match(commit):
+            raise VersionUnavailableError(
+                f"{self.location.display}: {version_id!r} is not a full commit id (40 hex digits)"
+            )
+        return self._with_store(lambda store: self._listing(store, commit, move_tip=False))
+
+    def fetch(
+        self, files: Sequence[RemoteFile], dest: Path, on_file_done: FileDone | None = None
+    ) -> None:
+        def write_all(store: GitStore) -> None:
+            self._ensure_blobs(store, files)
+            for f in files:
+                data = store.blob(f.token.encode())
+                if git_blob_id(data) != f.token:
+                    raise StoreCorrupt(f"{self.where}: blob {f.token} of {f.path!r} is damaged "
+                                       "in the local object store")
+                target = dest / f.path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                if on_file_done is not None:
+                    on_file_done(f)
+
+        self._with_store(write_all)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._ssh is not None:
+            self._ssh.close()
+            self._ssh = None
+        if self._tmp_work is not None:
+            shutil.rmtree(self._tmp_work, ignore_errors=True)
+            self._tmp_work = None
+
+    # -- remote ----------------------------------------------------------------------------
+
+    def client(self) -> GitClient:
+        """The dulwich client for this location, built once, credentials passed in memory."""
+        if self._client is not None:
+            return self._client
+        loc = self.location
+        client: GitClient
+        if loc.transport == "git":
+            client = TCPGitClient(loc.host or "", loc.port)
+        elif loc.transport == "http":
+            port = f":{loc.port}" if loc.port else ""
+            password = self.auth.password.reveal() if self.auth.password else None
+            username = self.auth.username or loc.username
+            client = HttpGitClient(
+                f"{loc.scheme}://{loc.host}{port}/", username=username,
+                password=password if username else None, timeout=self.timeout,
+            )
+        elif loc.transport == "ssh":
+            self._ssh = SshSession(self.auth)
+            client = SSHGitClient(
+                loc.host or "", loc.port, username=self.auth.username or loc.username,
+                key_filename=self._ssh.key_filename, ssh_command=self._ssh.command,
+            )
+        else:
+            client = LocalGitClient()
+        self._client = client
+        return client
+
+    def _ls_remote(self) -> str:
+        """One round trip: the commit the configured ref points at."""
+        client = self.client()
+        self.ref_lookups += 1
+        with translated(self.where, conn_id=self.auth.conn_id):
+            result = client.get_refs(
+                self.location.path.encode(), protocol_version=self.protocol_version,
+                ref_prefix=self.ref.prefixes,
+            )
+        refs: dict[bytes, bytes] = {k: v for k, v in result.refs.items() if v is not None}
+        for name in self.ref.candidates:
+            key = name.encode()
+            value = refs.get(key + b"^{}") or refs.get(key)
+            if value is not None:
+                return value.decode()
+        if self.ref.text == "HEAD":
+            raise RemoteNotFoundError(f"{self.where}: the repository has no commits (no HEAD)")
+        hint = (" (an abbreviated commit id cannot be looked up remotely: give all 40 hex "
+                "digits)" if self.ref.looks_like_short_sha else "")
+        raise RemoteNotFoundError(f"{self.where}: no branch or tag {self.ref.text!r} on the "
+                                  f"remote{hint}")
+
+    def _fetch_commit(self, store: GitStore, commit: str) -> None:
+        client = self.client()
+        self.pack_fetches += 1
+        path = self.location.path
+        try:
+            store.fetch(client, path, lambda refs: [commit.encode()], depth=self.depth,
+                        where=self.where, conn_id=self.auth.conn_id)
+        except FetchError as exc:
+            if "not our ref" not in str(exc) and "InvalidWants" not in str(exc):
+                raise
+            self._deepen_until(store, commit)
+        if not store.has_commit(commit):
+            raise VersionUnavailableError(
+                f"{self.location.display}: the remote does not have commit {commit}"
+            )
+
+    def _deepen_until(self, store: GitStore, commit: str) -> None:
+        """The server sends only ref tips: fetch branches and tags deeper until ``commit``
+        turns up."""
+        def tips(refs: dict[bytes, bytes]) -> list[bytes]:
+            return sorted({v for k, v in refs.items()
+                           if k.startswith((b"refs/heads/", b"refs/tags/"))
+                           and not k.endswith(b"^{}")})
+
+        for depth in DEEPEN_STEPS:
+            log.info("%s: the server will not send %s by id; fetching history to depth %s",
+                     self.where, commit[:12], depth or "full")
+            self.pack_fetches += 1
+            store.fetch(self.client(), self.location.path, tips, depth=depth,
+                        where=self.where, conn_id=self.auth.conn_id)
+            if store.has_commit(commit):
+                return
+
+    # -- the local store ---------------------------------------------------------------------
+
+    def _with_store(self, work: Callable[[GitStore], T]) -> T:
+        """Run ``work`` on the open store; a damaged store is rebuilt once and ``work`` rerun."""
+        with self.store.open() as store:
+            try:
+                return work(store)
+            except StoreCorrupt as exc:
+                log.warning("%s", exc)
+                store.rebuild()
+                return work(store)
+
+    def _listing(self, store: GitStore, commit: str, *, move_tip: bool) -> Listing:
+        if not store.has_commit(commit):
+            self._fetch_commit(store, commit)
+        listing = self._build_listing(store, commit)
+        if move_tip:
+            store.set_tip(commit)
+        return listing
+
+    def _ensure_blobs(self, store: GitStore, files: Iterable[RemoteFile]) -> None:
+        """Blobs the store lacks (it was rebuilt, or a record from an old store asks) come
+        from fetching the commit each file was listed from."""
+        missing = [f for f in files if not store.has_object(f.token.encode())]
+        commits = sorted({f.extra.get("commit", "") for f in missing})
+        for commit in commits:
+            if not FULL_SHA.match(commit):
+                raise FetchError(f"{self.where}: blob {missing[0].token} of "
+                                 f"{missing[0].path!r} is not in the local store and its "
+                                 "commit is unknown")
+            if not store.has_commit(commit):
+                self._fetch_commit(store, commit)
+
+    def _build_listing(self, store: GitStore, commit: str) -> Listing:
+        tree = store.commit(commit).tree
+        subdir = self.source.subdir
+        if subdir:
+            for part in subdir.split("/"):
+                entry = {name: (mode, sha) for name, mode, sha in store.tree(tree).iteritems()}
+                found = entry.get(part.encode())
+                if found is None or not stat.S_ISDIR(found[0]):
+                    raise RemoteNotFoundError(
+                        f"{self.where}: commit {commit[:12]} has no folder {subdir!r}"
+                    )
+                tree = found[1]
+        files: builtins.list[RemoteFile] = []
+        lfs: builtins.list[str] = []
+        self._walk(store, tree, "", commit, files, lfs)
+        if lfs:
+            self._report_lfs(lfs, files)
+        return Listing.of(files, commit, ref=self.ref.text)
+
+    def _walk(self, store: GitStore, tree: bytes, prefix: str, commit: str,
+              out: builtins.list[RemoteFile], lfs: builtins.list[str]) -> None:
+        for raw_name, mode, sha in store.tree(tree).iteritems():
+            try:
+                name = raw_name.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FetchError(f"{self.where}: commit {commit[:12]} has a path that is not "
+                                 f"UTF-8: {prefix}{raw_name!r}") from None
+            path = f"{prefix}{name}"
+            blob_id = sha.decode()
+            if stat.S_ISDIR(mode):
+                self._walk(store, sha, f"{path}/", commit, out, lfs)
+            elif mode & 0o170000 == GITLINK:
+                if self.submodules == "error":
+                    raise FetchError(
+                        f"{self.where}: {path!r} is a git submodule (pinned at {blob_id[:12]}) "
+                        "and dagfetch does not fetch submodules; set options.submodules = "
+                        "'skip' to leave it out"
+                    )
+                log.warning("%s: leaving out submodule %r (options.submodules = 'skip')",
+                            self.where, path)
+            elif stat.S_ISLNK(mode):
+                target = store.blob(sha).decode("utf-8", "surrogateescape")
+                out.append(RemoteFile(path, 0, blob_id, kind="symlink", target=target,
+                                      extra={"commit": commit}))
+            else:
+                data = store.blob(sha)
+                if len(data) < LFS_POINTER_MAX and data.startswith(LFS_MAGIC):
+                    lfs.append(path)
+                out.append(RemoteFile(path, len(data), blob_id, f"git-blob:{blob_id}",
+                                      extra={"commit": commit}))
+
+    def _report_lfs(self, paths: builtins.list[str], files: builtins.list[RemoteFile]) -> None:
+        shown = ", ".join(repr(p) for p in paths[:5]) + (" ..." if len(paths) > 5 else "")
+        if self.lfs == "error":
+            raise FetchError(
+                f"{self.where}: {len(paths)} Git LFS pointer file(s) ({shown}); dagfetch does "
+                "not fetch LFS content. Set options.lfs = 'skip' to leave them out or 'warn' "
+                "to take the pointer files as they are"
+            )
+        if self.lfs == "skip":
+            skipped = set(paths)
+            files[:] = [f for f in files if f.path not in skipped]
+            log.warning("%s: left out %d Git LFS pointer file(s): %s", self.where,
+                        len(paths), shown)
+        else:
+            log.warning("%s: %d Git LFS pointer file(s) taken as pointers, not content: %s",
+                        self.where, len(paths), shown)

@@ -1,0 +1,195 @@
+"""The per-repository bare object store under ``Source.work_dir``.
+
+One bare repository (``<work_dir>/git``) holds every commit dagfetch fetched for the
+repository, shallow by default. It keeps no remote URL and no credentials: dulwich's
+clients are handed the location and the credentials on each call instead of a config.
+
+The store must survive a process killed at any point, so opening it under its lock:
+
+- removes every ``*.lock`` file dulwich left behind (nobody else can be writing: we hold
+  the store lock, an OS lock the kernel releases when a process dies);
+- removes half-written packs (``tmp_pack_*``, a ``.pack`` without its ``.idx``);
+- rebuilds the store from scratch when it is not a readable repository.
+
+The one ref it keeps, ``refs/heads/dagfetch-tip``, names the last commit fetched, so the
+next fetch tells the server what we already have and gets only new objects.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from tempfile import SpooledTemporaryFile
+
+import filelock
+from dulwich.client import GitClient
+from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from dagfetch.backends.git.errors import translated
+from dagfetch.redact import get_logger
+
+log = get_logger(__name__)
+
+TIP = Ref(b"refs/heads/dagfetch-tip")
+_SPOOL = 8 << 20
+
+
+class GitStore:
+    """A bare repository used as an object store. Use :meth:`open` around every access."""
+
+    def __init__(self, work_dir: Path, where: str) -> None:
+        self.work_dir = work_dir
+        self.path = work_dir / "git"
+        self.where = where
+        self._repo: Repo | None = None
+
+    @contextmanager
+    def open(self, timeout: float = 600.0) -> Iterator[GitStore]:
+        """Hold the store lock, repair what an interrupted run left, and open the repo."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(self.work_dir / "git.lock"), timeout=timeout)
+        with lock:
+            self._repo = self._open_repaired()
+            try:
+                yield self
+            finally:
+                self._repo.close()
+                self._repo = None
+
+    @property
+    def repo(self) -> Repo:
+        if self._repo is None:  # pragma: no cover - a programming error, not a user's
+            raise RuntimeError("GitStore used outside open()")
+        return self._repo
+
+    def _open_repaired(self) -> Repo:
+        if self.path.is_dir():
+            for dirpath, _, names in os.walk(self.path):
+                for name in names:
+                    if name.endswith(".lock"):
+                        log.info("%s: removing stale lock %s", self.where, name)
+                        os.unlink(os.path.join(dirpath, name))
+            try:
+                repo = Repo(str(self.path), bare=True)
+                repo.object_store.prune(grace_period=0)
+                return repo
+            except Exception as exc:  # any failure to open means: start over
+                log.warning("%s: local git store unreadable (%s: %s); rebuilding it",
+                            self.where, type(exc).__name__, exc)
+        return self._init()
+
+    def _init(self) -> Repo:
+        shutil.rmtree(self.path, ignore_errors=True)
+        tmp = self.path.with_name("git.new")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        Repo.init_bare(str(tmp)).close()
+        os.replace(tmp, self.path)
+        return Repo(str(self.path), bare=True)
+
+    def rebuild(self) -> None:
+        """Throw the store away and start empty (after corruption was detected)."""
+        log.warning("%s: the local git store is damaged; rebuilding it from the remote",
+                    self.where)
+        self.repo.close()
+        self._repo = self._init()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def has_commit(self, sha: str) -> bool:
+        with translated(self.where, local=True):
+            oid = ObjectID(sha.encode())
+            if oid not in self.repo.object_store:
+                return False
+            return isinstance(self.repo.object_store[oid], Commit)
+
+    def commit(self, sha: str) -> Commit:
+        with translated(self.where, local=True):
+            obj = self.repo.object_store[ObjectID(sha.encode())]
+        if not isinstance(obj, Commit):
+            from dagfetch.errors import FetchError
+
+            raise FetchError(f"{self.where}: {sha} is a {obj.type_name.decode()}, not a commit")
+        return obj
+
+    def tree(self, sha: bytes) -> Tree:
+        with translated(self.where, local=True):
+            obj = self.repo.object_store[ObjectID(sha)]
+            if not isinstance(obj, Tree):
+                raise TypeError(f"{sha.decode()} is not a tree")
+            return obj
+
+    def blob(self, sha: bytes) -> bytes:
+        with translated(self.where, local=True):
+            obj = self.repo.object_store[ObjectID(sha)]
+            if not isinstance(obj, Blob):
+                raise TypeError(f"{sha.decode()} is not a blob")
+            return obj.as_raw_string()
+
+    def has_object(self, sha: bytes) -> bool:
+        with translated(self.where, local=True):
+            return ObjectID(sha) in self.repo.object_store
+
+    # -- fetching ------------------------------------------------------------------------
+
+    def fetch(
+        self,
+        client: GitClient,
+        path: str,
+        wants: Callable[[dict[bytes, bytes]], list[bytes]],
+        *,
+        depth: int | None,
+        where: str,
+        conn_id: str | None,
+    ) -> dict[bytes, bytes]:
+        """Fetch what ``wants`` picks from the advertised refs; return those refs.
+
+        The pack is spooled in memory (on disk past 8 MiB, inside the store) and only added
+        once complete and verified, so a broken transfer adds nothing."""
+        repo = self.repo
+        tip = repo.refs.as_dict().get(TIP)
+        if tip is not None:
+            self._mark_shallow_if_parents_missing(tip)
+        walker = repo.get_graph_walker([tip] if tip is not None else [])
+
+        def determine_wants(
+            refs: Mapping[Ref, ObjectID], depth: int | None = None
+        ) -> list[ObjectID]:
+            return [ObjectID(w) for w in wants({bytes(k): bytes(v) for k, v in refs.items()})
+                    if ObjectID(w) not in repo.object_store]
+
+        with SpooledTemporaryFile(
+            max_size=_SPOOL, prefix="incoming-", dir=str(self.path)
+        ) as spool, translated(where, conn_id=conn_id):
+            result = client.fetch_pack(
+                path.encode(), determine_wants, walker, spool.write, depth=depth or None,
+            )
+            if spool.tell():
+                spool.seek(0)
+                repo.object_store.add_thin_pack(spool.read, None)
+            repo.update_shallow(result.new_shallow, result.new_unshallow)
+        return {k: v for k, v in result.refs.items() if v is not None}
+
+    def set_tip(self, sha: str) -> None:
+        """Remember ``sha`` as the newest commit we hold (negotiation starts from it)."""
+        with translated(self.where, local=True):
+            oid = ObjectID(sha.encode())
+            self._mark_shallow_if_parents_missing(oid)
+            if self.repo.refs.as_dict().get(TIP) != oid:
+                self.repo.refs[TIP] = oid
+
+    def _mark_shallow_if_parents_missing(self, oid: bytes) -> None:
+        """A commit whose parents we lack must be declared shallow, or a server would think
+        we hold its whole history. Fetches record this themselves; a run killed between
+        adding a pack and writing ``shallow`` would not have."""
+        commit = self.repo.object_store[ObjectID(oid)]
+        if not isinstance(commit, Commit):
+            return
+        store = self.repo.object_store
+        if any(p not in store for p in commit.parents) and oid not in self.repo.get_shallow():
+            self.repo.update_shallow({ObjectID(oid)}, None)
