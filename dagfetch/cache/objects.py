@@ -55,6 +55,10 @@ def hash_file(path: Path, expect_digest: str | None = None) -> tuple[str, int]:
 @attrs.frozen
 class ObjectStore:
     layout: CacheLayout
+    _objects: str = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_objects", str(self.layout.objects))
 
     def has(self, sha256: str) -> bool:
         return self.layout.object_path(sha256).exists()
@@ -70,9 +74,9 @@ class ObjectStore:
         os.replace(path, target)  # atomic; a racing writer of the same object wrote equal bytes
         return target
 
-    def link_into(self, sha256: str, dest: Path) -> None:
+    def link_into(self, sha256: str, dest: str | Path) -> None:
         """Make ``dest`` a read-only hard link to the object (a copy where links fail)."""
-        source = self.layout.object_path(sha256)
+        source = os.path.join(self._objects, sha256[:2], sha256[2:])
         try:
             os.link(source, dest)
         except OSError as exc:
