@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,9 @@ def test_plugins_load_lazily_on_first_use(tmp_path: Path) -> None:
         assert "lazymod" in sys.modules and factory.__name__ == "Lazy"
 
 
-def test_two_distributions_claiming_one_scheme_is_an_error_naming_both(tmp_path: Path) -> None:
+@pytest.fixture
+def two_claimants(tmp_path: Path) -> Iterator[None]:
+    """Two distributions, alpha-store 1.0 and beta-store 2.0, both claiming scheme 'dup'."""
     site = tmp_path / "site"
     with (
         installed(
@@ -73,44 +76,33 @@ def test_two_distributions_claiming_one_scheme_is_an_error_naming_both(tmp_path:
             {"betamod": PLUGIN.format(cls="B")},
         ),
     ):
-        with pytest.raises(SchemeConflictError) as caught:
-            Registry().resolve("dup")
-        message = str(caught.value)
-        assert "alpha-store 1.0" in message and "beta-store 2.0" in message
-        assert "scheme_providers" in message
-        assert Registry(prefer={"dup": "beta_store"}).resolve("dup").__name__ == "B"
-        with pytest.raises(RegistryError, match="'gamma' does not provide 'dup'"):
-            Registry(prefer={"dup": "gamma"}).resolve("dup")
+        yield
 
 
+@pytest.mark.usefixtures("two_claimants")
+def test_two_distributions_claiming_one_scheme_is_an_error_naming_both() -> None:
+    with pytest.raises(SchemeConflictError) as caught:
+        Registry().resolve("dup")
+    message = str(caught.value)
+    assert "alpha-store 1.0" in message and "beta-store 2.0" in message
+    assert "scheme_providers" in message
+    assert Registry(prefer={"dup": "beta_store"}).resolve("dup").__name__ == "B"
+    with pytest.raises(RegistryError, match="'gamma' does not provide 'dup'"):
+        Registry(prefer={"dup": "gamma"}).resolve("dup")
+
+
+@pytest.mark.usefixtures("two_claimants")
 def test_manifest_scheme_providers_settle_a_conflict(tmp_path: Path) -> None:
-    site = tmp_path / "site"
     remote = tmp_path / "remote"
     remote.mkdir()
     (remote / "d.py").write_text("x = 1\n")
-    with (
-        installed(
-            site,
-            "alpha-store",
-            "1.0",
-            {GROUP: {"dup": "alphamod:A"}},
-            {"alphamod": PLUGIN.format(cls="A")},
-        ),
-        installed(
-            site,
-            "beta-store",
-            "2.0",
-            {GROUP: {"dup": "betamod:B"}},
-            {"betamod": PLUGIN.format(cls="B")},
-        ),
-    ):
-        data = {"dag_repositories": {"r": {"url": f"dup://{remote}"}}}
-        with pytest.raises(ManifestError, match=r"dag_repositories\.r\.url: .*claimed by"):
-            Workspace(parse_manifest(data), cache_root=tmp_path / "c").validate()
-        data["scheme_providers"] = {"dup": "alpha-store"}
-        ws = Workspace(parse_manifest(data), cache_root=tmp_path / "c")
-        assert ws.sync_one("r").changed
-        assert (ws.path("r") / "d.py").read_text() == "x = 1\n"
+    data = {"dag_repositories": {"r": {"url": f"dup://{remote}"}}}
+    with pytest.raises(ManifestError, match=r"dag_repositories\.r\.url: .*claimed by"):
+        Workspace(parse_manifest(data), cache_root=tmp_path / "c").validate()
+    data["scheme_providers"] = {"dup": "alpha-store"}
+    ws = Workspace(parse_manifest(data), cache_root=tmp_path / "c")
+    assert ws.sync_one("r").changed
+    assert (ws.path("r") / "d.py").read_text() == "x = 1\n"
 
 
 def test_compound_scheme_falls_back_to_its_outer_scheme(tmp_path: Path) -> None:
