@@ -33,6 +33,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 CONN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@host:path, the one scheme-less URL kept
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -103,9 +104,10 @@ class Manifest:
 
 
 def url_scheme(url: str) -> str:
-    """The URL's scheme; a plain path (no ``scheme://``) is ``file``."""
+    """The URL's scheme; a plain path (no ``scheme://``) is ``file``, and an scp-like git
+    address (``git@host:org/repo.git``) is ``ssh``."""
     if "://" not in url:
-        return "file"
+        return "ssh" if _SCP_LIKE.match(url) else "file"
     return url.split("://", 1)[0].lower()
 
 
@@ -268,10 +270,10 @@ def _parse_repo(
 
 def _check_url(url: str, field: str, base_dir: Path | None, fail: Any) -> str:
     if "://" not in url:
-        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url) and not re.match(r"^[A-Za-z]:[\\/]", url):
+        if _SCP_LIKE.match(url):
             # scp-like git address (git@host:path) is the one scheme-less form we keep as is
-            if re.match(r"^[\w.-]+@[\w.-]+:", url):
-                return url
+            return url
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url) and not re.match(r"^[A-Za-z]:[\\/]", url):
             raise fail(field, f"{url!r} is missing '//' after the scheme")
         return "file://" + str(_resolve(Path(url), base_dir))
     scheme, rest = url.split("://", 1)
