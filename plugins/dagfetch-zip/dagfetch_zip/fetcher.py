@@ -18,7 +18,7 @@ from typing import IO
 import fsspec
 import fsspec.core
 
-from dagfetch.backends.fsspec import storage_options
+from dagfetch.backends.fsspec_options import storage_options
 from dagfetch.errors import (
     BackendNotInstalled,
     DagfetchError,

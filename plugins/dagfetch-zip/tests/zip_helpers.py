@@ -97,6 +97,7 @@ class RangeServer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.log: list[tuple[str, str, int]] = []  # (method, path, body bytes sent)
+        self.auth: list[str] = []  # Authorization headers seen
         self._lock = threading.Lock()
         server = self
 
@@ -116,8 +117,8 @@ class RangeServer:
                 self.send_response(200)
                 self.send_header("Content-Length", str(target.stat().st_size))
                 self.send_header("Accept-Ranges", "bytes")
+                server.record("HEAD", self.path, 0, self.headers.get("Authorization"))
                 self.end_headers()
-                server.record("HEAD", self.path, 0)
 
             def do_GET(self) -> None:
                 target = self._file()
@@ -141,22 +142,29 @@ class RangeServer:
                     self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "bytes")
+                # logged before sending: the client may go on before this thread does
+                server.record("GET", self.path, len(body), self.headers.get("Authorization"))
                 self.end_headers()
                 self.wfile.write(body)
-                server.record("GET", self.path, len(body))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
-    def record(self, method: str, path: str, nbytes: int) -> None:
+    def record(self, method: str, path: str, nbytes: int, auth: str | None = None) -> None:
         with self._lock:
+            if auth:
+                self.auth.append(auth)
             self.log.append((method, path, nbytes))
 
-    def sent(self) -> int:
+    def sent(self, path: str | None = None) -> int:
         with self._lock:
-            return sum(n for _, _, n in self.log)
+            return sum(n for _, p, n in self.log if path is None or p == path)
+
+    def requests(self, path: str) -> list[str]:
+        with self._lock:
+            return [m for m, p, _ in self.log if p == path]
 
     def stop(self) -> None:
         self.httpd.shutdown()
