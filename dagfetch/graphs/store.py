@@ -283,6 +283,9 @@ class GraphStore:
 
         results: dict[str, RecordResult] = {}
         gv_ids: dict[str, int] = {}
+        moves: list[dict[str, Any]] = []  # dag rows with a new version
+        back: list[dict[str, Any]] = []  # dag rows going back to an earlier version
+        created: list[Graph] = []
         for graph, _ in pairs:
             d = graph.dag_id
             st = state[d]
@@ -293,19 +296,37 @@ class GraphStore:
             found = earlier.get((st["pk"], hashes[d]))
             if found is not None:
                 gv_ids[d] = found.id
-                conn.execute(sa.update(t.dag).where(t.dag.c.id == st["pk"])
-                             .values(latest_number=found.number, updated_at=now))
+                back.append({"b_pk": st["pk"], "b_latest": found.number})
                 results[d] = RecordResult(self._gv(d, found, latest=True), False, True)
                 continue
             number = st["last_number"] + 1
-            gv_id = self._insert_version(conn, st["pk"], number, graph, now)
-            conn.execute(sa.update(t.dag).where(t.dag.c.id == st["pk"])
-                         .values(latest_number=number, last_number=number, updated_at=now))
-            gv_ids[d] = gv_id
-            version = GraphVersion(d, number, hashes[d], len(graph.tasks), len(graph.edges),
-                                   now, True)
-            results[d] = RecordResult(version, True, True)
-            log.info("DAG %s: recorded graph version %d", d, number)
+            moves.append({"b_pk": st["pk"], "b_latest": number, "b_last": number})
+            created.append(graph)
+            results[d] = RecordResult(
+                GraphVersion(d, number, hashes[d], len(graph.tasks), len(graph.edges), now, True),
+                True, True)
+        if created:
+            gv_ids.update(self._insert_versions(
+                conn, [(state[g.dag_id]["pk"], results[g.dag_id].version.number, g)
+                       for g in created], now))
+            for g in created:
+                log.info("DAG %s: recorded graph version %d", g.dag_id,
+                         results[g.dag_id].version.number)
+        if moves:
+            # a concurrent writer that took the same number made our graph_version insert
+            # fail on its unique key, and this transaction was retried from the start
+            conn.execute(
+                sa.update(t.dag).where(t.dag.c.id == sa.bindparam("b_pk"))
+                .values(latest_number=sa.bindparam("b_latest"),
+                        last_number=sa.bindparam("b_last"), updated_at=now),
+                moves,
+            )
+        if back:  # last_number stays: numbers are never reused
+            conn.execute(
+                sa.update(t.dag).where(t.dag.c.id == sa.bindparam("b_pk"))
+                .values(latest_number=sa.bindparam("b_latest"), updated_at=now),
+                back,
+            )
 
         # 3. which source version produced which graph version
         linked = [(g, s) for g, s in pairs if s is not None]
@@ -362,28 +383,33 @@ class GraphStore:
                 out[(r.dag_pk, r.graph_hash)] = r
         return out
 
-    def _insert_version(
-        self, conn: Connection, dag_pk: int, number: int, graph: Graph, now: datetime
-    ) -> int:
+    def _insert_versions(
+        self, conn: Connection, items: Sequence[tuple[int, int, Graph]], now: datetime
+    ) -> dict[str, int]:
+        """Insert new versions with their task and edge rows, a few statements in all."""
         t = self.t
-        inserted = conn.execute(sa.insert(t.graph_version).values(
-            dag_pk=dag_pk, number=number, graph_hash=graph.content_hash,
-            task_count=len(graph.tasks), edge_count=len(graph.edges), created_at=now,
-        ))
-        gv_id = int(inserted.inserted_primary_key[0])
-        if graph.tasks:
-            conn.execute(sa.insert(t.task), [
-                {"graph_version_id": gv_id, "task_id": task.task_id, "kind": task.kind,
-                 "attributes": json.dumps(dict(task.attributes), sort_keys=True)
-                 if task.attributes else None}
-                for task in graph.tasks
-            ])
-        if graph.edges:
-            conn.execute(sa.insert(t.edge), [
-                {"graph_version_id": gv_id, "upstream": e.upstream, "downstream": e.downstream}
-                for e in graph.edges
-            ])
-        return gv_id
+        conn.execute(sa.insert(t.graph_version), [
+            {"dag_pk": dag_pk, "number": number, "graph_hash": g.content_hash,
+             "task_count": len(g.tasks), "edge_count": len(g.edges), "created_at": now}
+            for dag_pk, number, g in items
+        ])
+        rows = self._versions_by_hash(conn, [(dag_pk, g.content_hash) for dag_pk, _, g in items])
+        ids = {g.dag_id: rows[(dag_pk, g.content_hash)].id for dag_pk, _, g in items}
+        tasks = [
+            {"graph_version_id": ids[g.dag_id], "task_id": task.task_id, "kind": task.kind,
+             "attributes": json.dumps(dict(task.attributes), sort_keys=True)
+             if task.attributes else None}
+            for _, _, g in items for task in g.tasks
+        ]
+        edges = [
+            {"graph_version_id": ids[g.dag_id], "upstream": e.upstream,
+             "downstream": e.downstream}
+            for _, _, g in items for e in g.edges
+        ]
+        for table, rows_ in ((t.task, tasks), (t.edge, edges)):
+            for chunk in _chunks(rows_, 5000):
+                conn.execute(sa.insert(table), list(chunk))
+        return ids
 
     def _source_pks(
         self, conn: Connection, refs: Iterable[SourceRef], *, create: bool = False

@@ -1,0 +1,176 @@
+"""One job for the node that syncs: sync -> extract -> record (-> publish); and follow mode
+for every other node: fetch exactly the version the leading node published.
+
+    ws = Workspace.from_manifest("dagfetch.toml")
+    pipeline = GraphPipeline(ws)                 # database: manifest `database`, else SQLite
+    pipeline.sync(publish=True)                  # on the scheduler
+    pipeline.follow()                            # on web servers and workers
+    pipeline.pin_run("manual__1", "etl")         # graph in the database, code in the cache
+
+A source version is extracted once: whether it was is asked of the database, so a restart,
+a second syncing node or an unchanged sync never parses the same code again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+
+from dagfetch.cache import GcReport
+from dagfetch.errors import DagfetchError
+from dagfetch.graphs.extract import DEFAULT_FILE_TIMEOUT, extract_version
+from dagfetch.graphs.schema import DEFAULT_PREFIX
+from dagfetch.graphs.store import Extraction, GcResult, GraphStore, RunPin, SourceRef
+from dagfetch.models import SyncResult
+from dagfetch.redact import get_logger
+from dagfetch.sync import SyncObserver
+from dagfetch.workspace import Workspace
+
+log = get_logger(__name__)
+
+
+@attrs.frozen
+class RepoOutcome:
+    """What the pipeline did for one repository."""
+
+    repo_id: str
+    version_id: str | None
+    sync: SyncResult | None = None
+    extraction: Extraction | None = None
+    published: bool = False
+    followed: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def extracted(self) -> bool:
+        return self.extraction is not None and self.extraction.recorded
+
+
+def run_holder(run_id: str, dag_id: str) -> str:
+    """The cache pin holder name of a run: the cache keeps the run's code while it exists."""
+    return f"run-{dag_id}-{run_id}"
+
+
+class GraphPipeline:
+    def __init__(
+        self,
+        workspace: Workspace,
+        store: GraphStore | None = None,
+        *,
+        database: str | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        extractors: Sequence[str] | None = None,
+        file_timeout: float = DEFAULT_FILE_TIMEOUT,
+    ) -> None:
+        self.workspace = workspace
+        self.store = store if store is not None else GraphStore.for_cache(
+            workspace.cache.root, database or workspace.manifest.database, prefix=prefix)
+        self.extractors = list(extractors) if extractors else None
+        self.file_timeout = file_timeout
+
+    # -- the leading node ---------------------------------------------------------------------
+
+    def extract(self, repo_id: str, version_id: str | None = None, *,
+                force: bool = False) -> Extraction:
+        """Extract and record one cached version (default: current) unless already done."""
+        ws = self.workspace
+        if version_id is None:
+            current = ws.current(repo_id)
+            if current is None:
+                raise DagfetchError(f"{repo_id}: nothing synced yet")
+            version_id = current.version_id
+        if not force and self.store.is_extracted(repo_id, version_id):
+            log.debug("%s: %s was extracted before; not parsing it again", repo_id, version_id)
+            return Extraction(SourceRef(repo_id, version_id), recorded=False)
+        root: Path = ws.path(repo_id, version_id)
+        result = extract_version(root, extractors=self.extractors, file_timeout=self.file_timeout)
+        return self.store.record_extraction(repo_id, version_id, result.graphs, result.errors,
+                                            file_count=result.files)
+
+    def sync(
+        self,
+        repo_ids: Sequence[str] | None = None,
+        *,
+        publish: bool = False,
+        observer: SyncObserver | None = None,
+    ) -> list[RepoOutcome]:
+        """Sync, then extract and record every version not extracted yet; with ``publish``,
+        tell followers to serve it (only after its graphs are in the database)."""
+        outcomes = []
+        for result in self.workspace.sync(repo_ids, observer=observer):
+            if result.error or result.version_id is None:
+                outcomes.append(RepoOutcome(result.repo_id, result.version_id, result,
+                                            error=result.error or "nothing synced"))
+                continue
+            try:
+                extraction = self.extract(result.repo_id, result.version_id)
+                if publish:
+                    self.store.publish(result.repo_id, result.version_id)
+            except DagfetchError as exc:
+                log.warning("%s: graph extraction failed: %s", result.repo_id, exc)
+                outcomes.append(RepoOutcome(result.repo_id, result.version_id, result,
+                                            error=str(exc)))
+                continue
+            outcomes.append(RepoOutcome(result.repo_id, result.version_id, result, extraction,
+                                        published=publish))
+        return outcomes
+
+    # -- every other node ---------------------------------------------------------------------
+
+    def follow(self, repo_ids: Sequence[str] | None = None) -> list[RepoOutcome]:
+        """Make each repository's published version current here, whatever the remote holds
+        by now. A repository nothing was published for is reported, not guessed."""
+        ws = self.workspace
+        outcomes = []
+        for repo_id in repo_ids or ws.manifest.ids:
+            try:
+                wanted = self.store.published(repo_id)
+                if wanted is None:
+                    outcomes.append(RepoOutcome(repo_id, None, error="no version published yet "
+                                                "(the leading node publishes with sync --publish)"))
+                    continue
+                if ws.cache.current_id(repo_id) == wanted:
+                    outcomes.append(RepoOutcome(repo_id, wanted))
+                    continue
+                ws.materialize(repo_id, wanted, make_current=True)
+                outcomes.append(RepoOutcome(repo_id, wanted, followed=True))
+            except DagfetchError as exc:
+                log.warning("%s: follow failed: %s", repo_id, exc)
+                outcomes.append(RepoOutcome(repo_id, ws.cache.current_id(repo_id),
+                                            error=str(exc)))
+        return outcomes
+
+    # -- runs and gc --------------------------------------------------------------------------
+
+    def pin_run(self, run_id: str, dag_id: str, *, number: int | None = None) -> RunPin:
+        """Pin a run's graph in the database and its code in the cache."""
+        pin = self.store.pin_run(run_id, dag_id, number=number)
+        if pin.source is not None and pin.source.repo_id in self.workspace.manifest.ids:
+            self.workspace.pin(pin.source.repo_id, pin.source.version_id,
+                               holder=run_holder(run_id, dag_id))
+        return pin
+
+    def release_run(self, run_id: str, dag_id: str) -> bool:
+        """Let the cache evict a finished run's code; its graph pin stays as history."""
+        pin = self.store.run(run_id, dag_id)
+        if pin.source is None or pin.source.repo_id not in self.workspace.manifest.ids:
+            return False
+        return self.workspace.unpin(pin.source.repo_id, pin.source.version_id,
+                                    holder=run_holder(run_id, dag_id))
+
+    def code_path(self, run_id: str, dag_id: str | None = None) -> Path:
+        """The folder of the code a run is pinned to (fetched again if it had to be)."""
+        pin = self.store.run(run_id, dag_id)
+        if pin.source is None:
+            raise DagfetchError(f"run {run_id!r} is not pinned to a source version")
+        return self.workspace.path(pin.source.repo_id, pin.source.version_id)
+
+    def gc(self, *, keep_graphs: int = 5, dry_run: bool = False) -> tuple[GcReport, GcResult]:
+        """Cache gc (pinned code stays) and graph gc (pinned graphs stay)."""
+        return self.workspace.gc(dry_run=dry_run), self.store.gc(keep_graphs, dry_run=dry_run)
