@@ -131,8 +131,12 @@ class GitRemote:
         git("checkout", "-q", "--orphan", f"rewrite-{uuid.uuid4().hex[:6]}", cwd=self.work)
         git("rm", "-q", "-rf", "--cached", ".", cwd=self.work)
         for child in self.work.iterdir():
-            if child.name != ".git":
-                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            if child.name == ".git":
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
         for path, data in files.items():
             self.write(path, data)
         git("add", "-A", cwd=self.work)
@@ -236,6 +240,9 @@ class GitHttpServer:
         self.credentials = credentials
         self.requests: list[tuple[str, str, bool]] = []
         self.break_after: int | None = None
+        self.stall_after: int | None = None  # like break_after, but hang until released
+        self.stalled = threading.Event()
+        self.release = threading.Event()
         self.corrupt_pack = False
         self.headers_seen: list[str] = []
         self._lock = threading.Lock()
@@ -353,7 +360,18 @@ class GitHttpServer:
             if name.lower() != "content-length":
                 handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(payload)))
+        stall = self.stall_after if is_pack and b"PACK" in payload else None
         cut = self.break_after if is_pack and b"PACK" in payload else None
+        if stall is not None:
+            # the server stalls half-way through the pack (a client may get killed now)
+            self.stall_after = None
+            handler.end_headers()
+            handler.wfile.write(payload[:stall])
+            handler.wfile.flush()
+            self.stalled.set()
+            self.release.wait(30)
+            handler.close_connection = True
+            return
         if cut is not None:
             # the server dies half-way through the pack: send part of it and hang up
             self.break_after = None

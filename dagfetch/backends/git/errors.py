@@ -10,7 +10,7 @@ What the mapping says, in the terms a user acts on::
     remote       the server refused or broke the conversation   -> FetchError
     auth         credentials missing or wrong                    -> FetchError (names conn_id)
     missing      no repository at that URL                       -> RemoteNotFoundError
-    corrupt      bytes that fail git's checks                    -> FetchError / StoreCorrupt
+    corrupt      bytes that fail git's checks                    -> CorruptData / StoreCorrupt
     config       an address or option dagfetch cannot use        -> ConfigError
     local        a worktree/index/commit-side error we never expect while fetching
 
@@ -19,6 +19,7 @@ Messages are built from the redacted location and passed through :func:`mask`.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Literal
@@ -92,8 +93,13 @@ DULWICH_ERRORS: dict[type[BaseException], tuple[Kind, str]] = {
 }
 
 
-class StoreCorrupt(FetchError):
-    """The local object store fails git's checks; the store is rebuilt from the remote."""
+class CorruptData(FetchError):
+    """Git data failed git's checks: a damaged pack from the server, or a damaged local
+    object store. The fetcher rebuilds its store and tries once more before giving up."""
+
+
+class StoreCorrupt(CorruptData):
+    """The local object store fails git's checks."""
 
 
 def classify(exc: BaseException) -> tuple[Kind, str] | None:
@@ -123,9 +129,16 @@ def translate(exc: BaseException, where: str, *, conn_id: str | None = None,
             return RemoteNotFoundError(text)
         if kind == "config":
             return ConfigError(text)
-        if kind == "corrupt" and local:
-            return StoreCorrupt(f"{text}; the local object store is damaged")
+        if kind == "corrupt":
+            if local:
+                return StoreCorrupt(f"{text}; the local object store is damaged")
+            return CorruptData(f"{where}: the data received is damaged: {what}"
+                               + (f" ({detail})" if detail and detail != "None" else ""))
         return FetchError(text)
+    if isinstance(exc, zlib.error):
+        if local:
+            return StoreCorrupt(f"{where}: the local object store is damaged ({detail})")
+        return CorruptData(f"{where}: the data received is damaged ({detail})")
     if isinstance(exc, KeyError):
         # dulwich's object store answers a missing object with a bare KeyError
         cls = StoreCorrupt if local else FetchError
@@ -134,6 +147,9 @@ def translate(exc: BaseException, where: str, *, conn_id: str | None = None,
         return FetchError(f"{where}: cannot reach the server ({type(exc).__name__}: {detail})")
     if isinstance(exc, OSError):
         return FetchError(f"{where}: {type(exc).__name__}: {detail}")
+    if local:
+        return StoreCorrupt(f"{where}: the local object store is damaged "
+                            f"({type(exc).__name__}: {detail})")
     # ValueError / AssertionError: dulwich's way of saying the server sent nonsense
     return FetchError(f"{where}: unexpected {type(exc).__name__} from git: {detail}")
 

@@ -33,7 +33,7 @@ from dulwich.client import GitClient, LocalGitClient, SSHGitClient, TCPGitClient
 from dulwich.client import Urllib3HttpGitClient as HttpGitClient
 
 from dagfetch.backends.git.auth import GitAuth, SshSession, auth_from_connection
-from dagfetch.backends.git.errors import StoreCorrupt, translated
+from dagfetch.backends.git.errors import CorruptData, StoreCorrupt, translated
 from dagfetch.backends.git.store import GitStore
 from dagfetch.backends.git.urls import FULL_SHA, GitLocation, RefSpec, parse_location, parse_ref
 from dagfetch.errors import ConfigError, FetchError, RemoteNotFoundError, VersionUnavailableError
@@ -241,14 +241,16 @@ class GitFetcher(BaseFetcher):
     # -- the local store ---------------------------------------------------------------------
 
     def _with_store(self, work: Callable[[GitStore], T]) -> T:
-        """Run ``work`` on the open store; a damaged store is rebuilt once and ``work`` rerun."""
+        """Run ``work`` on the open store. Damaged data (in the store, or a pack that does
+        not apply to it) rebuilds the store once and reruns ``work`` against the remote."""
         with self.store.open() as store:
             try:
                 return work(store)
-            except StoreCorrupt as exc:
+            except CorruptData as exc:
                 log.warning("%s", exc)
-                store.rebuild()
-                return work(store)
+            # outside the except block: its traceback pins the damaged packs' memory maps
+            store.rebuild()
+            return work(store)
 
     def _listing(self, store: GitStore, commit: str, *, move_tip: bool) -> Listing:
         if not store.has_commit(commit):

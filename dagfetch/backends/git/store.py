@@ -94,9 +94,11 @@ class GitStore:
 
     def rebuild(self) -> None:
         """Throw the store away and start empty (after corruption was detected)."""
-        log.warning("%s: the local git store is damaged; rebuilding it from the remote",
-                    self.where)
-        self.repo.close()
+        log.warning("%s: rebuilding the local git store and fetching again", self.where)
+        try:
+            self.repo.close()
+        except BufferError:  # a damaged pack's map still referenced; the files go anyway
+            log.debug("%s: a pack of the old store was still mapped", self.where)
         self._repo = self._init()
 
     # -- reading -------------------------------------------------------------------------
@@ -152,10 +154,13 @@ class GitStore:
         The pack is spooled in memory (on disk past 8 MiB, inside the store) and only added
         once complete and verified, so a broken transfer adds nothing."""
         repo = self.repo
-        tip = repo.refs.as_dict().get(TIP)
-        if tip is not None:
-            self._mark_shallow_if_parents_missing(tip)
-        walker = repo.get_graph_walker([tip] if tip is not None else [])
+        with translated(self.where, local=True):
+            tip = repo.refs.as_dict().get(TIP)
+            if tip is not None and tip not in repo.object_store:
+                tip = None
+            if tip is not None:
+                self._mark_shallow_if_parents_missing(tip)
+            walker = repo.get_graph_walker([tip] if tip is not None else [])
 
         def determine_wants(
             refs: Mapping[Ref, ObjectID], depth: int | None = None
@@ -163,16 +168,22 @@ class GitStore:
             return [ObjectID(w) for w in wants({bytes(k): bytes(v) for k, v in refs.items()})
                     if ObjectID(w) not in repo.object_store]
 
-        with SpooledTemporaryFile(
-            max_size=_SPOOL, prefix="incoming-", dir=str(self.path)
-        ) as spool, translated(where, conn_id=conn_id):
-            result = client.fetch_pack(
-                path.encode(), determine_wants, walker, spool.write, depth=depth or None,
-            )
-            if spool.tell():
-                spool.seek(0)
-                repo.object_store.add_thin_pack(spool.read, None)
-            repo.update_shallow(result.new_shallow, result.new_unshallow)
+        try:
+            with SpooledTemporaryFile(
+                max_size=_SPOOL, prefix="incoming-", dir=str(self.path)
+            ) as spool, translated(where, conn_id=conn_id):
+                result = client.fetch_pack(
+                    path.encode(), determine_wants, walker, spool.write, depth=depth or None,
+                )
+                if spool.tell():
+                    spool.seek(0)
+                    repo.object_store.add_thin_pack(spool.read, None)
+                repo.update_shallow(result.new_shallow, result.new_unshallow)
+        except BaseException:
+            # a pack that failed verification is left as tmp_pack_*: we hold the lock, so
+            # every temporary pack is ours and can go
+            repo.object_store.prune(grace_period=0)
+            raise
         return {k: v for k, v in result.refs.items() if v is not None}
 
     def set_tip(self, sha: str) -> None:
