@@ -9,6 +9,7 @@ the whole archive, and a fetch reads only the members asked for.
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,12 +33,13 @@ from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
 from dagfetch.redact import get_logger, mask, redact_url
 from dagfetch_zip.archive import Member, declared_entries, read_table
 from dagfetch_zip.errors import ArchiveError, ArchiveLimitError
-from dagfetch_zip.limits import Limits
+from dagfetch_zip.limits import Limits, human
 
 log = get_logger(__name__)
 
 DEFAULT_BLOCK_SIZE = 256 * 1024
 _CHUNK = 256 * 1024
+_SPOOL_IN_MEMORY = 8 * 1024 * 1024  # larger archives spill to a temporary file
 
 
 class ZipFetcher(BaseFetcher):
@@ -137,6 +139,8 @@ class ZipFetcher(BaseFetcher):
         fp: IO[bytes] = self.fs.open(
             self.path, "rb", block_size=self.block_size, cache_type="readahead"
         )
+        if not _seekable(fp):
+            fp = self._download_whole(fp)
         try:
             count = declared_entries(fp)
             if count is not None and count > self.limits.max_members:
@@ -157,6 +161,30 @@ class ZipFetcher(BaseFetcher):
             fp.close()
             raise
         return fp, zf, table
+
+    def _download_whole(self, stream: IO[bytes]) -> IO[bytes]:
+        """The store serves no ranged reads (an HTTP server without ``Accept-Ranges``): read
+        the archive once into a spooled temporary file, capped at ``max_total_size``."""
+        log.info("%s: the store serves no ranged reads; downloading the archive whole",
+                 self.where)
+        cap = self.limits.max_total_size
+        # returned open: the caller owns it (closed with the archive)
+        spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        try:
+            with stream:
+                while chunk := stream.read(_CHUNK):
+                    if spool.tell() + len(chunk) > cap:
+                        raise ArchiveLimitError(
+                            f"{self.where}: the store serves no ranged reads, so the archive "
+                            f"is downloaded whole, and it is larger than "
+                            f"max_total_size={human(cap)}", "max_total_size",
+                        )
+                    spool.write(chunk)
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
 
     def _extract(self, zf: zipfile.ZipFile, member: Member, target: Path) -> None:
         """Stream one member to ``target``, counting bytes: the declared size is a claim,
@@ -210,3 +238,12 @@ class ZipFetcher(BaseFetcher):
             fp.close()
 
 
+def _seekable(fp: IO[bytes]) -> bool:
+    """fsspec's streaming files (HTTP without ranges) say they are seekable, allow the no-op
+    ``seek(0)``, and refuse any real seek. Seeking moves no bytes on a ranged file."""
+    try:
+        fp.seek(0, 2)
+        fp.seek(0)
+    except (ValueError, OSError):
+        return False
+    return True

@@ -100,6 +100,26 @@ def test_conn_id_credentials_reach_the_server_and_never_the_cache(
             assert secret.encode() not in path.read_bytes(), path
 
 
+def test_store_without_ranged_reads_downloads_the_archive_once(
+    http_server: RangeServer, tmp_path: Path
+) -> None:
+    (http_server.root / "noranges").mkdir(exist_ok=True)
+    data = zip_bytes({**SMALL, "data/blob.bin": BLOB})
+    name = f"/noranges/{uuid.uuid4().hex}.zip"
+    write_atomic(http_server.root / name.lstrip("/"), data)
+    ws = workspace(tmp_path, f"zip+{http_server.url}{name}")
+    assert ws.sync_one("z").downloaded == 4
+    assert (ws.path("z") / "data/blob.bin").read_bytes() == BLOB
+    # fsspec's info() probes with HEAD, then GET for a size (headers only); then one download,
+    # shared by the listing and the fetch
+    assert http_server.requests(name) == ["HEAD", "GET", "GET"]
+
+    capped = workspace(tmp_path / "capped", f"zip+{http_server.url}{name}",
+                       options={"max_total_size": MiB})
+    with pytest.raises(ArchiveLimitError, match="serves no ranged reads"):
+        capped.sync_one("z")
+
+
 class FetcherFiles:
     @staticmethod
     def of(root: Path) -> dict[str, bytes]:

@@ -115,8 +115,11 @@ class RangeServer:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(target.stat().st_size))
-                self.send_header("Accept-Ranges", "bytes")
+                if self.path.startswith("/noranges/"):
+                    self.send_header("Accept-Ranges", "none")
+                else:
+                    self.send_header("Content-Length", str(target.stat().st_size))
+                    self.send_header("Accept-Ranges", "bytes")
                 server.record("HEAD", self.path, 0, self.headers.get("Authorization"))
                 self.end_headers()
 
@@ -126,6 +129,13 @@ class RangeServer:
                     self.send_error(404)
                     return
                 data = target.read_bytes()
+                if self.path.startswith("/noranges/"):  # a server that only streams
+                    server.record("GET", self.path, len(data))
+                    self.send_response(200)
+                    self.send_header("Accept-Ranges", "none")
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 match = re.match(r"bytes=(\d*)-(\d*)$", self.headers.get("Range", ""))
                 if match:
                     first, last = match.groups()
