@@ -27,13 +27,16 @@ from typing import Literal
 from dulwich import client as _client
 from dulwich import errors as _errors
 from dulwich import file as _file
+from dulwich import filters as _filters
 from dulwich import index as _index
 from dulwich import lfs as _lfs
 from dulwich import object_store as _object_store
 from dulwich import objects as _objects
 from dulwich import pack as _pack
+from dulwich import patch as _patch
 from dulwich import refs as _refs
 from dulwich import repo as _repo
+from dulwich import wildmatch as _wildmatch
 from dulwich.bundle_uri import BundleURIError
 
 from dagfetch.errors import ConfigError, DagfetchError, FetchError, RemoteNotFoundError
@@ -41,8 +44,8 @@ from dagfetch.redact import mask
 
 Kind = Literal["remote", "auth", "missing", "corrupt", "config", "local"]
 
-# Every exception class dulwich defines in the modules the backend touches. Listed one by
-# one, not by base class, so a new dulwich class shows up as a failing test, not a surprise.
+# Every exception class dulwich defines in the modules a fetch loads. Listed one by one, not
+# by base class, so a new dulwich class shows up as a failing test, not a surprise.
 DULWICH_ERRORS: dict[type[BaseException], tuple[Kind, str]] = {
     _errors.ChecksumMismatch: ("corrupt", "checksum mismatch"),
     _errors.WrongObjectException: ("corrupt", "an object has the wrong type"),
@@ -90,6 +93,10 @@ DULWICH_ERRORS: dict[type[BaseException], tuple[Kind, str]] = {
     _index.UnsupportedIndexFormat: ("local", "unsupported index format"),
     _index.InvalidPathError: ("local", "invalid path in the index"),
     BundleURIError: ("remote", "bundle URI failed"),
+    _filters.FilterError: ("local", "a content filter failed"),
+    _patch.PatchApplicationFailure: ("local", "a patch does not apply"),
+    _patch.DiffAlgorithmNotAvailable: ("local", "diff algorithm not available"),
+    _wildmatch.MalformedPattern: ("config", "malformed pattern"),
 }
 
 

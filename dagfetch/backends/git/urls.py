@@ -50,6 +50,7 @@ class GitLocation:
     port: int | None = None
     username: str | None = None
     scheme: str = "git"  # http or https for the HTTP transport
+    scp_like: bool = False  # written user@host:path in the manifest
 
     @property
     def base_url(self) -> str:
@@ -59,6 +60,9 @@ class GitLocation:
             return f"{self.scheme}://{self.host}{port}{self.path}"
         if self.transport == "file":
             return f"file://{self.path}"
+        if self.scp_like:
+            user = f"{self.username}@" if self.username else ""
+            return f"{user}{self.host}:{self.path}"
         port = f":{self.port}" if self.port else ""
         user = f"{self.username}@" if self.username else ""
         return f"{self.transport}://{user}{self.host}{port}{self.path}"
@@ -76,7 +80,7 @@ def parse_location(url: str) -> GitLocation:
         if m is None:
             raise ConfigError(f"{url!r} is not a git URL (use git://, git+https://, ssh://, "
                               "user@host:path or git+file://)")
-        return GitLocation("ssh", m["path"], m["host"], None, m["user"])
+        return GitLocation("ssh", m["path"], m["host"], None, m["user"], scp_like=True)
     scheme, _, _ = url.partition("://")
     transport = _SCHEMES.get(scheme.lower())
     if transport is None:
