@@ -41,6 +41,7 @@ from tenacity import (
 
 from dagfetch.backends import fsspec_http
 from dagfetch.backends.fsspec_options import (
+    AZURE,
     HTTP,
     VERSIONED_STORES,
     split_options,
@@ -226,6 +227,11 @@ class FsspecFetcher(BaseFetcher):
     def _list_fs(self) -> dict[str, dict[str, Any]]:
         # a cached listing would hide changes: always ask the store
         self.fs.invalidate_cache()
+        if self.protocol in AZURE and self.is_async:
+            listed = self._run(lambda: self._retry(self._list_azure), "the listing")
+            if not listed and not self._retrying()(self.fs.exists, self.root):
+                raise RemoteNotFoundError(f"{self._where()}: not found")
+            return listed
         if self.is_async:
             found: dict[str, dict[str, Any]] = self._run(
                 lambda: self._retry(
@@ -254,6 +260,26 @@ class FsspecFetcher(BaseFetcher):
             return await self._retry(once)
 
         return await fsspec_http.list_index(self.root, request, concurrency=self.concurrency)
+
+    async def _list_azure(self) -> dict[str, dict[str, Any]]:
+        """List blobs directly: adlfs's ``find`` first asks for the root's properties (one
+        more request per check) and does not list object versions."""
+        container, prefix, _ = self.fs.split_path(self.root.rstrip("/") + "/")
+        include = ["metadata", "versions"] if self.version_aware else ["metadata"]
+        found: dict[str, dict[str, Any]] = {}
+        async with self.fs.service_client.get_container_client(container) as client:
+            async for blob in client.list_blobs(name_starts_with=prefix, include=include):
+                if blob.get("is_current_version") is False:
+                    continue  # an older version; the listing describes the present
+                if (blob.get("metadata") or {}).get("is_directory") == "true":
+                    continue
+                settings = blob.get("content_settings")
+                found[blob["name"][len(prefix):]] = {
+                    "type": "file", "size": blob.get("size"), "etag": blob.get("etag"),
+                    "version_id": blob.get("version_id"),
+                    "content_settings": {"content_md5": getattr(settings, "content_md5", None)},
+                }
+        return found
 
     def _relpath(self, name: str) -> str:
         name = self.fs._strip_protocol(name)
