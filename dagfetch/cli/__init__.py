@@ -148,13 +148,26 @@ def _print_results(results: list[SyncResult], as_json: bool) -> None:
 @main.command()
 @click.argument("repos", nargs=-1)
 @click.option("--watch", is_flag=True, help="Keep syncing, each repository every refresh_interval.")
+@click.option("--extract", is_flag=True, help="Then parse new versions and record their DAG "
+              "graphs in the graph store (see `dagfetch graph`).")
+@click.option("--publish", is_flag=True, help="With --extract: publish the synced versions for "
+              "nodes that sync with --follow.")
+@click.option("--follow", is_flag=True, help="Fetch the versions the leading node published in "
+              "the graph store, not the newest.")
 @json_option
 @pass_state
-def sync(state: State, repos: tuple[str, ...], watch: bool, as_json: bool) -> None:
+def sync(state: State, repos: tuple[str, ...], watch: bool, extract: bool, publish: bool,
+         follow: bool, as_json: bool) -> None:
     """Sync every repository of the manifest (or only REPOS)."""
     from dagfetch.cli.progress import ProgressBar
 
     observer = ProgressBar() if ProgressBar.wanted() and not as_json else None
+    if extract or publish or follow:  # the graph store's part: dagfetch/cli/graph.py
+        from dagfetch.cli.graph import pipeline_sync
+
+        pipeline_sync(state, list(repos) or None, publish=publish, follow=follow, watch=watch,
+                      as_json=as_json, observer=observer)
+        return
     with errors_as_exit_codes(state):
         ws = state.workspace
         if watch:

@@ -93,7 +93,7 @@ def load_extractor(ref: str) -> Extractor:
 def _attr(obj: object, name: str) -> Any:
     try:
         return getattr(obj, name, None)
-    except Exception:  # noqa: BLE001 - a property on a user object may raise anything
+    except Exception:
         return None
 
 
@@ -128,7 +128,7 @@ def dag_shaped_objects(module: ModuleType) -> Iterator[Graph]:
 def _worker(conn: Connection, root: str, files: list[str], refs: list[str]) -> None:
     try:
         extractors = [load_extractor(r) for r in refs]
-    except Exception:  # noqa: BLE001 - reported to the parent, which raises it
+    except Exception:
         conn.send(("fatal", traceback.format_exc()))
         return
     for rel in files:
@@ -144,7 +144,7 @@ def _worker(conn: Connection, root: str, files: list[str], refs: list[str]) -> N
                 try:
                     for extractor in extractors:
                         graphs.extend(g.to_json() for g in extractor(imported.modules[rel]))
-                except Exception:  # noqa: BLE001 - a bad DAG object is this file's error
+                except Exception:
                     error = traceback.format_exc()
         conn.send(("done", rel, [] if error else graphs, error))
     conn.send(("end",))

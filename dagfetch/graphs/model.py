@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Union
+from typing import Any
 
 import attrs
 
@@ -23,7 +23,7 @@ CANONICAL_FORMAT = 1
 #: Longest dag_id / task_id stored (Apache Airflow uses the same limit).
 MAX_ID_LENGTH = 250
 
-AttrValue = Union[str, int, float, bool, None]
+AttrValue = str | int | float | bool | None
 
 
 def _frozen_attrs(value: Mapping[str, AttrValue] | None) -> Mapping[str, AttrValue]:
@@ -39,6 +39,10 @@ def _frozen_attrs(value: Mapping[str, AttrValue] | None) -> Mapping[str, AttrVal
     return dict(sorted(items.items()))
 
 
+def _check_task_id(value: object) -> str:
+    return _check_id("task_id", value)
+
+
 def _check_id(kind: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidGraphError(f"{kind} must be a non-empty string, got {value!r}")
@@ -51,7 +55,7 @@ def _check_id(kind: str, value: object) -> str:
 class Task:
     """One task: its id, what kind of task it is (the operator class), simple attributes."""
 
-    task_id: str = attrs.field(converter=lambda v: _check_id("task_id", v))
+    task_id: str = attrs.field(converter=_check_task_id)
     kind: str | None = None
     attributes: Mapping[str, AttrValue] = attrs.field(
         factory=dict, converter=_frozen_attrs, hash=False

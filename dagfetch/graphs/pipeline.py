@@ -13,7 +13,8 @@ a second syncing node or an unchanged sync never parses the same code again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -102,8 +103,14 @@ class GraphPipeline:
     ) -> list[RepoOutcome]:
         """Sync, then extract and record every version not extracted yet; with ``publish``,
         tell followers to serve it (only after its graphs are in the database)."""
+        return self.after_sync(self.workspace.sync(repo_ids, observer=observer),
+                               publish=publish)
+
+    def after_sync(self, results: Sequence[SyncResult], *, publish: bool = False
+                   ) -> list[RepoOutcome]:
+        """Extract, record (and publish) what a sync gave; for callers that sync themselves."""
         outcomes = []
-        for result in self.workspace.sync(repo_ids, observer=observer):
+        for result in results:
             if result.error or result.version_id is None:
                 outcomes.append(RepoOutcome(result.repo_id, result.version_id, result,
                                             error=result.error or "nothing synced"))
@@ -120,6 +127,35 @@ class GraphPipeline:
             outcomes.append(RepoOutcome(result.repo_id, result.version_id, result, extraction,
                                         published=publish))
         return outcomes
+
+    def watch(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        publish: bool = False,
+        follow: bool = False,
+        observer: SyncObserver | None = None,
+        on_outcomes: Callable[[list[RepoOutcome]], None] | None = None,
+        max_rounds: int | None = None,
+    ) -> None:
+        """Keep going until ``stop``: sync and extract each repository every
+        ``refresh_interval``, or (``follow``) check for a newly published version as often."""
+        stop = stop or threading.Event()
+        report = on_outcomes or (lambda _: None)
+        if not follow:
+            self.workspace.watch(
+                stop=stop, observer=observer, max_rounds=max_rounds,
+                on_results=lambda results: report(self.after_sync(results, publish=publish)),
+            )
+            return
+        interval = min(spec.refresh_interval for spec in self.workspace.manifest.repositories)
+        rounds = 0
+        while not stop.is_set():
+            report(self.follow())
+            rounds += 1
+            if max_rounds is not None and rounds >= max_rounds:
+                return
+            stop.wait(interval)
 
     # -- every other node ---------------------------------------------------------------------
 

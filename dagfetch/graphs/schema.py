@@ -119,7 +119,7 @@ class GraphTables:
         return list(self.metadata.sorted_tables)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tables(prefix: str = DEFAULT_PREFIX) -> GraphTables:
     """The tables of a store whose names start with ``prefix``."""
     p = check_prefix(prefix)

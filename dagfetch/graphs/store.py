@@ -487,7 +487,9 @@ class GraphStore:
         with db.reading(self.engine) as conn:
             return self._version(conn, dag_id, number)[1]
 
-    def _version(self, conn: Connection, dag_id: str, number: int | None) -> tuple[int, GraphVersion]:
+    def _version(
+        self, conn: Connection, dag_id: str, number: int | None
+    ) -> tuple[int, GraphVersion]:
         t = self.t
         dag = conn.execute(sa.select(t.dag).where(t.dag.c.dag_id == dag_id)).first()
         if dag is None or dag.latest_number is None:

@@ -49,7 +49,7 @@ def run_racers(
     queues, out = racers
     url = store.engine.url.render_as_string(hide_password=False)
     interleave = store.engine.dialect.name != "sqlite"
-    for q, payload in zip(queues, payloads):
+    for q, payload in zip(queues, payloads, strict=True):
         q.put((url, store.t.prefix, job, payload, interleave))
     results = [out.get(timeout=90) for _ in payloads]
     errors = [r[1] for r in results if r[0] == "error"]

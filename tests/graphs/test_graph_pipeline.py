@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def seed(remote: Any, files: dict[str, bytes]) -> None:
 
 def chain(dag_id: str, task_ids: list[str]) -> Graph:
     return Graph.of(dag_id, [Task(t, "BashOperator") for t in task_ids],
-                    list(zip(task_ids, task_ids[1:])))
+                    list(itertools.pairwise(task_ids)))
 
 
 @pytest.fixture

@@ -1,0 +1,104 @@
+"""The graph store's commands, run through click as a user would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from dagfetch.cli import main
+from dagfetch.testing import LocalRemote
+from tests.graphs.dagfiles import chain_dag, repo_files
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[LocalRemote, list[str]]:
+    remote = LocalRemote(tmp_path / "remote")
+    for path, data in repo_files(etl=chain_dag("etl", ["extract", "load"]),
+                                 broken=b"raise RuntimeError('no config')\n").items():
+        remote.write(path, data)
+    manifest = tmp_path / "dagfetch.toml"
+    manifest.write_text(f'[dag_repositories.dags]\nurl = "{remote.url}"\n')
+    return remote, ["--manifest", str(manifest), "--home", str(tmp_path / "home")]
+
+
+def run(args: list[str], code: int = 0) -> Result:
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result
+
+
+def test_sync_extract_then_read_the_graphs(setup: tuple[LocalRemote, list[str]]) -> None:
+    remote, base = setup
+    out = run([*base, "sync", "--extract"]).output
+    assert "1 DAGs, 1 new graph versions, 1 import errors" in out
+    assert "graphs recorded before" in run([*base, "sync", "--extract"]).output
+
+    remote.write("etl.py", chain_dag("etl", ["extract", "transform", "load"]))
+    [row] = json.loads(run([*base, "sync", "--extract", "--json"]).output)
+    assert (row["extracted"], row["new_graph_versions"]) == (True, 1)
+
+    listed = json.loads(run([*base, "graph", "list", "--json"]).output)
+    assert [(r["dag_id"], r["number"], r["task_count"]) for r in listed] == [("etl", 2, 3)]
+
+    text = run([*base, "graph", "show", "etl", "--version", "1"]).output
+    assert "etl  version 1" in text and "extract [BashOperator] -> load" in text
+    dot = run([*base, "graph", "show", "etl", "--format", "dot"]).output
+    assert '"extract" -> "transform";' in dot and dot.startswith('digraph "etl"')
+    mermaid = run([*base, "graph", "show", "etl", "--format", "mermaid"]).output
+    assert mermaid.startswith("flowchart LR") and "t0 --> t2" in mermaid
+    shown = json.loads(run([*base, "graph", "show", "etl", "--format", "json"]).output)
+    assert shown["edges"] == [["extract", "transform"], ["transform", "load"]]
+
+    history = json.loads(run([*base, "graph", "history", "etl", "--json"]).output)
+    assert [(h["number"], h["latest"], h["sources"][0]["path"]) for h in history] == [
+        (1, False, "etl.py"), (2, True, "etl.py")]
+    diff = run([*base, "graph", "diff", "etl", "1", "2"]).output
+    assert "+ task transform" in diff and "- edge extract -> load" in diff
+
+    errors = run([*base, "errors"]).output
+    assert "broken.py" in errors and "RuntimeError: no config" in errors
+
+
+def test_runs_pin_and_show(setup: tuple[LocalRemote, list[str]]) -> None:
+    remote, base = setup
+    run([*base, "sync", "--extract"])
+    pinned = json.loads(run([*base, "runs", "pin", "manual__1", "etl", "--json"]).output)
+    assert pinned["version"] == 1
+    remote.write("etl.py", chain_dag("etl", ["only"]))
+    run([*base, "sync", "--extract"])
+    shown = run([*base, "runs", "show", "manual__1"]).output
+    assert "graph version 1" in shown and "extract [BashOperator] -> load" in shown
+    # the run's code is pinned in the cache too
+    versions = json.loads(run([*base, "versions", "dags", "--json"]).output)
+    assert [v["pinned_by"] for v in versions if v["pinned_by"]] == [["run-etl-manual__1"]]
+    assert json.loads(run([*base, "graph", "gc", "--keep", "1", "--json"]).output) == {
+        "removed": [], "dry_run": False}
+
+
+def test_not_found_is_exit_code_3_with_one_line(setup: tuple[LocalRemote, list[str]]) -> None:
+    _, base = setup
+    run([*base, "sync", "--extract"])
+    result = run([*base, "graph", "show", "nope"], code=3)
+    assert "no DAG 'nope'" in result.output and "Traceback" not in result.output
+    assert "no run 'r1'" in run([*base, "runs", "show", "r1"], code=3).output
+
+
+def test_db_upgrade_on_a_named_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    out = run(["db", "upgrade", "--database", url, "--table-prefix", "af_dagfetch_"]).output
+    assert "is at schema 0001" in out
+    # a reading command on a database without the schema points at `db upgrade`
+    other = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = run(["graph", "list", "--database", other], code=4)
+    assert "dagfetch db upgrade" in result.output
+
+
+def test_follow_without_anything_published_fails_clearly(
+    setup: tuple[LocalRemote, list[str]]
+) -> None:
+    _, base = setup
+    result = run([*base, "sync", "--follow"], code=1)
+    assert "no version published yet" in result.output
