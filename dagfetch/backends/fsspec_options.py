@@ -27,13 +27,14 @@ file system; they are never logged, and never written anywhere by dagfetch.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from dagfetch.connections import Connection
+from dagfetch.connections import Connection, Secret
 from dagfetch.errors import ConnectionError_, ManifestError
 
 DEFAULT_CONCURRENCY = 16
@@ -235,13 +236,14 @@ def _http(conn: Connection) -> dict[str, Any]:
     token = _pop(extra, "bearer_token", "token")
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    if conn.login:
+        password = conn.password.reveal() if conn.password else ""
+        pair = f"{conn.login}:{password}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    if "Authorization" in headers:
+        Secret(headers["Authorization"])  # registers the encoded form with the log masker
     if headers:
         out["headers"] = headers
-    if conn.login:
-        import aiohttp
-
-        password = conn.password.reveal() if conn.password else ""
-        out["client_kwargs"] = {"auth": aiohttp.BasicAuth(conn.login, password)}
     return {**extra, **out}
 
 
