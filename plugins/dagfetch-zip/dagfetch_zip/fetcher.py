@@ -67,7 +67,11 @@ class ZipFetcher(BaseFetcher):
         self.where = redact_url(source.url)
         options = dict(source.options)
         self.limits = Limits.pop_from(options, f"{field}.options")
-        self.block_size = int(options.pop("block_size", DEFAULT_BLOCK_SIZE))
+        self.block_size = options.pop("block_size", DEFAULT_BLOCK_SIZE)
+        if (isinstance(self.block_size, bool) or not isinstance(self.block_size, int)
+                or self.block_size <= 0):
+            raise ManifestError(f"{field}.options.block_size",
+                                f"must be a positive integer, got {self.block_size!r}")
         self.subdir = source.subdir.strip("/") if source.subdir else None
         kwargs = {**storage_options(self.protocol, source.connection), **options}
         try:

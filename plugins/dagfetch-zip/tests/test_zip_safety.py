@@ -282,6 +282,13 @@ def test_bad_limit_option_names_the_manifest_field(tmp_path: Path, value: object
     assert "positive integer" in str(caught.value)
 
 
+def test_bad_block_size_names_the_manifest_field(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, "zip+file:///nowhere/bundle.zip", options={"block_size": "1MB"})
+    with pytest.raises(ManifestError) as caught:
+        ws.validate()
+    assert caught.value.field == "dag_repositories.z.options.block_size"
+
+
 def test_plain_zip_scheme_asks_for_the_inner_store(tmp_path: Path) -> None:
     ws = workspace(tmp_path, "zip:///srv/bundle.zip")
     with pytest.raises(ManifestError, match="say which store holds the archive") as caught:
