@@ -231,14 +231,13 @@ class Syncer:
         return version, len(to_download), nbytes, len(files) - len(to_download)
 
     def _known_contents(self, repo_id: str) -> dict[tuple[str, int, str], str]:
-        """(path, size, token) -> sha256 over every present version: a file that went back to
-        an earlier state is linked, not fetched."""
-        known: dict[tuple[str, int, str], str] = {}
-        for version in self.cache.present_versions(repo_id):
-            for f in version.files:
-                if f.kind == "file":
-                    known.setdefault((f.path, f.size, f.token), f.sha256)
-        return known
+        """(path, size, token) -> sha256 of the current version's files: what an incremental
+        sync need not fetch. (Reading every kept version here made each sync cost
+        O(versions x files); a file reverting to an older state is simply fetched again.)"""
+        current = self.cache.current(repo_id)
+        if current is None:
+            return {}
+        return {(f.path, f.size, f.token): f.sha256 for f in current.files if f.kind == "file"}
 
     def materialize(
         self,

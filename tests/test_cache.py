@@ -197,3 +197,37 @@ def test_a_touched_file_with_the_same_bytes_is_not_a_new_version(
     assert second.version_id == first.version_id and not second.changed
     third = ws.sync_one("r")
     assert third.downloaded == 0  # the new change token was remembered
+
+
+def test_records_store_deltas_and_read_back_whole(
+    tmp_path: Path, repo: Path, manifest: Path
+) -> None:
+    import hashlib
+    import json
+
+    from dagfetch.cache import VersionCache
+    from dagfetch.cache.records import MAX_CHAIN
+
+    ws = ws_for(manifest, tmp_path / "cache")
+    ids = []
+    for n in range(MAX_CHAIN + 3):
+        (repo / f"dag_{n % 20:02}.py").write_text(f"generation {n}\n")
+        if n == 5:
+            (repo / "dag_19.py").unlink()
+        ids.append(ws.sync_one("r").version_id)
+    raw = [json.loads(ws.cache.layout.record("r", v).read_text()) for v in ids]
+    assert [r["depth"] for r in raw] == [0, *range(1, MAX_CHAIN + 1), 0, 1]
+    assert len(raw[3]["changed"]) == 1 and raw[5]["removed"] == ["dag_19.py"]
+    ws.gc()  # evicts all but the newest 2: their records stay, flagged, as bases
+    fresh = VersionCache(tmp_path / "cache")  # no memo: every chain is read from disk
+    for version_id in ids[-2:]:
+        version = fresh.get("r", version_id)
+        on_disk = {
+            p.relative_to(version.path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in Path(version.path).rglob("*")
+            if p.is_file()
+        }
+        assert {f.path: f.sha256 for f in version.files} == on_disk
+    evicted = fresh.record("r", ids[3])
+    assert evicted is not None and evicted[1] is True
+    assert len(evicted[0].files) == 21

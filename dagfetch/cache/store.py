@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import filelock
@@ -29,6 +30,9 @@ import filelock
 from dagfetch.cache.layout import CURRENT, CacheLayout, check_version_id, default_cache_root
 from dagfetch.cache.objects import ObjectStore, hash_file
 from dagfetch.cache.records import (
+    MAX_CHAIN,
+    delta_is_worth_it,
+    files_from_json,
     read_json,
     utcnow,
     version_from_json,
@@ -126,6 +130,7 @@ class VersionCache:
         self.layout = CacheLayout(Path(root) if root is not None else default_cache_root())
         self.objects = ObjectStore(self.layout)
         self.lock_timeout = lock_timeout
+        self._files_memo: dict[tuple[str, str], tuple[CachedFile, ...]] = {}
 
     @property
     def root(self) -> Path:
@@ -148,9 +153,7 @@ class VersionCache:
                 f"timed out waiting for the lock {path} (another sync or gc is running)"
             ) from None
 
-    def repo_lock(
-        self, repo_id: str, timeout: float | None = None
-    ) -> AbstractContextManager[None]:
+    def repo_lock(self, repo_id: str, timeout: float | None = None) -> AbstractContextManager[None]:
         return self._locked(f"repo-{repo_id}", timeout)
 
     def objects_lock(self) -> AbstractContextManager[None]:
@@ -175,11 +178,39 @@ class VersionCache:
 
     def record(self, repo_id: str, version_id: str) -> tuple[Version, bool] | None:
         """(version, evicted) from the record, or None if there is no record."""
-        path = self.layout.record(repo_id, version_id)
-        if not path.exists():
+        data = self._raw_record(repo_id, version_id)
+        if data is None:
             return None
-        data = read_json(path)
-        return version_from_json(self.layout, data), bool(data.get("evicted"))
+        files = self._files(repo_id, version_id, data)
+        return version_from_json(self.layout, data, files), bool(data.get("evicted"))
+
+    def _raw_record(self, repo_id: str, version_id: str) -> dict[str, Any] | None:
+        path = self.layout.record(repo_id, version_id)
+        try:
+            data = read_json(path)
+        except FileNotFoundError:
+            return None
+        if not isinstance(data, dict):
+            raise CacheError(f"{path}: corrupt metadata; remove it and sync again")
+        return data
+
+    def _files(self, repo_id: str, version_id: str, data: dict[str, Any]) -> tuple[CachedFile, ...]:
+        """A record's full file list, following its delta chain (memoized: records of
+        published versions never change their files)."""
+        key = (repo_id, version_id)
+        if key not in self._files_memo:
+            base_files = None
+            if "base" in data:
+                base = self._raw_record(repo_id, data["base"])
+                if base is None:
+                    raise CacheError(
+                        f"{repo_id}: record of {version_id} lost its base "
+                        f"{data['base']}; remove {self.layout.records(repo_id)} "
+                        "and sync again"
+                    )
+                base_files = self._files(repo_id, data["base"], base)
+            self._files_memo[key] = files_from_json(data, base_files)
+        return self._files_memo[key]
 
     def get(self, repo_id: str, version_id: str) -> Version:
         """A version present in the cache, or VersionNotFoundError saying why not."""
@@ -217,8 +248,9 @@ class VersionCache:
             return []
         out = []
         for p in folder.glob("*.json"):
-            data = read_json(p)
-            out.append((version_from_json(self.layout, data), bool(data.get("evicted"))))
+            found = self.record(repo_id, p.stem)
+            if found is not None:
+                out.append(found)
         out.sort(key=lambda item: item[0].fetched_at, reverse=True)
         return out
 
@@ -357,7 +389,9 @@ class VersionCache:
                 fingerprint=fingerprint,
                 history=refetchable,
             )
-            write_json_atomic(self.layout.record(repo_id, version_id), version_to_json(version))
+            write_json_atomic(
+                self.layout.record(repo_id, version_id), self._record_json(repo_id, version)
+            )
         remove_tree(staging)
         return version, True
 
@@ -384,6 +418,17 @@ class VersionCache:
                     f"{item.remote.path}: object {sha} vanished from the cache"
                 ) from None
 
+    def _record_json(self, repo_id: str, version: Version) -> dict[str, Any]:
+        """Store ``version`` as a delta on the current version while the chain is short and
+        the delta small; else in full."""
+        current_id = self.current_id(repo_id)
+        base_data = self._raw_record(repo_id, current_id) if current_id else None
+        if current_id and base_data is not None and base_data.get("depth", 0) < MAX_CHAIN:
+            base = self.record(repo_id, current_id)
+            if base is not None and delta_is_worth_it(version, base[0]):
+                return version_to_json(version, base=base[0], depth=base_data.get("depth", 0) + 1)
+        return version_to_json(version)
+
     def switch_current(self, repo_id: str, version_id: str) -> None:
         link = self.layout.current_link(repo_id)
         tmp = link.with_name(f".current-{uuid.uuid4().hex}")
@@ -392,7 +437,10 @@ class VersionCache:
 
     def touch_record(self, repo_id: str, version: Version) -> None:
         """Refresh a record's fingerprint after a no-change sync whose tokens moved."""
+        # a full list: versions stored as deltas on this one then see the new tokens, which
+        # name the same bytes (a touch never changes content)
         write_json_atomic(self.layout.record(repo_id, version.version_id), version_to_json(version))
+        self._files_memo = {k: v for k, v in self._files_memo.items() if k[0] != repo_id}
 
     # -- pins ----------------------------------------------------------------------------
 
@@ -467,7 +515,8 @@ class VersionCache:
         record = self.layout.record(repo_id, version.version_id)
         # mark first: a crash between the two steps leaves an evicted record and an orphan
         # tree, which the next sync removes
-        write_json_atomic(record, version_to_json(version, evicted=True))
+        data = self._raw_record(repo_id, version.version_id) or {}
+        write_json_atomic(record, {**data, "evicted": True})
         remove_tree(Path(version.path))
 
 
