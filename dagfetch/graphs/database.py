@@ -18,13 +18,20 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection, Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
 from dagfetch.errors import ConfigError
 from dagfetch.graphs.errors import GraphStoreError, SchemaNotReadyError
 from dagfetch.graphs.schema import GraphTables
-from dagfetch.redact import masker
+from dagfetch.redact import mask, masker
 
 T = TypeVar("T")
 
@@ -128,19 +135,25 @@ def retrying(attempts: int = 8) -> tenacity.Retrying:
 def in_transaction(engine: Engine, work: Callable[[Connection], T], *, write: bool = True) -> T:
     """Run ``work`` in one transaction; a conflict rolls everything back and runs it again.
     So a write is all or nothing, and two writers of the same row end with one row."""
-    for attempt in retrying():
-        with attempt, engine.connect() as conn:
-            if write:
-                conn = conn.execution_options(**{WRITE: True})
-            with conn.begin():
-                return work(conn)
+    try:
+        for attempt in retrying():
+            with attempt, engine.connect() as conn:
+                if write:
+                    conn = conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    return work(conn)
+    except SQLAlchemyError as exc:  # not a race, or still losing after every retry
+        raise database_error(engine.url, exc) from exc
     raise AssertionError("unreachable")  # pragma: no cover - tenacity reraises
 
 
 @contextmanager
 def reading(engine: Engine) -> Iterator[Connection]:
-    with engine.connect() as conn, conn.begin():
-        yield conn
+    try:
+        with engine.connect() as conn, conn.begin():
+            yield conn
+    except SQLAlchemyError as exc:
+        raise database_error(engine.url, exc) from exc
 
 
 # -- migrations ---------------------------------------------------------------------------
@@ -172,8 +185,14 @@ def current_revision(engine: Engine, tables: GraphTables) -> str | None:
 
 def upgrade(engine: Engine, tables: GraphTables, revision: str = "head") -> None:
     """Bring the database to ``revision`` (default: the newest schema). Safe to repeat."""
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(tables, conn), revision)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(tables, conn), revision)
+    except CommandError as exc:  # e.g. the database is at a revision this dagfetch lacks
+        raise SchemaNotReadyError(
+            f"database {describe(engine.url)} (prefix {tables.prefix!r}): {exc}; a newer "
+            "dagfetch may have migrated it"
+        ) from None
 
 
 def check_schema(engine: Engine, tables: GraphTables, url: URL) -> None:
@@ -187,11 +206,9 @@ def check_schema(engine: Engine, tables: GraphTables, url: URL) -> None:
         )
 
 
-def unreachable(url: URL, exc: BaseException) -> GraphStoreError:
-    """A connection failure as one clear line, never with the password."""
-    from dagfetch.redact import mask
-
+def database_error(url: URL, exc: BaseException) -> GraphStoreError:
+    """A database failure as one clear line naming the database, never with the password."""
     orig = getattr(exc, "orig", None) or exc
-    return GraphStoreError(f"database {describe(url)}: {mask(str(orig).strip().splitlines()[0])}"
-                           if str(orig).strip() else f"database {describe(url)}: "
-                           f"{type(orig).__name__}")
+    lines = str(orig).strip().splitlines()
+    detail = mask(lines[0]) if lines else type(orig).__name__
+    return GraphStoreError(f"database {describe(url)}: {detail}")

@@ -148,7 +148,7 @@ class GraphStore:
                 db.check_schema(self.engine, self.t, self.url)
         except SQLAlchemyError as exc:
             self.engine.dispose()
-            raise db.unreachable(self.url, exc) from None
+            raise db.database_error(self.url, exc) from None
 
     @classmethod
     def for_cache(cls, cache_root: str | Path, url: str | None = None, **kwargs: Any) -> GraphStore:

@@ -348,3 +348,23 @@ def test_an_unreachable_database_is_one_line_without_the_password() -> None:
     message = str(info.value)
     assert "s3cret-pw" not in message
     assert "127.0.0.1:1" in message and "***" in message
+
+
+def test_a_schema_from_a_newer_dagfetch_is_refused(fresh_store: GraphStore) -> None:
+    with fresh_store.engine.begin() as conn:
+        history = sa.table(fresh_store.t.version_table, sa.column("version_num"))
+        conn.execute(sa.update(history).values(version_num="9999"))
+    with pytest.raises(SchemaNotReadyError, match=r"9999.*newer dagfetch"):
+        fresh_store.upgrade()
+    with pytest.raises(SchemaNotReadyError, match="is at schema 9999"):
+        GraphStore(fresh_store.engine.url, prefix=fresh_store.t.prefix, upgrade=False)
+
+
+def test_database_failures_are_store_errors_naming_the_database(fresh_store: GraphStore) -> None:
+    fresh_store.drop()  # the tables vanish under an open store
+    with pytest.raises(GraphStoreError, match=r"^database .*: ") as info:
+        fresh_store.latest_all()
+    assert isinstance(info.value.__cause__, sa.exc.SQLAlchemyError)
+    with pytest.raises(GraphStoreError, match=r"^database "):
+        fresh_store.record(A)
+    fresh_store.upgrade()  # so the fixture can drop it again
