@@ -36,7 +36,7 @@ from dagfetch.errors import ConfigError, DagfetchError
 from dagfetch.graphs.errors import InvalidGraphError
 from dagfetch.graphs.model import Edge, Graph, Task
 from dagfetch.importing import dag_files, import_version
-from dagfetch.redact import get_logger
+from dagfetch.redact import get_logger, mask
 
 log = get_logger(__name__)
 
@@ -235,6 +235,8 @@ def extract_version(
         if current is not None:
             pending.remove(current)
     graphs = _dedupe(found, errors)
+    # tracebacks go to the database: mask every secret this process knows (connections...)
+    errors = {rel: mask(message) for rel, message in errors.items()}
     seconds = time.monotonic() - started
     log.info("%s: %d files, %d DAGs, %d import errors in %.2fs", root, total, len(graphs),
              len(errors), seconds)

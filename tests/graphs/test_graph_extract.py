@@ -103,3 +103,13 @@ def test_a_plugin_extractor_from_the_entry_point_group(
 def test_an_unknown_extractor_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"no graph extractor 'nope' \(known: dag-shape"):
         extract_mod.resolve_extractors(["nope"])
+
+
+def test_known_secrets_are_masked_in_recorded_tracebacks(tmp_path: Path) -> None:
+    from dagfetch.redact import masker
+
+    masker.add("hunter2-very-secret")
+    files = repo_files(leaky=b"raise RuntimeError('login failed for hunter2-very-secret')\n")
+    result = extract_version(write_tree(tmp_path / "v", files))
+    assert "hunter2-very-secret" not in result.errors["leaky.py"]
+    assert "login failed for ***" in result.errors["leaky.py"]
