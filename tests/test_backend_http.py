@@ -290,3 +290,20 @@ def test_server_stopped_mid_sync(own_server: StaticServer, tmp_path: Path) -> No
     own_server.start()
     assert ws.sync_one("r").changed
     assert (ws.path("r") / "lib/util.py").read_bytes() == b"new lib/util.py"
+
+
+def test_retry_policy_classifies_lower_library_errors() -> None:
+    from dagfetch.backends.fsspec import _transient
+    from dagfetch.backends.fsspec_http import HttpStatusError
+
+    class BotoLike(Exception):
+        response = {"ResponseMetadata": {"HTTPStatusCode": 503}}  # noqa: RUF012
+
+    assert _transient(HttpStatusError(500, "http://h/x")) and _transient(BotoLike())
+    assert _transient(HttpStatusError(429, "http://h/x"))
+    assert _transient(ConnectionResetError()) and _transient(TimeoutError())
+    assert _transient(Exception("SlowDown: please reduce your request rate"))
+    assert not _transient(HttpStatusError(403, "http://h/x"))
+    assert not _transient(HttpStatusError(404, "http://h/x"))
+    assert not _transient(FileNotFoundError()) and not _transient(PermissionError())
+    assert not _transient(FetchError("a decided failure"))

@@ -384,10 +384,15 @@ class FsspecFetcher(BaseFetcher):
             for job in jobs:
                 one(job)
             return
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
-            try:
-                for _ in pool.map(one, jobs, timeout=self.options.timeout):
-                    pass
-            except FuturesTimeout:
-                raise FetchError(f"{self._where()}: the download did not finish within the "
-                                 f"timeout of {self.options.timeout:g} s") from None
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs)))
+        overran = False
+        try:
+            for _ in pool.map(one, jobs, timeout=self.options.timeout):
+                pass
+        except FuturesTimeout:
+            overran = True
+            raise FetchError(f"{self._where()}: the download did not finish within the "
+                             f"timeout of {self.options.timeout:g} s") from None
+        finally:
+            # after a failure or a timeout, start nothing more; do not wait for a stuck copy
+            pool.shutdown(wait=not overran, cancel_futures=True)
