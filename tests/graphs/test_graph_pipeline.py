@@ -168,3 +168,18 @@ def test_follow_mode_serves_the_published_version_not_the_newest(
     assert led2.version_id == newest
     [moved] = follower.follow()
     assert moved.followed and fws.cache.current_id(REPO) == newest
+
+
+def test_follow_on_a_remote_without_history_refuses_rather_than_serve_another_version(
+    tmp_path: Path, store: GraphStore
+) -> None:
+    remote = LocalRemote(tmp_path / "remote")  # a plain folder: no way to fetch an old version
+    seed(remote, repo_files(etl=chain_dag("etl", ["a"])))
+    leader = GraphPipeline(workspace(tmp_path, remote.url, cache="leader"), store)
+    [led] = leader.sync(publish=True)
+    seed(remote, {"etl.py": chain_dag("etl", ["a", "b"])})
+    follower = GraphPipeline(workspace(tmp_path, remote.url, cache="follower"), store)
+    [outcome] = follower.follow()
+    assert not outcome.ok and "keeps no history" in (outcome.error or "")
+    assert follower.workspace.cache.current_id(REPO) is None
+    assert store.published(REPO) == led.version_id
