@@ -129,9 +129,10 @@ def test_unknown_scheme_names_the_known_ones_and_the_extra(monkeypatch: pytest.M
 def test_missing_backend_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     # the import of s3fs fails the way it does when the extra is not installed
     monkeypatch.setitem(sys.modules, "s3fs", None)
-    registry_module = sys.modules["fsspec.registry"]
-    # forget an s3 implementation another test may already have imported
-    monkeypatch.setattr(registry_module, "_registry", {}, raising=False)
+    # forget the s3 class fsspec caches once another test has used S3 (its public `registry`
+    # is a read-only view of this dict)
+    cached = sys.modules["fsspec.registry"]._registry
+    monkeypatch.delitem(cached, "s3", raising=False)
     with pytest.raises(BackendNotInstalled) as caught:
         FsspecFetcher(Source("r", "s3://bucket/dags"))
     assert "pip install 'dagfetch[s3]'" in str(caught.value)
