@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from dagfetch.errors import FetchError, ManifestError, RemoteNotFoundError
+from dagfetch.errors import (
+    FetchError,
+    ManifestError,
+    RemoteNotFoundError,
+    VersionUnavailableError,
+)
 from tests.git_helpers import (
     REPO,
     drop_store,
@@ -207,6 +212,16 @@ def test_branch_and_tags(daemon_remote: GitRemote, tmp_path: Path) -> None:
     for i, ref in enumerate(("release", "v1", "v1-annotated", "refs/heads/release")):
         ws = make_ws(daemon_remote, tmp_path, f"c{i + 1}", ref=ref)
         assert ws.sync_one(REPO).version_id == v1, ref
+
+
+def test_unknown_commit_fails_without_fetching_history(
+    daemon_remote: GitRemote, tmp_path: Path
+) -> None:
+    seed(daemon_remote, BASE)
+    ws = make_ws(daemon_remote, tmp_path, ref="0123456789" * 4)
+    with pytest.raises(VersionUnavailableError, match="does not seem to have commit 0123456789"):
+        ws.sync_one(REPO)
+    assert pack_objects(ws) == 0  # no deepening: a v2 server would have sent it by id
 
 
 def test_unknown_ref_names_it(daemon_remote: GitRemote, tmp_path: Path) -> None:

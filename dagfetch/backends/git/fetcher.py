@@ -213,9 +213,20 @@ class GitFetcher(BaseFetcher):
             store.fetch(client, path, lambda refs: [commit.encode()], depth=self.depth,
                         where=self.where, conn_id=self.auth.conn_id)
         except FetchError as exc:
-            if "not our ref" not in str(exc) and "InvalidWants" not in str(exc):
+            text = str(exc)
+            if "not our ref" in text and client.protocol_version != 2:
+                # a v0/v1 server that sends only ref tips: look for the commit in history
+                self._deepen_until(store, commit)
+            elif type(exc) is FetchError and any(
+                sign in text for sign in ("not our ref", "hung up", "is missing")
+            ):
+                # git's upload-pack dies without a word on the wire when asked for an
+                # object it does not have
+                raise VersionUnavailableError(
+                    f"{text}; the remote does not seem to have commit {commit}"
+                ) from None
+            else:
                 raise
-            self._deepen_until(store, commit)
         if not store.has_commit(commit):
             raise VersionUnavailableError(
                 f"{self.location.display}: the remote does not have commit {commit}"
