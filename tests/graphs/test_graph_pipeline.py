@@ -183,3 +183,17 @@ def test_follow_on_a_remote_without_history_refuses_rather_than_serve_another_ve
     assert not outcome.ok and "keeps no history" in (outcome.error or "")
     assert follower.workspace.cache.current_id(REPO) is None
     assert store.published(REPO) == led.version_id
+
+
+def test_watch_extracts_and_publishes_each_round(tmp_path: Path, store: GraphStore) -> None:
+    remote = LocalRemote(tmp_path / "remote")
+    seed(remote, repo_files(etl=chain_dag("etl", ["a"])))
+    rounds: list[list[Any]] = []
+    leader = GraphPipeline(workspace(tmp_path, remote.url, cache="leader"), store)
+    leader.watch(publish=True, max_rounds=1, on_outcomes=rounds.append)
+    [[outcome]] = rounds
+    assert outcome.extracted and outcome.published
+    assert store.published(REPO) == outcome.version_id
+    follower = GraphPipeline(workspace(tmp_path, remote.url, cache="follower"), store)
+    follower.watch(follow=True, max_rounds=1, on_outcomes=rounds.append)
+    assert not rounds[1][0].ok  # a plain folder keeps no history (see above)
