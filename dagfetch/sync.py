@@ -276,15 +276,17 @@ class Syncer:
     ) -> Version:
         caps = fetcher.capabilities
         backend_version: str | None
-        if found is not None and caps.versioned:
-            record = found[0]
-            files = [f.as_remote() for f in record.files]
-            backend_version = record.backend_version
-        elif caps.named_versions and isinstance(fetcher, VersionedFetcher):
+        # a backend that lists any version by id (git) is asked for it; a versioned store
+        # (S3 object versions) gets the recorded files, whose extra names each object version
+        if caps.named_versions and isinstance(fetcher, VersionedFetcher):
             wanted = found[0].backend_version if found is not None else None
             listing = fetcher.list_version(wanted or version_id)
             files = select_files(listing, spec)
             backend_version = listing.version_id
+        elif found is not None and caps.versioned:
+            record = found[0]
+            files = [f.as_remote() for f in record.files]
+            backend_version = record.backend_version
         else:
             why = "it was evicted and " if found is not None else "it is not in the cache and "
             raise VersionUnavailableError(

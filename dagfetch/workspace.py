@@ -229,9 +229,14 @@ class Workspace:
     def unpin(self, repo_id: str, version_id: str, holder: str = "default") -> bool:
         return self.cache.unpin(repo_id, version_id, holder)
 
-    def gc(self, *, dry_run: bool = False) -> GcReport:
+    def gc(self, *, dry_run: bool = False, grace_seconds: float | None = None) -> GcReport:
+        """Evict versions beyond each repository's ``keep_versions`` (never current or
+        pinned ones), drop the trees of kept versions retired more than ``grace_seconds``
+        ago (rebuilt locally on use), and remove contents no kept version uses."""
         keep = {spec.id: spec.keep_versions for spec in self.manifest.repositories}
-        return self.cache.gc(keep, dry_run=dry_run)
+        if grace_seconds is None:
+            return self.cache.gc(keep, dry_run=dry_run)
+        return self.cache.gc(keep, dry_run=dry_run, grace_seconds=grace_seconds)
 
     def status(self) -> list[RepoStatus]:
         out = []
@@ -246,7 +251,7 @@ class Workspace:
                     last_check_at=_str(state.get("last_check_at")),
                     last_success_at=_str(state.get("last_success_at")),
                     last_change_at=_str(state.get("last_change_at")),
-                    last_error=state.get("last_error"),  # type: ignore[arg-type]
+                    last_error=state.get("last_error"),
                 )
             )
         return out

@@ -4,6 +4,7 @@ LFS pointers). Every test talks to a real git server."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -133,6 +134,10 @@ def test_one_of_a_thousand_files_changes(daemon_remote: GitRemote, tmp_path: Pat
         (new / p).stat().st_ino == (old / p).stat().st_ino for p in files if p != "dags/f0500.py"
     )
     assert same_inode == 999
+    # the version record holds only the difference from the previous commit
+    record = json.loads(ws.cache.layout.record(REPO, second.version_id or "").read_text())
+    assert record["base"] == first.version_id
+    assert [f["path"] for f in record["changed"]] == ["dags/f0500.py"]
 
 
 # -- old commits -------------------------------------------------------------------------------

@@ -231,3 +231,30 @@ def test_records_store_deltas_and_read_back_whole(
     evicted = fresh.record("r", ids[3])
     assert evicted is not None and evicted[1] is True
     assert len(evicted[0].files) == 21
+
+
+def test_gc_stores_idle_versions_and_rebuilds_them_offline(
+    tmp_path: Path, repo: Path, manifest: Path
+) -> None:
+    import shutil
+
+    ws = ws_for(manifest, tmp_path / "cache")  # keep_versions = 2
+    ids = []
+    for n in range(3):
+        (repo / "dag_00.py").write_text(f"version {n}\n")
+        ids.append(ws.sync_one("r").version_id)
+    ws.pin("r", ids[0], holder="run-1")
+    # right after the switch, the retired version keeps its tree (readers may be inside it)
+    assert ws.gc().stored == ()
+    report = ws.gc(grace_seconds=0)
+    assert report.stored == (("r", ids[1]),)  # ids[0] pinned, ids[2] current
+    assert version_dirs(tmp_path / "cache") == sorted([ids[0], ids[2]])
+    entry = {e.version.version_id: e for e in ws.versions("r")}[ids[1]]
+    assert entry.present and not entry.materialized
+    shutil.rmtree(repo)  # no remote: the rebuild uses local contents only
+    path = ws.path("r", ids[1])
+    assert (path / "dag_00.py").read_text() == "version 1\n"
+    assert (path / "dag_00.py").stat().st_mode & 0o222 == 0
+    assert (path / "lib" / "utils.py").stat().st_ino == (
+        ws.path("r") / "lib" / "utils.py"
+    ).stat().st_ino

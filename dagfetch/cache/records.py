@@ -23,7 +23,7 @@ from dagfetch.errors import CacheError
 from dagfetch.models import CachedFile, Version
 
 RECORD_FORMAT = 2
-MAX_CHAIN = 16
+MAX_CHAIN = 64
 
 
 def utcnow() -> datetime:

@@ -9,8 +9,11 @@ The rules that make the cache safe to share between processes on one machine:
 - Syncs and gc of one repository take its lock (``filelock``: an OS lock, released by the
   kernel when a process dies, so a crash never leaves a stale lock). Adding objects and
   sweeping them take the objects lock, always after a repository lock.
-- Version trees are read-only; gc evicts only versions that are neither current, among the
-  newest ``keep_versions``, nor pinned.
+- Version trees are read-only. A kept version is *materialized* (its tree exists) or
+  *stored* (its record and contents are kept, and its tree is rebuilt from local contents on
+  first use, in milliseconds, with no network). gc keeps trees for the current version, pinned
+  versions and versions that stopped being current less than a grace period ago; it evicts
+  (drops record contents too) versions beyond each repository's newest ``keep_versions``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -52,6 +56,7 @@ from dagfetch.redact import get_logger
 log = get_logger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 600.0
+DEFAULT_TREE_GRACE = 600.0  # seconds a retired version keeps its tree for readers still in it
 
 
 @attrs.frozen
@@ -72,6 +77,7 @@ class VersionEntry:
     present: bool
     current: bool
     pinned_by: tuple[str, ...]
+    materialized: bool = True
 
     @property
     def refetchable(self) -> bool:
@@ -84,6 +90,7 @@ class GcReport:
     objects_removed: int
     bytes_freed: int
     dry_run: bool = False
+    stored: tuple[tuple[str, str], ...] = ()  # trees removed; contents kept, rebuilt on use
 
 
 def content_version_id(files: Iterable[CachedFile]) -> str:
@@ -213,19 +220,48 @@ class VersionCache:
         return self._files_memo[key]
 
     def get(self, repo_id: str, version_id: str) -> Version:
-        """A version present in the cache, or VersionNotFoundError saying why not."""
+        """A kept version, its tree rebuilt from local contents if gc stored it; or
+        VersionNotFoundError saying why not."""
         found = self.record(repo_id, check_version_id(version_id))
         if found is None:
             raise VersionNotFoundError(f"{repo_id}: no version {version_id!r} in {self.root}")
         version, evicted = found
-        if evicted or not Path(version.path).is_dir():
+        if evicted:
             how = (
                 "fetch it again with `dagfetch path` / Workspace.path"
                 if version.history
                 else "the remote keeps no history, so it cannot be re-fetched"
             )
             raise VersionNotFoundError(f"{repo_id}: version {version_id} was evicted; {how}")
+        if not os.path.isdir(version.path):
+            self._restore(repo_id, version)
         return version
+
+    def _restore(self, repo_id: str, version: Version) -> None:
+        """Rebuild a stored version's tree from local contents. Takes only the objects lock
+        (a reader must not wait for a long sync); a racing restore of the same version is
+        harmless, the first rename wins."""
+        hashed = [
+            (PlannedFile(f.as_remote(), sha256=f.sha256), f.sha256, f.size) for f in version.files
+        ]
+        scratch = self.layout.internal / "restore" / uuid.uuid4().hex
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.objects_lock():
+                self._build_tree(str(scratch), hashed)
+                _make_read_only(scratch)
+                try:
+                    os.rename(scratch, version.path)
+                except OSError:
+                    if not os.path.isdir(version.path):
+                        raise
+                    return
+                os.chmod(version.path, 0o555)  # noqa: S103 - read-only version tree
+            log.info(
+                "%s: rebuilt stored version %s from local contents", repo_id, version.version_id
+            )
+        finally:
+            remove_tree(scratch)
 
     def current(self, repo_id: str) -> Version | None:
         version_id = self.current_id(repo_id)
@@ -261,13 +297,19 @@ class VersionCache:
         current = self.current_id(repo_id)
         pins = self.pins(repo_id)
         return [
-            VersionEntry(v, not evicted, v.version_id == current, tuple(pins.get(v.version_id, ())))
+            VersionEntry(
+                v,
+                not evicted,
+                v.version_id == current,
+                tuple(pins.get(v.version_id, ())),
+                materialized=not evicted and os.path.isdir(v.path),
+            )
             for v, evicted in self.all_records(repo_id)
         ]
 
     # -- state ---------------------------------------------------------------------------
 
-    def state(self, repo_id: str) -> dict[str, object]:
+    def state(self, repo_id: str) -> dict[str, Any]:
         path = self.layout.state(repo_id)
         data = read_json(path) if path.exists() else {}
         return data if isinstance(data, dict) else {}
@@ -430,10 +472,17 @@ class VersionCache:
         return version_to_json(version)
 
     def switch_current(self, repo_id: str, version_id: str) -> None:
+        previous = self.current_id(repo_id)
         link = self.layout.current_link(repo_id)
         tmp = link.with_name(f".current-{uuid.uuid4().hex}")
         os.symlink(check_version_id(version_id), tmp)
         os.replace(tmp, link)
+        if previous and previous != version_id:
+            # readers may still be inside the version they resolved before the switch: gc
+            # keeps its tree for a grace period counted from now
+            retired = dict(self.state(repo_id).get("retired") or {})
+            retired[previous] = time.time()
+            self.update_state(repo_id, retired=retired)
 
     def touch_record(self, repo_id: str, version: Version) -> None:
         """Refresh a record's fingerprint after a no-change sync whose tokens moved."""
@@ -475,24 +524,39 @@ class VersionCache:
         *,
         default_keep: int = 5,
         dry_run: bool = False,
+        grace_seconds: float = DEFAULT_TREE_GRACE,
     ) -> GcReport:
         """Evict versions that are not current, not among each repository's newest
-        ``keep_versions`` and not pinned; then remove objects no present version uses."""
+        ``keep_versions`` and not pinned; remove the trees of kept versions nobody is likely
+        to be reading (not current, not pinned, retired more than ``grace_seconds`` ago);
+        then remove contents no kept version uses."""
         keep_versions = keep_versions or {}
         evicted: list[tuple[str, str]] = []
+        stored: list[tuple[str, str]] = []
+        now = time.time()
         for repo_id in self.repo_ids():
             keep = keep_versions.get(repo_id, default_keep)
             with self.repo_lock(repo_id):
                 current = self.current_id(repo_id)
                 pinned = set(self.pins(repo_id))
+                retired = self.state(repo_id).get("retired") or {}
                 present = self.present_versions(repo_id)  # newest first
                 kept = {v.version_id for v in present[:keep]} | pinned | {current}
                 for version in present:
-                    if version.version_id in kept:
-                        continue
-                    evicted.append((repo_id, version.version_id))
-                    if not dry_run:
-                        self._evict(repo_id, version)
+                    vid = version.version_id
+                    if vid not in kept:
+                        evicted.append((repo_id, vid))
+                        if not dry_run:
+                            self._evict(repo_id, version)
+                    elif (
+                        vid != current
+                        and vid not in pinned
+                        and now - float(retired.get(vid, 0)) >= grace_seconds
+                        and os.path.isdir(version.path)
+                    ):
+                        stored.append((repo_id, vid))
+                        if not dry_run:
+                            remove_tree(Path(version.path))
         removed = freed = 0
         with self.objects_lock():
             used: set[str] = set()
@@ -508,7 +572,11 @@ class VersionCache:
                         freed += self.layout.object_path(sha).stat().st_size
                     else:
                         freed += self.objects.remove(sha)
-        return GcReport(tuple(evicted), removed, freed, dry_run)
+            stale = self.layout.internal / "restore"
+            if stale.exists() and not dry_run:
+                for leftover in stale.iterdir():  # restores that died half-way
+                    remove_tree(leftover)
+        return GcReport(tuple(evicted), removed, freed, dry_run, tuple(stored))
 
     def _evict(self, repo_id: str, version: Version) -> None:
         log.info("%s: evicting version %s", repo_id, version.version_id)

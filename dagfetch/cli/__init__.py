@@ -148,16 +148,33 @@ def _print_results(results: list[SyncResult], as_json: bool) -> None:
 @main.command()
 @click.argument("repos", nargs=-1)
 @click.option("--watch", is_flag=True, help="Keep syncing, each repository every refresh_interval.")
-@click.option("--extract", is_flag=True, help="Then parse new versions and record their DAG "
-              "graphs in the graph store (see `dagfetch graph`).")
-@click.option("--publish", is_flag=True, help="With --extract: publish the synced versions for "
-              "nodes that sync with --follow.")
-@click.option("--follow", is_flag=True, help="Fetch the versions the leading node published in "
-              "the graph store, not the newest.")
+@click.option(
+    "--extract",
+    is_flag=True,
+    help="Then parse new versions and record their DAG "
+    "graphs in the graph store (see `dagfetch graph`).",
+)
+@click.option(
+    "--publish",
+    is_flag=True,
+    help="With --extract: publish the synced versions for nodes that sync with --follow.",
+)
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Fetch the versions the leading node published in the graph store, not the newest.",
+)
 @json_option
 @pass_state
-def sync(state: State, repos: tuple[str, ...], watch: bool, extract: bool, publish: bool,
-         follow: bool, as_json: bool) -> None:
+def sync(
+    state: State,
+    repos: tuple[str, ...],
+    watch: bool,
+    extract: bool,
+    publish: bool,
+    follow: bool,
+    as_json: bool,
+) -> None:
     """Sync every repository of the manifest (or only REPOS)."""
     from dagfetch.cli.progress import ProgressBar
 
@@ -165,8 +182,15 @@ def sync(state: State, repos: tuple[str, ...], watch: bool, extract: bool, publi
     if extract or publish or follow:  # the graph store's part: dagfetch/cli/graph.py
         from dagfetch.cli.graph import pipeline_sync
 
-        pipeline_sync(state, list(repos) or None, publish=publish, follow=follow, watch=watch,
-                      as_json=as_json, observer=observer)
+        pipeline_sync(
+            state,
+            list(repos) or None,
+            publish=publish,
+            follow=follow,
+            watch=watch,
+            as_json=as_json,
+            observer=observer,
+        )
         return
     with errors_as_exit_codes(state):
         ws = state.workspace
@@ -223,6 +247,7 @@ def versions(state: State, repo: str, as_json: bool) -> None:
             "bytes": e.version.total_size,
             "current": e.current,
             "present": e.present,
+            "materialized": e.materialized,
             "pinned_by": list(e.pinned_by),
             "refetchable": e.refetchable,
             "source_url": e.version.source_url,
@@ -237,6 +262,8 @@ def versions(state: State, repo: str, as_json: bool) -> None:
             marks = ["current"] if r["current"] else []
             if r["pinned_by"]:
                 marks.append("pinned by " + ", ".join(r["pinned_by"]))
+            if r["present"] and not r["materialized"]:
+                marks.append("stored (tree rebuilt locally on use)")
             if not r["present"]:
                 marks.append(
                     "evicted, can be re-fetched"
@@ -286,15 +313,24 @@ def unpin(state: State, repo: str, version: str, holder: str) -> None:
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Say what would go, remove nothing.")
+@click.option(
+    "--grace",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Keep the trees of versions retired less than this ago (default 600).",
+)
 @json_option
 @pass_state
-def gc(state: State, dry_run: bool, as_json: bool) -> None:
-    """Evict old versions (keeping current, the newest keep_versions and pinned ones) and
-    remove file contents no kept version uses."""
+def gc(state: State, dry_run: bool, grace: float | None, as_json: bool) -> None:
+    """Evict old versions (keeping current, the newest keep_versions and pinned ones), store
+    the trees of kept versions nobody reads (rebuilt locally on use), and remove file
+    contents no kept version uses."""
     with errors_as_exit_codes(state):
-        report = state.workspace.gc(dry_run=dry_run)
+        report = state.workspace.gc(dry_run=dry_run, grace_seconds=grace)
     data = {
         "evicted": [list(e) for e in report.evicted],
+        "stored": [list(e) for e in report.stored],
         "objects_removed": report.objects_removed,
         "bytes_freed": report.bytes_freed,
         "dry_run": report.dry_run,
@@ -304,6 +340,11 @@ def gc(state: State, dry_run: bool, as_json: bool) -> None:
         verb = "would evict" if dry_run else "evicted"
         for repo_id, version_id in report.evicted:
             click.echo(f"{verb} {repo_id} {version_id}")
+        for repo_id, version_id in report.stored:
+            click.echo(
+                f"{'would store' if dry_run else 'stored'} {repo_id} {version_id} "
+                "(tree removed; rebuilt from local contents on use)"
+            )
         click.echo(
             f"{report.objects_removed} objects, {report.bytes_freed} bytes "
             f"{'would be ' if dry_run else ''}freed"

@@ -98,6 +98,7 @@ class GitFetcher(BaseFetcher):
         self.protocol_version: int | None = protocol
         self.where = f"{self.location.display} (ref {self.ref.text})"
         self._tmp_work: Path | None = None
+        self._listed_commit: str | None = None
         work_dir = source.work_dir
         if work_dir is None:  # used outside a cache (tests, one-off listings)
             self._tmp_work = Path(tempfile.mkdtemp(prefix="dagfetch-git-"))
@@ -267,15 +268,18 @@ class GitFetcher(BaseFetcher):
         if not store.has_commit(commit):
             self._fetch_commit(store, commit)
         listing = self._build_listing(store, commit)
+        # the core fetches only files of a listing it just got from this fetcher, so this is
+        # the commit to ask the remote for when a blob is missing from the store
+        self._listed_commit = commit
         if move_tip:
             store.set_tip(commit)
         return listing
 
     def _ensure_blobs(self, store: GitStore, files: Iterable[RemoteFile]) -> None:
-        """Blobs the store lacks (it was rebuilt, or a record from an old store asks) come
-        from fetching the commit each file was listed from."""
+        """Blobs the store lacks (it was rebuilt since the listing) come from fetching the
+        commit last listed (records written before 0.1.0 name it per file)."""
         missing = [f for f in files if not store.has_object(f.token.encode())]
-        commits = sorted({f.extra.get("commit", "") for f in missing})
+        commits = sorted({f.extra.get("commit") or self._listed_commit or "" for f in missing})
         for commit in commits:
             if not FULL_SHA.match(commit):
                 raise FetchError(f"{self.where}: blob {missing[0].token} of "
@@ -326,14 +330,12 @@ class GitFetcher(BaseFetcher):
                             self.where, path)
             elif stat.S_ISLNK(mode):
                 target = store.blob(sha).decode("utf-8", "surrogateescape")
-                out.append(RemoteFile(path, 0, blob_id, kind="symlink", target=target,
-                                      extra={"commit": commit}))
+                out.append(RemoteFile(path, 0, blob_id, kind="symlink", target=target))
             else:
                 data = store.blob(sha)
                 if len(data) < LFS_POINTER_MAX and data.startswith(LFS_MAGIC):
                     lfs.append(path)
-                out.append(RemoteFile(path, len(data), blob_id, f"git-blob:{blob_id}",
-                                      extra={"commit": commit}))
+                out.append(RemoteFile(path, len(data), blob_id, f"git-blob:{blob_id}"))
 
     def _report_lfs(self, paths: builtins.list[str], files: builtins.list[RemoteFile]) -> None:
         shown = ", ".join(repr(p) for p in paths[:5]) + (" ..." if len(paths) > 5 else "")
