@@ -1,0 +1,149 @@
+"""Timing, repetition, ratios and reporting shared by every scenario."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+
+@attrs.define
+class Row:
+    """One measured thing: a scenario's dagfetch variant or one of its baselines."""
+
+    scenario: str
+    name: str
+    samples: list[float]
+    unit: str = "s"
+    baseline_for: str | None = None  # set on baselines: the dagfetch row they compare with
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "name": self.name,
+            "unit": self.unit,
+            "median": self.median,
+            "min": min(self.samples),
+            "max": max(self.samples),
+            "samples": self.samples,
+            "baseline_for": self.baseline_for,
+            "extra": self.extra,
+        }
+
+
+@attrs.define
+class Target:
+    """A goal stated as a ratio of two rows' medians (``row / baseline <= limit``), or a
+    check on one row's ``extra`` values."""
+
+    scenario: str
+    description: str
+    check: Callable[[dict[str, Row]], tuple[bool, str]]
+
+
+@attrs.define
+class Config:
+    quick: bool
+    repeat: int
+    warmup: int
+    workdir: Path
+
+
+def measure(
+    fn: Callable[[], Any], *, repeat: int, warmup: int = 1, setup: Callable[[], Any] | None = None
+) -> list[float]:
+    """Run ``fn`` ``warmup`` times unmeasured, then ``repeat`` times; ``setup`` runs before
+    each call, outside the timing."""
+    samples = []
+    for i in range(warmup + repeat):
+        if setup is not None:
+            setup()
+        start = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - start
+        if i >= warmup:
+            samples.append(elapsed)
+    return samples
+
+
+def ratio(rows: dict[str, Row], name: str, baseline: str) -> float:
+    return rows[name].median / rows[baseline].median
+
+
+def ratio_target(
+    scenario: str, name: str, baseline: str, limit: float, description: str | None = None
+) -> Target:
+    def check(rows: dict[str, Row]) -> tuple[bool, str]:
+        value = ratio(rows, name, baseline)
+        return value <= limit, f"{value:.2f}x (target <= {limit}x)"
+
+    return Target(scenario, description or f"{name} <= {limit}x {baseline}", check)
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value * 1000:.1f} ms" if value < 10 else f"{value:.2f} s"
+    if unit == "B":
+        return f"{value / 2**20:.1f} MiB"
+    if unit == "us":
+        return f"{value:.1f} us"
+    return f"{value:g} {unit}"
+
+
+def table(rows: list[Row]) -> str:
+    by_name = {(r.scenario, r.name): r for r in rows}
+    lines = [
+        f"{'scenario':<22} {'variant':<34} {'median':>12} {'min-max':>24} {'ratio':>8}  notes",
+        "-" * 120,
+    ]
+    for r in rows:
+        spread = f"{fmt(min(r.samples), r.unit)} - {fmt(max(r.samples), r.unit)}"
+        rel = ""
+        if r.baseline_for is not None and (r.scenario, r.baseline_for) in by_name:
+            ours = by_name[(r.scenario, r.baseline_for)].median
+            rel = f"{ours / r.median:.2f}x" if r.median else "-"
+        notes = ", ".join(f"{k}={v}" for k, v in r.extra.items())
+        lines.append(
+            f"{r.scenario:<22} {r.name:<34} {fmt(r.median, r.unit):>12} "
+            f"{spread:>24} {rel:>8}  {notes}"
+        )
+    return "\n".join(lines)
+
+
+def environment() -> dict[str, Any]:
+    import os
+
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def write_json(path: Path, rows: list[Row], targets: list[dict[str, Any]], config: Config) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(
+            {
+                "environment": environment(),
+                "quick": config.quick,
+                "repeat": config.repeat,
+                "rows": [r.to_json() for r in rows],
+                "targets": targets,
+            },
+            indent=1,
+        )
+    )
