@@ -29,7 +29,7 @@ def make_tree(root: Path, count: int, size: int) -> list[str]:
 
 def churn(count: int, fraction: float, seed: int) -> list[int]:
     """Indexes of the files one version changes: ``fraction`` of ``count``, at random."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not security
     return rng.sample(range(count), max(1, int(count * fraction)))
 
 
