@@ -11,7 +11,11 @@ from pathlib import Path
 from benchmarks.harness import Config, Row, Target, table, write_json
 
 # scenario modules, each with a SCENARIOS mapping of name -> function(config)
-MODULES = ["benchmarks.scenario_local"]
+MODULES = [
+    "benchmarks.scenario_local",
+    "benchmarks.scenario_s3",
+    "benchmarks.scenario_graphs",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,7 +109,9 @@ class Graph:
             if edge.upstream == edge.downstream:
                 raise InvalidGraphError(f"DAG {dag_id!r}: task {edge.upstream!r} depends on itself")
             edge_set.add(edge)
-        return cls(dag_id, tuple(by_id[k] for k in sorted(by_id)), tuple(sorted(edge_set)))
+        # a plain tuple key: attrs' generated __lt__ made sorting the bulk of reading graphs
+        edges_sorted = sorted(edge_set, key=lambda e: (e.upstream, e.downstream))
+        return cls(dag_id, tuple(by_id[k] for k in sorted(by_id)), tuple(edges_sorted))
 
     # -- canonical form --------------------------------------------------------------------
 

@@ -158,6 +158,19 @@ def test_latest_of_all_dags_is_one_query(store: GraphStore) -> None:
     assert all(v.latest for v in latest)
 
 
+def test_all_latest_graphs_are_three_queries(store: GraphStore) -> None:
+    many = [Graph.of(f"dag_{i:03}", ["a", "b", "c"], [("a", "b"), ("b", "c")]) for i in range(120)]
+    store.record_many([A, *many])
+    store.record(B)
+    with statements(store) as seen:
+        graphs = store.latest_graphs()
+    assert len([s for s in seen if s.upper().startswith("SELECT")]) == 3
+    assert len(graphs) == 121
+    assert graphs["etl"] == B
+    assert graphs["dag_007"] == many[7]
+    assert graphs == {d: store.graph(d) for d in graphs}
+
+
 def test_diff_two_versions(store: GraphStore) -> None:
     store.record(A)
     store.record(Graph.of("etl", ["extract", Task("transform", "Spark"), "notify"],
