@@ -501,12 +501,12 @@ class GraphStore:
             ):
                 attributes = json.loads(r.attributes) if r.attributes else {}
                 tasks[r.dag_id].append(Task(r.task_id, r.kind, attributes))
-            for r in conn.execute(
+            for e in conn.execute(
                 sa.select(t.dag.c.dag_id, t.edge.c.upstream, t.edge.c.downstream)
                 .join(t.graph_version, latest)
                 .join(t.edge, t.edge.c.graph_version_id == t.graph_version.c.id)
             ):
-                edges[r.dag_id].append(Edge(r.upstream, r.downstream))
+                edges[e.dag_id].append(Edge(e.upstream, e.downstream))
         return {d: Graph.of(d, tasks[d], edges[d]) for d in sorted(tasks)}
 
     def latest(self, dag_id: str) -> GraphVersion:
