@@ -77,7 +77,12 @@ def test_plugins_lists_scheme_class_and_distribution(setup: tuple[Path, Path, Pa
 
 
 def test_quick_start_example_runs_as_in_the_readme(tmp_path: Path) -> None:
-    command = [
+    readme = (ROOT / "README.md").read_text()
+    assert (
+        "dagfetch --manifest examples/dagfetch.toml --home .dagfetch-home sync --extract && "
+        ".venv/bin/dagfetch --manifest examples/dagfetch.toml --home .dagfetch-home graph list"
+    ) in readme
+    base = [
         sys.executable,
         "-m",
         "dagfetch",
@@ -85,11 +90,19 @@ def test_quick_start_example_runs_as_in_the_readme(tmp_path: Path) -> None:
         "examples/dagfetch.toml",
         "--home",
         str(tmp_path / "home"),
-        "sync",
     ]
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert "analytics: - -> " in out and "marketing: - -> " in out
-    path = subprocess.run(
-        [*command[:-1], "path", "marketing"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*base, *args], cwd=ROOT, capture_output=True, text=True, check=True)
+        return done.stdout
+
+    synced = run("sync", "--extract")
+    assert "analytics: at " in synced and "2 DAGs, 2 new graph versions, 0 import errors" in synced
+    assert "marketing: at " in synced and "1 DAGs" in synced
+    graphs = run("graph", "list")
+    for dag_id in ("daily_sales", "marketing_campaigns", "weekly_report"):
+        assert f"{dag_id}  version 1  3 tasks, 2 edges" in graphs
+    # each repository's DAGs imported their own lib.utils: the team name differs
+    assert "extract_analytics_orders" in run("graph", "show", "daily_sales")
+    path = run("path", "marketing").strip()
     assert sorted(p.name for p in Path(path).iterdir()) == ["campaigns.py", "lib"]
