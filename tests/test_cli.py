@@ -106,3 +106,10 @@ def test_quick_start_example_runs_as_in_the_readme(tmp_path: Path) -> None:
     assert "extract_analytics_orders" in run("graph", "show", "daily_sales")
     path = run("path", "marketing").strip()
     assert sorted(p.name for p in Path(path).iterdir()) == ["campaigns.py", "lib"]
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci.startswith("python3 -m venv .venv && ") and ci.endswith("-m pytest")
+    assert f"```sh\n{ci}\n```" in readme
