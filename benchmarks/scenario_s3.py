@@ -17,6 +17,7 @@ from benchmarks.data import file_bytes, relpath
 from benchmarks.harness import Config, Row, Target, measure, ratio_target
 from dagfetch.manifest import parse_manifest
 from dagfetch.workspace import Workspace
+from tests.servers.procs import environ
 from tests.servers.s3 import ACCESS_KEY, AWS_ENV, REGION, SECRET_KEY, MotoServer
 
 BUCKET = "bench"
@@ -26,19 +27,13 @@ AWSCLI_VENV = Path(__file__).resolve().parent / ".venvs" / "awscli"
 
 @contextmanager
 def moto(workdir: Path) -> Iterator[MotoServer]:
-    saved = {k: os.environ.get(k) for k in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    server = MotoServer(workdir / "moto.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with environ(AWS_ENV):
+        server = MotoServer(workdir / "moto.log")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def _awscli() -> Path | None:

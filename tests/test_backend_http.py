@@ -7,7 +7,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,11 @@ import pytest
 
 from dagfetch.errors import FetchError, UnsafePathError
 from dagfetch.manifest import parse_manifest
-from dagfetch.models import RemoteFile, SyncResult
+from dagfetch.models import SyncResult
 from dagfetch.testing import FetcherConformance
 from dagfetch.workspace import Workspace
 from tests.servers.http import PASSWORD, USER, StaticServer, http_server  # noqa: F401
+from tests.servers.procs import StopAfterFirstFile
 
 
 class HttpRemote:
@@ -259,28 +260,12 @@ def test_slow_server_hits_the_total_timeout(own_server: StaticServer, tmp_path: 
     assert ws.sync_one("r").changed
 
 
-class _StopAfterFirst:
-    def __init__(self, stop: Callable[[], None]) -> None:
-        self.stop, self.done = stop, 0
-
-    def started(self, repo_id: str, files: int, nbytes: int) -> None:
-        return None
-
-    def file_done(self, repo_id: str, remote_file: RemoteFile) -> None:
-        self.done += 1
-        if self.done == 1:
-            self.stop()
-
-    def finished(self, result: SyncResult) -> None:
-        return None
-
-
 def test_server_stopped_mid_sync(own_server: StaticServer, tmp_path: Path) -> None:
     remote, ws, good = _seeded(own_server, tmp_path, concurrency=1, retries=2)
     for path in BASE:
         remote.write(path, b"new " + path.encode())
     with pytest.raises(FetchError, match="download failed") as caught:
-        ws.sync_one("r", observer=_StopAfterFirst(own_server.stop))
+        ws.sync_one("r", observer=StopAfterFirstFile(own_server.stop))
     assert remote.url in str(caught.value)
     assert ws.cache.current_id("r") == good.version_id
     status = ws.status()[0]

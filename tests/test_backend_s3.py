@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ import pytest
 
 from dagfetch.errors import FetchError, ImmutableSourceChanged, ManifestError
 from dagfetch.manifest import parse_manifest
-from dagfetch.models import RemoteFile, SyncResult
 from dagfetch.testing import FetcherConformance
 from dagfetch.workspace import Workspace
+from tests.servers.procs import StopAfterFirstFile
 from tests.servers.s3 import (  # noqa: F401 - fixtures
     ACCESS_KEY,
     SECRET_KEY,
@@ -257,23 +256,6 @@ def test_bad_option_names_the_field(conn_env: MotoServer, tmp_path: Path) -> Non
 
 
 # -- faults --------------------------------------------------------------------------------------
-
-
-class StopAfterFirstFile:
-    def __init__(self, stop: Callable[[], None]) -> None:
-        self.stop = stop
-        self.done = 0
-
-    def started(self, repo_id: str, files: int, nbytes: int) -> None:
-        return None
-
-    def file_done(self, repo_id: str, remote_file: RemoteFile) -> None:
-        self.done += 1
-        if self.done == 1:
-            self.stop()
-
-    def finished(self, result: SyncResult) -> None:
-        return None
 
 
 def test_server_stopped_mid_sync_keeps_current_and_next_sync_recovers(

@@ -7,7 +7,6 @@ the emulator is single-threaded, so tests keep concurrency near 4. It ignores ge
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers.procs import ServerProcess, free_port
+from tests.servers.procs import ServerProcess, environ, free_port
 
 BUCKET = "dagfetch-tests"
 GCS_ENV = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
@@ -65,14 +64,8 @@ class GcsEmulator:
 
 @pytest.fixture(scope="session")
 def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
-    saved = {k: os.environ.get(k) for k in GCS_ENV}
-    os.environ.update(GCS_ENV)
-    server = GcsEmulator(tmp_path_factory.mktemp("gcs") / "server.log")
-    server.start()
-    yield server
-    server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environ(GCS_ENV):
+        server = GcsEmulator(tmp_path_factory.mktemp("gcs") / "server.log")
+        server.start()
+        yield server
+        server.stop()

@@ -6,7 +6,8 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -62,3 +63,38 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextmanager
+def environ(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for a block, restoring what was there before."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class StopAfterFirstFile:
+    """A sync observer that stops a server once the first file is downloaded: a server
+    going away in the middle of a sync."""
+
+    def __init__(self, stop: Callable[[], None]) -> None:
+        self.stop = stop
+        self.done = 0
+
+    def started(self, repo_id: str, files: int, nbytes: int) -> None:
+        return None
+
+    def file_done(self, repo_id: str, remote_file: object) -> None:
+        self.done += 1
+        if self.done == 1:
+            self.stop()
+
+    def finished(self, result: object) -> None:
+        return None

@@ -7,7 +7,6 @@ Its access log has one line per request, so tests count what reached the server:
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers.procs import ServerProcess, free_port
+from tests.servers.procs import ServerProcess, environ, free_port
 
 ACCESS_KEY = "AKIAMOTOKEYID4242"
 SECRET_KEY = "moto-Secret-Value-9c1f7e"  # distinctive, so tests can grep for leaks
@@ -82,14 +81,8 @@ class MotoServer:
 
 @pytest.fixture(scope="session")
 def aws_env() -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in AWS_ENV}
-    os.environ.update(AWS_ENV)
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environ(AWS_ENV):
+        yield
 
 
 @pytest.fixture(scope="session")
