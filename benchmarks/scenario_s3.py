@@ -53,7 +53,7 @@ def _awscli() -> Path | None:
 
 
 def s3(config: Config) -> tuple[list[Row], list[Target]]:
-    count = 500 if config.quick else 10_000
+    count = 200 if config.quick else 10_000
     with moto(config.workdir) as server:
         return _run(config, server, count)
 

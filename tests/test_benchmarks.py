@@ -1,0 +1,60 @@
+"""CI runs the benchmark harness at its --quick size, so it never rots. Speed targets are
+checked by the benchmarks themselves (docs/benchmarks.md), never by timing tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def postgres_answers() -> bool:
+    import sqlalchemy as sa
+
+    from benchmarks.scenario_graphs import POSTGRES
+
+    try:
+        sa.create_engine(POSTGRES).connect().close()
+    except sa.exc.OperationalError:
+        return False
+    return True
+
+
+def test_quick_benchmarks_run_and_report_every_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--repeat", "1", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    scenarios = {row["scenario"] for row in results["rows"]}
+    expected = [
+        "materialize",
+        "disk",
+        "lookup",
+        "memory",
+        "s3 cold",
+        "s3 no change",
+        "s3 one changed",
+        "graphs sqlite",
+    ]
+    if postgres_answers():
+        expected.append("graphs postgres")
+    for scenario in expected:
+        assert scenario in scenarios, scenario
+    # the request counts the issue asks for are part of the report
+    no_change = next(
+        r
+        for r in results["rows"]
+        if r["scenario"] == "s3 no change" and r["name"] == "dagfetch sync"
+    )
+    assert no_change["extra"] == {"GET requests": 1}
+    assert all(t["measured"] for t in results["targets"])
+    assert "targets:" in done.stdout
