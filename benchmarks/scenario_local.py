@@ -171,15 +171,18 @@ def lookup(config: Config) -> tuple[list[Row], list[Target]]:
     return rows, []
 
 
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report the
+# high-water mark of the (large) benchmark process it was forked from
 _MEMORY_CHILD = """
-import resource, sys
+import sys
 from dagfetch.manifest import parse_manifest
 from dagfetch.workspace import Workspace
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if sys.argv[3] == "sync":
     m = parse_manifest({"dag_repositories": {"r": {"url": sys.argv[1]}}})
     Workspace(m, cache_root=sys.argv[2]).sync_one("r")
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+with open("/proc/self/status") as fh:
+    hwm = next(line for line in fh if line.startswith("VmHWM:"))
+print(int(hwm.split()[1]) * 1024)
 """
 
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import os
 import posixpath
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,8 +84,16 @@ def _status(exc: BaseException) -> int | None:
 
 def _transient(exc: BaseException) -> bool:
     """Worth another try: throttling, 5xx, timeouts and broken connections."""
-    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError,
-                        NotADirectoryError, RemoteNotFoundError)):
+    if isinstance(
+        exc,
+        (
+            FileNotFoundError,
+            PermissionError,
+            IsADirectoryError,
+            NotADirectoryError,
+            RemoteNotFoundError,
+        ),
+    ):
         return False
     status = _status(exc)
     if status is not None:
@@ -98,8 +107,12 @@ def _transient(exc: BaseException) -> bool:
         return True
     # aiohttp's and azure-core's connection errors are not all OSErrors
     return type(exc).__name__ in (
-        "ClientConnectionError", "ClientConnectorError", "ServerDisconnectedError",
-        "ClientPayloadError", "ServiceRequestError", "ServiceResponseError",
+        "ClientConnectionError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ClientPayloadError",
+        "ServiceRequestError",
+        "ServiceResponseError",
     )
 
 
@@ -214,14 +227,21 @@ class FsspecFetcher(BaseFetcher):
         except Exception as exc:
             raise FetchError(f"{self._where()}: listing failed: {_problem(exc)}") from None
         files = [f for f in (self._remote_file(n, i) for n, i in found.items()) if f is not None]
-        if self.version_aware and any(f.kind == "file" and VERSION_KEY not in f.extra
-                                      for f in files):
-            log.warning("%s: version_aware is set but the store reports no object versions "
-                        "(versioning off?); evicted versions cannot be fetched again",
-                        self.source.repo_id)
+        if self.version_aware and any(
+            f.kind == "file" and VERSION_KEY not in f.extra for f in files
+        ):
+            log.warning(
+                "%s: version_aware is set but the store reports no object versions "
+                "(versioning off?); evicted versions cannot be fetched again",
+                self.source.repo_id,
+            )
             self.capabilities = attrs.evolve(self.capabilities, versioned=False)
-        log.debug("%s: listed %d files in %.2f s", self.source.repo_id, len(files),
-                  time.monotonic() - started)
+        log.debug(
+            "%s: listed %d files in %.2f s",
+            self.source.repo_id,
+            len(files),
+            time.monotonic() - started,
+        )
         return Listing.of(files)
 
     def _list_fs(self) -> dict[str, dict[str, Any]]:
@@ -234,9 +254,7 @@ class FsspecFetcher(BaseFetcher):
             return listed
         if self.is_async:
             found: dict[str, dict[str, Any]] = self._run(
-                lambda: self._retry(
-                    lambda: self.fs._find(self.root, withdirs=False, detail=True)
-                ),
+                lambda: self._retry(lambda: self.fs._find(self.root, withdirs=False, detail=True)),
                 "the listing",
             )
         else:
@@ -274,8 +292,10 @@ class FsspecFetcher(BaseFetcher):
                 if (blob.get("metadata") or {}).get("is_directory") == "true":
                     continue
                 settings = blob.get("content_settings")
-                found[blob["name"][len(prefix):]] = {
-                    "type": "file", "size": blob.get("size"), "etag": blob.get("etag"),
+                found[blob["name"][len(prefix) :]] = {
+                    "type": "file",
+                    "size": blob.get("size"),
+                    "etag": blob.get("etag"),
                     "version_id": blob.get("version_id"),
                     "content_settings": {"content_md5": getattr(settings, "content_md5", None)},
                 }
@@ -301,8 +321,9 @@ class FsspecFetcher(BaseFetcher):
         described = describe(self.protocol, info, version_aware=self.version_aware)
         size = info.get("size")
         extra = {VERSION_KEY: described.version} if described.version else {}
-        return RemoteFile(rel, -1 if size is None else int(size), described.token,
-                          described.digest, extra=extra)
+        return RemoteFile(
+            rel, -1 if size is None else int(size), described.token, described.digest, extra=extra
+        )
 
     # -- downloading -------------------------------------------------------------------------
 
@@ -335,9 +356,7 @@ class FsspecFetcher(BaseFetcher):
         else:
             self._fetch_threads(jobs, on_file_done)
 
-    async def _fetch_async(
-        self, jobs: Sequence[Job], on_file_done: FileDone | None
-    ) -> None:
+    async def _fetch_async(self, jobs: Sequence[Job], on_file_done: FileDone | None) -> None:
         gate = asyncio.Semaphore(self.concurrency)
         extra_kwargs: dict[str, Any] = {}
         if self.protocol in ("gs", "gcs"):
@@ -347,15 +366,21 @@ class FsspecFetcher(BaseFetcher):
             remote_file, remote, local = job
             async with gate:
                 try:
-                    await self._retry(
-                        lambda: self.fs._get_file(remote, str(local), **extra_kwargs)
-                    )
+                    await self._retry(lambda: self.fs._get_file(remote, str(local), **extra_kwargs))
                 except Exception as exc:
                     raise self._failed(remote_file, exc) from None
             if on_file_done is not None:
                 on_file_done(remote_file)
 
-        tasks = [asyncio.ensure_future(one(job)) for job in jobs]
+        # a fixed set of workers pulling from one iterator: memory stays bounded by the
+        # concurrency, not by the number of files (one task per file cost ~2 KB each)
+        pending = iter(jobs)
+
+        async def worker() -> None:
+            for job in pending:
+                await one(job)
+
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(self.concurrency, len(jobs)))]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         finally:
@@ -368,9 +393,7 @@ class FsspecFetcher(BaseFetcher):
             if failure is not None:
                 raise failure
 
-    def _fetch_threads(
-        self, jobs: Sequence[Job], on_file_done: FileDone | None
-    ) -> None:
+    def _fetch_threads(self, jobs: Sequence[Job], on_file_done: FileDone | None) -> None:
         def one(job: Job) -> None:
             remote_file, remote, local = job
             try:
@@ -384,15 +407,39 @@ class FsspecFetcher(BaseFetcher):
             for job in jobs:
                 one(job)
             return
-        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs)))
+        # workers pulling from one shared iterator (pool.map would submit a future per file
+        # up front: ~2 KB each, 200 MB for 100,000 files)
+        pending = iter(jobs)
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def worker() -> None:
+            while not stop.is_set():
+                with lock:
+                    job = next(pending, None)
+                if job is None:
+                    return
+                one(job)
+
+        workers = min(self.concurrency, len(jobs))
+        pool = ThreadPoolExecutor(max_workers=workers)
         overran = False
         try:
-            for _ in pool.map(one, jobs, timeout=self.options.timeout):
-                pass
-        except FuturesTimeout:
-            overran = True
-            raise FetchError(f"{self._where()}: the download did not finish within the "
-                             f"timeout of {self.options.timeout:g} s") from None
+            futures = [pool.submit(worker) for _ in range(workers)]
+            done, not_done = futures_wait(
+                futures, timeout=self.options.timeout, return_when=FIRST_EXCEPTION
+            )
+            for future in done:
+                failure = future.exception()
+                if failure is not None:
+                    raise failure
+            if not_done:
+                overran = True
+                raise FetchError(
+                    f"{self._where()}: the download did not finish within the "
+                    f"timeout of {self.options.timeout:g} s"
+                )
         finally:
+            stop.set()
             # after a failure or a timeout, start nothing more; do not wait for a stuck copy
             pool.shutdown(wait=not overran, cancel_futures=True)
