@@ -15,6 +15,7 @@ MODULES = [
     "benchmarks.scenario_local",
     "benchmarks.scenario_s3",
     "benchmarks.scenario_graphs",
+    "benchmarks.scenario_git",
 ]
 
 

@@ -1,0 +1,202 @@
+"""git scenarios against a real ``git daemon`` on 127.0.0.1: cold, no-change and one-new-commit
+syncs, each beside the git command-line tool doing the same job on the same repository in the
+same run. The daemon's log counts connections (each is one upload-pack request: a ref lookup
+or a fetch)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from benchmarks.data import file_bytes, relpath
+from benchmarks.harness import Config, Row, Target, measure, ratio_target
+from dagfetch.manifest import parse_manifest
+from dagfetch.workspace import Workspace
+from tests.servers.git import GIT_ENV, GitDaemon, git
+
+REPO = "bench.git"
+FILE_SIZE = 2048
+
+
+@contextmanager
+def daemon(workdir: Path) -> Iterator[GitDaemon]:
+    root = workdir / "served"
+    root.mkdir()
+    server = GitDaemon(root, workdir / "daemon.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def make_repository(root: Path, work: Path, count: int, commits: int) -> None:
+    """A bare repository of ``count`` files with ``commits`` commits, each after the first
+    changing 1% of the files."""
+    bare = root / REPO
+    git("init", "-q", "--bare", "-b", "main", bare)
+    git("init", "-q", "-b", "main", work)
+    for i in range(count):
+        target = work / relpath(i)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(file_bytes(i, FILE_SIZE))
+    git("add", "-A", cwd=work)
+    git("commit", "-q", "-m", "commit 0", cwd=work)
+    step = max(1, count // 100)
+    for c in range(1, commits):
+        for i in range(c % step, count, 100):
+            (work / relpath(i)).write_bytes(file_bytes(i, FILE_SIZE, generation=c))
+        git("commit", "-q", "-a", "-m", f"commit {c}", cwd=work)
+    git("remote", "add", "origin", bare, cwd=work)
+    git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=work)
+
+
+def git_cli(*args: str | Path, cwd: Path | None = None) -> None:
+    subprocess.run(
+        ["git", *map(str, args)],
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def git_scenarios(config: Config) -> tuple[list[Row], list[Target]]:
+    count, commits = (200, 5) if config.quick else (2_000, 50)
+    with daemon(config.workdir) as server:
+        return _run(config, server, count, commits)
+
+
+def _run(
+    config: Config, server: GitDaemon, count: int, commits: int
+) -> tuple[list[Row], list[Target]]:
+    work = config.workdir
+    author = work / "author"
+    make_repository(server.root, author, count, commits)
+    url = server.url(REPO)
+    manifest = parse_manifest({"dag_repositories": {"r": {"url": url}}})
+    kw: dict[str, Any] = {"repeat": config.repeat, "warmup": config.warmup}
+    rows: list[Row] = []
+
+    def requests(setup: Callable[[], object] | None, fn: Callable[[], object]) -> dict[str, int]:
+        """Upload-pack requests (connections) one run of ``fn`` makes, ``setup`` aside."""
+        if setup is not None:
+            setup()
+        before = server.requests(REPO)
+        fn()
+        return {"upload-pack requests": server.requests(REPO) - before}
+
+    # -- cold ------------------------------------------------------------------------------
+    fresh: list[Path] = []
+
+    def setup() -> None:
+        for old in fresh:
+            subprocess.run(["chmod", "-R", "u+w", str(old)], check=True)
+            shutil.rmtree(old)
+        fresh.clear()
+        fresh.append(work / uuid.uuid4().hex)
+
+    def dagfetch_cold() -> None:
+        Workspace(manifest, cache_root=fresh[0]).sync_one("r")
+
+    def clone() -> None:
+        git_cli("clone", "-q", "--depth", "1", url, fresh[0])
+
+    name = "dagfetch cold sync"
+    rows.append(
+        Row(
+            "git cold",
+            name,
+            measure(dagfetch_cold, setup=setup, **kw),
+            extra={"files": count, "commits": commits, **requests(setup, dagfetch_cold)},
+        )
+    )
+    rows.append(
+        Row(
+            "git cold",
+            "git clone --depth 1",
+            measure(clone, setup=setup, **kw),
+            baseline_for=name,
+            extra=requests(setup, clone),
+        )
+    )
+    setup()
+    targets = [ratio_target("git cold", name, "git clone --depth 1", 1.5)]
+
+    # -- no change -------------------------------------------------------------------------
+    ws = Workspace(manifest, cache_root=work / "warm")
+    ws.sync_one("r")
+    checkout = work / "checkout"
+    git_cli("clone", "-q", "--depth", "1", url, checkout)
+
+    def sync() -> None:
+        ws.sync_one("r")
+
+    def ls_remote() -> None:
+        git_cli("ls-remote", url, "refs/heads/main")
+
+    rows.append(
+        Row("git no change", "dagfetch sync", measure(sync, **kw), extra=requests(None, sync))
+    )
+    rows.append(
+        Row(
+            "git no change",
+            "git ls-remote",
+            measure(ls_remote, **kw),
+            baseline_for="dagfetch sync",
+            extra=requests(None, ls_remote),
+        )
+    )
+    # git ls-remote is a new process (a few ms of start-up) where dagfetch is in process:
+    # the ratio says how close a no-change sync comes to one ref lookup
+    targets.append(
+        ratio_target(
+            "git no change",
+            "dagfetch sync",
+            "git ls-remote",
+            1.2,
+            "no-change sync <= 1.2x one ref lookup (git ls-remote)",
+        )
+    )
+
+    # -- one new commit --------------------------------------------------------------------
+    generation = iter(range(commits, 1_000_000))
+    changed = relpath(count // 2)
+
+    def new_commit() -> None:
+        g = next(generation)
+        (author / changed).write_bytes(file_bytes(count // 2, FILE_SIZE, generation=g))
+        git("commit", "-q", "-a", "-m", f"commit {g}", cwd=author)
+        git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=author)
+
+    def fetch_and_reset() -> None:
+        git_cli("fetch", "-q", "--depth", "1", "origin", "main", cwd=checkout)
+        git_cli("reset", "-q", "--hard", "FETCH_HEAD", cwd=checkout)
+
+    name = "dagfetch sync"
+    rows.append(
+        Row(
+            "git one commit",
+            name,
+            measure(sync, setup=new_commit, **kw),
+            extra=requests(new_commit, sync),
+        )
+    )
+    rows.append(
+        Row(
+            "git one commit",
+            "git fetch --depth 1 + reset --hard",
+            measure(fetch_and_reset, setup=new_commit, **kw),
+            baseline_for=name,
+            extra=requests(new_commit, fetch_and_reset),
+        )
+    )
+    return rows, targets
+
+
+SCENARIOS = {"git": git_scenarios}
