@@ -61,7 +61,8 @@ class ObjectStore:
         object.__setattr__(self, "_objects", str(self.layout.objects))
 
     def has(self, sha256: str) -> bool:
-        return self.layout.object_path(sha256).exists()
+        # plain strings: a sync asks this once per file of the version
+        return os.path.exists(os.path.join(self._objects, sha256[:2], sha256[2:]))
 
     def ingest(self, path: Path, sha256: str) -> Path:
         """Move a verified file into the store (or drop it if the store has it already)."""

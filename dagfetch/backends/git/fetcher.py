@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import os
 import shutil
 import stat
 import tempfile
@@ -34,7 +35,7 @@ from dulwich.client import Urllib3HttpGitClient as HttpGitClient
 
 from dagfetch.backends.git.auth import GitAuth, SshSession, auth_from_connection
 from dagfetch.backends.git.errors import CorruptData, StoreCorrupt, translated
-from dagfetch.backends.git.store import GitStore
+from dagfetch.backends.git.store import BlobSizes, GitStore
 from dagfetch.backends.git.urls import FULL_SHA, GitLocation, RefSpec, parse_location, parse_ref
 from dagfetch.errors import ConfigError, FetchError, RemoteNotFoundError, VersionUnavailableError
 from dagfetch.models import Listing, RemoteFile
@@ -52,6 +53,9 @@ DEFAULT_TIMEOUT = 60.0
 # Depths tried, in turn, to find a commit on a server that refuses to send a commit by its
 # id (protocol v0/v1 without uploadpack.allowReachableSHA1InWant); None = full history.
 DEEPEN_STEPS: tuple[int | None, ...] = (50, 1000, None)
+# Bytes of blobs a listing read (to learn their sizes) kept for the fetch that follows, so a
+# cold sync inflates each blob once, not twice; beyond this the fetch reads them again.
+KEEP_LISTED_BYTES = 16 << 20
 _OPTIONS = {"depth", "submodules", "lfs", "timeout", "protocol_version"}
 
 
@@ -99,6 +103,8 @@ class GitFetcher(BaseFetcher):
         self.where = f"{self.location.display} (ref {self.ref.text})"
         self._tmp_work: Path | None = None
         self._listed_commit: str | None = None
+        self._listed_blobs: dict[str, bytes] = {}  # blob id -> bytes, see KEEP_LISTED_BYTES
+        self._kept_bytes = 0
         work_dir = source.work_dir
         if work_dir is None:  # used outside a cache (tests, one-off listings)
             self._tmp_work = Path(tempfile.mkdtemp(prefix="dagfetch-git-"))
@@ -131,20 +137,33 @@ class GitFetcher(BaseFetcher):
     ) -> None:
         def write_all(store: GitStore) -> None:
             self._ensure_blobs(store, files)
+            made: set[str] = set()
+            kept, self._listed_blobs = self._listed_blobs, {}
             for f in files:
-                data = store.blob(f.token.encode())
+                data = kept.pop(f.token, None)
+                if data is None:
+                    data = store.blob(f.token.encode())
                 if git_blob_id(data) != f.token:
                     raise StoreCorrupt(f"{self.where}: blob {f.token} of {f.path!r} is damaged "
                                        "in the local object store")
-                target = dest / f.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+                if len(data) != f.size:
+                    # the listing's size came from a damaged sizes file: forget it, so the
+                    # next listing reads the blobs again
+                    store.forget_blob_sizes()
+                target = os.path.join(dest, f.path)
+                parent = os.path.dirname(target)
+                if parent not in made:
+                    os.makedirs(parent, exist_ok=True)
+                    made.add(parent)
+                with open(target, "wb") as fh:
+                    fh.write(data)
                 if on_file_done is not None:
                     on_file_done(f)
 
         self._with_store(write_all)
 
     def close(self) -> None:
+        self._listed_blobs = {}
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -302,13 +321,22 @@ class GitFetcher(BaseFetcher):
                 tree = found[1]
         files: builtins.list[RemoteFile] = []
         lfs: builtins.list[str] = []
-        self._walk(store, tree, "", commit, files, lfs)
+        self._listed_blobs = {}
+        self._kept_bytes = 0
+        known = store.blob_sizes()
+        seen: BlobSizes = {}
+        self._walk(store, tree, "", commit, files, lfs, known, seen)
+        if seen.keys() - known.keys():
+            store.save_blob_sizes(seen)
         if lfs:
             self._report_lfs(lfs, files)
         return Listing.of(files, commit, ref=self.ref.text)
 
     def _walk(self, store: GitStore, tree: bytes, prefix: str, commit: str,
-              out: builtins.list[RemoteFile], lfs: builtins.list[str]) -> None:
+              out: builtins.list[RemoteFile], lfs: builtins.list[str],
+              known: BlobSizes, seen: BlobSizes) -> None:
+        """Collect the files under ``tree``; sizes come from ``known`` where remembered (a
+        blob is read only the first time it is listed); ``seen`` gets this listing's."""
         for raw_name, mode, sha in store.tree(tree).iteritems():
             try:
                 name = raw_name.decode("utf-8")
@@ -318,7 +346,7 @@ class GitFetcher(BaseFetcher):
             path = f"{prefix}{name}"
             blob_id = sha.decode()
             if stat.S_ISDIR(mode):
-                self._walk(store, sha, f"{path}/", commit, out, lfs)
+                self._walk(store, sha, f"{path}/", commit, out, lfs, known, seen)
             elif mode & 0o170000 == GITLINK:
                 if self.submodules == "error":
                     raise FetchError(
@@ -332,10 +360,18 @@ class GitFetcher(BaseFetcher):
                 target = store.blob(sha).decode("utf-8", "surrogateescape")
                 out.append(RemoteFile(path, 0, blob_id, kind="symlink", target=target))
             else:
-                data = store.blob(sha)
-                if len(data) < LFS_POINTER_MAX and data.startswith(LFS_MAGIC):
+                found = known.get(blob_id)
+                if found is None:
+                    data = store.blob(sha)
+                    found = (len(data), len(data) < LFS_POINTER_MAX and data.startswith(LFS_MAGIC))
+                    if self._kept_bytes + len(data) <= KEEP_LISTED_BYTES:
+                        self._listed_blobs[blob_id] = data
+                        self._kept_bytes += len(data)
+                seen[blob_id] = found
+                size, is_lfs = found
+                if is_lfs:
                     lfs.append(path)
-                out.append(RemoteFile(path, len(data), blob_id, f"git-blob:{blob_id}"))
+                out.append(RemoteFile(path, size, blob_id, f"git-blob:{blob_id}"))
 
     def _report_lfs(self, paths: builtins.list[str], files: builtins.list[RemoteFile]) -> None:
         shown = ", ".join(repr(p) for p in paths[:5]) + (" ..." if len(paths) > 5 else "")

@@ -13,12 +13,20 @@ The store must survive a process killed at any point, so opening it under its lo
 
 The one ref it keeps, ``refs/heads/dagfetch-tip``, names the last commit fetched, so the
 next fetch tells the server what we already have and gets only new objects.
+
+Beside it, ``dagfetch-blob-sizes.json`` remembers the size of every blob of the last listing
+(and whether it looks like a Git LFS pointer): a listing needs each file's size, and reading
+it from a pack means inflating the whole blob, which made a no-change sync of 2,000 files
+cost 2,000 blob reads. A blob id names its bytes forever, so the numbers never go stale; the
+file goes with the store when it is rebuilt, and an unreadable one is simply ignored.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +45,10 @@ log = get_logger(__name__)
 
 TIP = Ref(b"refs/heads/dagfetch-tip")
 _SPOOL = 8 << 20
+SIZES_FILE = "dagfetch-blob-sizes.json"
+
+# blob id (hex) -> (size, looks like a Git LFS pointer)
+BlobSizes = dict[str, tuple[int, bool]]
 
 
 class GitStore:
@@ -71,7 +83,9 @@ class GitStore:
         if self.path.is_dir():
             for dirpath, _, names in os.walk(self.path):
                 for name in names:
-                    if name.endswith(".lock"):
+                    if name.startswith(".sizes-") and name.endswith(".tmp"):
+                        os.unlink(os.path.join(dirpath, name))  # a write killed half-way
+                    elif name.endswith(".lock"):
                         log.info("%s: removing stale lock %s", self.where, name)
                         os.unlink(os.path.join(dirpath, name))
             try:
@@ -136,6 +150,29 @@ class GitStore:
     def has_object(self, sha: bytes) -> bool:
         with translated(self.where, local=True):
             return ObjectID(sha) in self.repo.object_store
+
+    # -- remembered blob sizes -----------------------------------------------------------
+
+    def blob_sizes(self) -> BlobSizes:
+        """The sizes remembered from the last listing; empty when none are (or the file is
+        damaged: the listing then reads the blobs, as it would the first time)."""
+        try:
+            data = json.loads((self.path / SIZES_FILE).read_bytes())
+            return {sha: (int(size), bool(lfs)) for sha, (size, lfs) in data["blobs"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
+
+    def save_blob_sizes(self, sizes: BlobSizes) -> None:
+        """Replace the remembered sizes by ``sizes`` (the blobs of the newest listing, so
+        the file stays as small as one listing)."""
+        with tempfile.NamedTemporaryFile(
+            "w", dir=self.path, prefix=".sizes-", suffix=".tmp", delete=False
+        ) as fh:
+            fh.write(json.dumps({"blobs": {sha: [n, lfs] for sha, (n, lfs) in sizes.items()}}))
+        os.replace(fh.name, self.path / SIZES_FILE)
+
+    def forget_blob_sizes(self) -> None:
+        (self.path / SIZES_FILE).unlink(missing_ok=True)
 
     # -- fetching ------------------------------------------------------------------------
 
