@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dulwich.client import TCPGitClient
+
 from benchmarks.data import file_bytes, relpath
 from benchmarks.harness import Config, Row, Target, measure, ratio_target
 from dagfetch.manifest import parse_manifest
@@ -152,8 +154,22 @@ def _run(
             extra=requests(None, ls_remote),
         )
     )
-    # git ls-remote is a new process (a few ms of start-up) where dagfetch is in process:
-    # the ratio says how close a no-change sync comes to one ref lookup
+    client = TCPGitClient("127.0.0.1", server.port)
+
+    def dulwich_refs() -> None:
+        client.get_refs(f"/{REPO}".encode(), ref_prefix=[b"refs/heads/main"])
+
+    rows.append(
+        Row(
+            "git no change",
+            "dulwich ref lookup, in process",
+            measure(dulwich_refs, **kw),
+            baseline_for="dagfetch sync",
+            extra=requests(None, dulwich_refs),
+        )
+    )
+    # git ls-remote is a new process where dagfetch is in process, hence the in-process ref
+    # lookup beside it: the ratio to that is dagfetch's own overhead on a no-change check
     targets.append(
         ratio_target(
             "git no change",

@@ -44,6 +44,9 @@ def test_quick_benchmarks_run_and_report_every_scenario(tmp_path: Path) -> None:
         "s3 no change",
         "s3 one changed",
         "graphs sqlite",
+        "git cold",
+        "git no change",
+        "git one commit",
     ]
     if postgres_answers():
         expected.append("graphs postgres")
@@ -56,5 +59,9 @@ def test_quick_benchmarks_run_and_report_every_scenario(tmp_path: Path) -> None:
         if r["scenario"] == "s3 no change" and r["name"] == "dagfetch sync"
     )
     assert no_change["extra"] == {"GET requests": 1}
+    git_rows = {(r["scenario"], r["name"]): r["extra"] for r in results["rows"]}
+    # a no-change git sync is one ref lookup: one upload-pack request to the daemon
+    assert git_rows[("git no change", "dagfetch sync")] == {"upload-pack requests": 1}
+    assert git_rows[("git cold", "git clone --depth 1")] == {"upload-pack requests": 1}
     assert all(t["measured"] for t in results["targets"])
     assert "targets:" in done.stdout
