@@ -96,6 +96,32 @@ def test_no_change_sync_costs_one_get_per_folder(http: StaticServer, tmp_path: P
     assert result.downloaded == 1 and gets == [f"/{remote.prefix}/lib/util.py"]
 
 
+def test_index_pages_are_fetched_conditionally(http: StaticServer, tmp_path: Path) -> None:
+    remote = HttpRemote(http)
+    for path, data in BASE.items():
+        remote.write(path, data)
+    ws = workspace(tmp_path, remote)
+    ws.sync_one("r")
+    mark = len(http.requests)
+    assert not ws.sync_one("r").changed
+    # both index pages: 304 Not Modified, the stored pages are reused
+    assert sorted((p, s) for _, p, s in since(http, mark, remote.prefix)) == [
+        (f"/{remote.prefix}/", 304), (f"/{remote.prefix}/lib/", 304)]
+
+    remote.write("lib/util.py", b"U = 3\n")
+    mark = len(http.requests)
+    assert ws.sync_one("r").downloaded == 1
+    pages = {p: s for m, p, s in since(http, mark, remote.prefix) if p.endswith("/")}
+    assert pages == {f"/{remote.prefix}/": 304, f"/{remote.prefix}/lib/": 200}
+    assert (ws.path("r") / "lib" / "util.py").read_bytes() == b"U = 3\n"
+
+    # a damaged page cache only costs full GETs
+    (ws.cache.layout.work_dir("r") / "http-index.json").write_text("{not json")
+    mark = len(http.requests)
+    assert not ws.sync_one("r").changed
+    assert {s for _, _, s in since(http, mark, remote.prefix)} == {200}
+
+
 def test_plain_index_falls_back_to_one_head_per_file(http: StaticServer, tmp_path: Path) -> None:
     remote = HttpRemote(http)
     for path, data in BASE.items():

@@ -266,18 +266,32 @@ class FsspecFetcher(BaseFetcher):
     async def _list_http(self) -> dict[str, dict[str, Any]]:
         session = await self.fs.set_session()
         request_kwargs = dict(self.fs.kwargs)
+        work = self.source.work_dir
+        pages = fsspec_http.IndexCache(work / "http-index.json" if work is not None else None)
 
         async def request(method: str, url: str) -> tuple[int, dict[str, str], str]:
             async def once() -> tuple[int, dict[str, str], str]:
-                async with session.request(method, url, **request_kwargs) as response:
+                kwargs = dict(request_kwargs)
+                if method == "GET":
+                    conditional = pages.conditional_headers(url)
+                    kwargs["headers"] = {**kwargs.get("headers", {}), **conditional}
+                async with session.request(method, url, **kwargs) as response:
+                    if method == "GET" and response.status == 304:
+                        cached = pages.not_modified(url)
+                        if cached is not None:
+                            return 200, dict(response.headers), cached
                     body = await response.text() if method == "GET" else ""
                     if response.status in (408, 429) or response.status >= 500:
                         raise fsspec_http.HttpStatusError(response.status, url)
+                    if method == "GET" and response.status == 200:
+                        pages.remember(url, dict(response.headers), body)
                     return response.status, dict(response.headers), body
 
             return await self._retry(once)
 
-        return await fsspec_http.list_index(self.root, request, concurrency=self.concurrency)
+        found = await fsspec_http.list_index(self.root, request, concurrency=self.concurrency)
+        pages.save()
+        return found
 
     async def _list_azure(self) -> dict[str, dict[str, Any]]:
         """List blobs directly: adlfs's ``find`` first asks for the root's properties (one

@@ -11,12 +11,19 @@ costs one request per folder and none per file::
 A file link without ``data-etag`` / ``data-last-modified`` costs one HEAD request, which
 must answer with an ``ETag`` or a ``Last-Modified`` header (and should give
 ``Content-Length``): without one of them dagfetch cannot tell when a file changes, and says so.
+
+Index pages are fetched conditionally: :class:`IndexCache` keeps each page's ``ETag`` /
+``Last-Modified`` and body in the backend's private folder, sends ``If-None-Match`` /
+``If-Modified-Since``, and a ``304 Not Modified`` reuses the stored page, so a check of an
+unchanged repository transfers no page bodies.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
@@ -48,6 +55,55 @@ class HttpStatusError(Exception):
 
 
 Request = Callable[[str, str], Awaitable[tuple[int, dict[str, str], str]]]
+
+
+class IndexCache:
+    """Index pages seen before, with their validators, for conditional GETs. ``path`` None
+    (no private folder) keeps them for this process only."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.pages: dict[str, dict[str, str]] = {}
+        if path is not None:
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                loaded = {}  # absent or damaged: start again, it only costs full GETs
+            if isinstance(loaded, dict):
+                self.pages = {k: v for k, v in loaded.items() if isinstance(v, dict)}
+        self.seen: dict[str, dict[str, str]] = {}
+
+    def conditional_headers(self, url: str) -> dict[str, str]:
+        page = self.pages.get(url, {})
+        headers = {}
+        if page.get("etag"):
+            headers["If-None-Match"] = page["etag"]
+        if page.get("last_modified"):
+            headers["If-Modified-Since"] = page["last_modified"]
+        return headers
+
+    def not_modified(self, url: str) -> str | None:
+        """The stored body of a page the server answered 304 for."""
+        page = self.pages.get(url)
+        if page is None:
+            return None
+        self.seen[url] = page
+        return page["body"]
+
+    def remember(self, url: str, headers: dict[str, str], body: str) -> None:
+        lower = {k.lower(): v for k, v in headers.items()}
+        if lower.get("etag") or lower.get("last-modified"):
+            self.seen[url] = {"etag": lower.get("etag", ""),
+                              "last_modified": lower.get("last-modified", ""), "body": body}
+
+    def save(self) -> None:
+        """Keep the pages of this listing only (folders that went away are dropped)."""
+        if self.path is None or self.seen == self.pages:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.seen), encoding="utf-8")
+        tmp.replace(self.path)
 
 
 def _info_from_headers(headers: dict[str, str]) -> dict[str, Any]:

@@ -213,6 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
         page = ("<!doctype html><html><body><h1>Index of " + html.escape(path) + "</h1>\n"
                 + "<br>\n".join(rows) + "\n</body></html>\n").encode()
         headers = {"Content-Type": "text/html; charset=utf-8", "ETag": _etag(page)}
+        if self.headers.get("If-None-Match") == headers["ETag"]:
+            self._send(304, headers, b"", body)
+            return
         self._send(200, headers, page, body)
 
 
