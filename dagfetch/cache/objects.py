@@ -23,7 +23,8 @@ _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
-def _git_blob(size: int) -> hashlib._Hash:
+def git_blob_hasher(size: int) -> hashlib._Hash:
+    """A sha1 primed with git's blob header: fed the ``size`` bytes, it gives the blob id."""
     h = hashlib.sha1(usedforsecurity=False)
     h.update(f"blob {size}\0".encode())
     return h
@@ -37,7 +38,7 @@ def hash_file(path: Path, expect_digest: str | None = None) -> tuple[str, int]:
     if expect_digest:
         algo, _, want = expect_digest.partition(":")
         if algo == "git-blob":
-            check = _git_blob(path.stat().st_size)
+            check = git_blob_hasher(path.stat().st_size)
         elif algo in ("md5", "sha1", "sha256"):
             check = hashlib.new(algo, usedforsecurity=False)
     size = 0

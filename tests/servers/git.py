@@ -19,7 +19,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +27,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.servers.procs import free_port, wait_for_port
 
 GIT_ENV = {
     "GIT_CONFIG_GLOBAL": os.devnull,
@@ -49,23 +50,6 @@ def git(*args: str | Path, cwd: Path | None = None) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"git {' '.join(map(str, args))} failed: {proc.stderr.strip()}")
     return proc.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
 # -- repositories ------------------------------------------------------------------------------
@@ -175,7 +159,7 @@ class GitDaemon:
              "--log-destination=stderr", str(root)],
             stdout=subprocess.DEVNULL, stderr=self._log, env={**os.environ, **GIT_ENV},
         )
-        wait_for_port(self.port)
+        wait_for_port(self.port, timeout=10.0)
 
     def url(self, name: str) -> str:
         return f"git://127.0.0.1:{self.port}/{name}"

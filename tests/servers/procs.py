@@ -17,8 +17,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, log: Path | None,
-                  timeout: float = 30.0) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None = None,
+                  log: Path | None = None, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:

@@ -21,7 +21,6 @@ Manifest ``options``: ``depth`` (default 1; 0 = full history), ``submodules`` (`
 from __future__ import annotations
 
 import builtins
-import hashlib
 import os
 import shutil
 import stat
@@ -37,6 +36,7 @@ from dagfetch.backends.git.auth import GitAuth, SshSession, auth_from_connection
 from dagfetch.backends.git.errors import CorruptData, StoreCorrupt, translated
 from dagfetch.backends.git.store import BlobSizes, GitStore
 from dagfetch.backends.git.urls import FULL_SHA, GitLocation, RefSpec, parse_location, parse_ref
+from dagfetch.cache.objects import git_blob_hasher
 from dagfetch.errors import ConfigError, FetchError, RemoteNotFoundError, VersionUnavailableError
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
@@ -67,8 +67,7 @@ def _choice(options: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
 
 
 def git_blob_id(data: bytes) -> str:
-    h = hashlib.sha1(usedforsecurity=False)
-    h.update(b"blob %d\0" % len(data))
+    h = git_blob_hasher(len(data))
     h.update(data)
     return h.hexdigest()
 
