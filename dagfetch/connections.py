@@ -80,7 +80,8 @@ class Connection:
 
     def revealed_extra(self) -> dict[str, Any]:
         """``extra`` with secrets revealed, for handing to a backend library."""
-        return {k: v.reveal() if isinstance(v, Secret) else v for k, v in self.extra.items()}
+        revealed: dict[str, Any] = _reveal(dict(self.extra))
+        return revealed
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self.extra.get(key, default)
@@ -145,11 +146,30 @@ def connection_from_mapping(conn_id: str, data: Mapping[str, Any]) -> Connection
     return _build(conn_id, {**data, "port": port, "extra": dict(extra)})
 
 
+def _hide(value: Any, secret: bool) -> Any:
+    """Wrap strings under secret-looking keys as Secret, at any depth (a service-account
+    ``keyfile_dict``, a ``headers`` table holding an API key)."""
+    if isinstance(value, Mapping):
+        return {k: _hide(v, secret or bool(_SECRET_KEY.search(str(k)))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide(v, secret) for v in value]
+    if secret and isinstance(value, str) and value:
+        return Secret(value)
+    return value
+
+
+def _reveal(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return value.reveal()
+    if isinstance(value, dict):
+        return {k: _reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reveal(v) for v in value]
+    return value
+
+
 def _build(conn_id: str, data: Mapping[str, Any]) -> Connection:
-    extra = {
-        k: Secret(str(v)) if _SECRET_KEY.search(k) and isinstance(v, str) and v else v
-        for k, v in dict(data.get("extra") or {}).items()
-    }
+    extra = _hide(dict(data.get("extra") or {}), False)
     return Connection(
         conn_id=conn_id,
         conn_type=data.get("conn_type"),

@@ -24,6 +24,7 @@ import attrs
 
 from dagfetch.errors import ManifestError, UnsafePathError
 from dagfetch.paths import safe_relpath
+from dagfetch.redact import masker
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -282,9 +283,11 @@ def _check_url(url: str, field: str, base_dir: Path | None, fail: Any) -> str:
     if scheme.lower() == "file" and rest and not rest.startswith("/"):
         return "file://" + str(_resolve(Path(rest), base_dir))
     try:
-        urlsplit(url)
+        password = urlsplit(url).password
     except ValueError as exc:
         raise fail(field, f"not a valid URL: {exc}") from None
+    if password:
+        masker.add(password)  # a lower library may quote the URL in its own errors
     if not rest:
         raise fail(field, "URL has nothing after the scheme")
     return url

@@ -5,7 +5,7 @@ them. The order of the steps is what makes a sync cheap and safe:
 
 1. one listing (``Fetcher.list``); every path passes :func:`dagfetch.paths.safe_relpath`;
 2. same backend version or same fingerprint as ``current``: record the check, stop;
-3. files whose change token matches a file of any present version are linked, not fetched;
+3. files whose change token matches a file of the current version are linked, not fetched;
 4. the rest is downloaded into staging, verified, and published by one rename;
 5. ``current`` switches; on any failure the previous version keeps serving.
 """
@@ -25,7 +25,6 @@ from dagfetch.errors import (
     DagfetchError,
     FetchError,
     UnsafePathError,
-    VerificationError,
     VersionUnavailableError,
 )
 from dagfetch.manifest import RepositorySpec
@@ -61,7 +60,28 @@ def select_files(listing: Listing, spec: RepositorySpec) -> list[RemoteFile]:
             raise UnsafePathError(f.path, f"names the same file as {chosen[path].path!r}")
         chosen[path] = attrs.evolve(f, path=path) if path != f.path else f
     _check_no_file_dir_clash(chosen)
+    _check_link_chains(chosen)
     return [chosen[p] for p in sorted(chosen)]
+
+
+def _check_link_chains(files: dict[str, RemoteFile]) -> None:
+    """Refuse a symlink whose target goes *through* another symlink of the tree: each link's
+    text may stay inside (``s -> ..``, ``l -> s/../..``) while the chain leaves it."""
+    links = {p for p, f in files.items() if f.kind == "symlink"}
+    for path in links:
+        where = path.split("/")[:-1]
+        steps = [c for c in (files[path].target or "").split("/") if c not in ("", ".")]
+        for i, step in enumerate(steps):
+            if step == "..":
+                if not where:
+                    raise UnsafePathError(path, "symlink points outside the repository")
+                where.pop()
+                continue
+            where.append(step)
+            if i < len(steps) - 1 and "/".join(where) in links:
+                raise UnsafePathError(
+                    path, f"symlink goes through another symlink ({'/'.join(where)!r})"
+                )
 
 
 def _check_no_file_dir_clash(files: dict[str, RemoteFile]) -> None:
@@ -182,7 +202,7 @@ class Syncer:
         observer: SyncObserver | None,
         *,
         must_equal: str | None = None,
-        refetch_exact: bool = False,
+        expected_version: str | None = None,
     ) -> tuple[Version, int, int, int]:
         known = self._known_contents(spec.id)
         planned: list[PlannedFile] = []
@@ -214,8 +234,9 @@ class Syncer:
             fingerprint=fingerprint,
             refetchable=fetcher.capabilities.versioned or fetcher.capabilities.named_versions,
             must_equal=must_equal,
+            expected_version=expected_version,
         )
-        if not new and version.fingerprint != fingerprint and not refetch_exact:
+        if not new and version.fingerprint != fingerprint and expected_version is None:
             # same bytes under new change tokens (a touched file): remember the new tokens so
             # the next check is a no-change one
             remote = {p.remote.path: p.remote for p in planned}
@@ -253,15 +274,17 @@ class Syncer:
         a backend with named versions to list it. Fails with VersionUnavailableError when
         neither is possible: the remote keeps no history."""
         with self.cache.repo_lock(spec.id):
-            found = self.cache.record(spec.id, version_id)
-            if (
-                found is not None
-                and not found[1]
-                and self.cache.layout.version(spec.id, version_id).is_dir()
-            ):
-                version = found[0]
-            else:
-                version = self._refetch(spec, fetcher, version_id, found)
+            try:
+                found = self.cache.record(spec.id, version_id)
+                if found is not None and not found[1]:
+                    version = self.cache.get(spec.id, version_id)  # rebuilt locally if stored
+                else:
+                    version = self._refetch(spec, fetcher, version_id, found)
+            except Exception as exc:
+                error = _as_dagfetch_error(spec, exc)
+                if error is exc:
+                    raise
+                raise error from exc
             if make_current:
                 self.cache.switch_current(spec.id, version.version_id)
                 self._ok(spec.id, version.version_id, changed=True)
@@ -303,15 +326,10 @@ class Syncer:
                 backend_version,
                 _fingerprint(files, backend_version),
                 None,
-                refetch_exact=True,
+                expected_version=version_id,
             )
         finally:
             remove_tree(staging)
-        if version.version_id != version_id:
-            raise VerificationError(
-                f"{spec.id}: fetched content of {version_id} hashes to {version.version_id}; "
-                "the remote no longer holds that version exactly"
-            )
         return version
 
 

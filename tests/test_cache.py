@@ -258,3 +258,26 @@ def test_gc_stores_idle_versions_and_rebuilds_them_offline(
     assert (path / "lib" / "utils.py").stat().st_ino == (
         ws.path("r") / "lib" / "utils.py"
     ).stat().st_ino
+
+
+@pytest.mark.parametrize("keep", [2, 1])  # 2: A is stored by gc; 1: A is evicted
+def test_reverting_to_a_collected_version_keeps_records_readable(
+    tmp_path: Path, repo: Path, manifest: Path, keep: int
+) -> None:
+    from dagfetch.cache import VersionCache
+
+    ws = ws_for(manifest, tmp_path / "cache")
+    a = ws.sync_one("r").version_id
+    (repo / "dag_00.py").write_text("B\n")
+    b = ws.sync_one("r").version_id
+    ws.cache.gc({"r": keep}, grace_seconds=0)
+    (repo / "dag_00.py").write_text("# dag 0\n" * 50)  # back to A's content
+    again = ws.sync_one("r")
+    assert again.version_id == a
+    (repo / "dag_00.py").write_text("C\n")
+    ws.sync_one("r")
+    fresh = VersionCache(tmp_path / "cache")  # no memo: chains are read from disk
+    present = {e.version.version_id for e in fresh.versions("r") if e.present}
+    assert a in present
+    assert (fresh.path("r", a) / "dag_00.py").read_text() == "# dag 0\n" * 50
+    assert b in {e.version.version_id for e in fresh.versions("r")}

@@ -196,3 +196,19 @@ def test_secrets_never_reach_logs_errors_or_the_cache(
             full = Path(dirpath) / name
             if not full.is_symlink():
                 assert SECRET.encode() not in full.read_bytes(), full
+
+
+def test_nested_secrets_are_hidden_and_revealed_at_use() -> None:
+    value = json.dumps({"conn_type": "gcs", "extra": {
+        "keyfile_dict": {"type": "service_account", "private_key": f"pk-{SECRET}"},
+        "headers": {"X-Api-Key": f"api-{SECRET}", "Accept": "text/html"},
+        "token": [f"t-{SECRET}"],
+    }})
+    conn = ConnectionResolver(environ={"DAGFETCH_CONN_G": value}, backends=[]).resolve("g")
+    assert SECRET not in repr(conn)
+    assert mask(f"pk-{SECRET}") == "***"
+    revealed = conn.revealed_extra()
+    assert revealed["keyfile_dict"]["private_key"] == f"pk-{SECRET}"
+    assert revealed["headers"] == {"X-Api-Key": f"api-{SECRET}", "Accept": "text/html"}
+    assert revealed["token"] == [f"t-{SECRET}"]
+    assert revealed["keyfile_dict"]["type"] == "service_account"

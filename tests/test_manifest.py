@@ -141,3 +141,12 @@ def test_syntax_errors_name_the_file(tmp_path: Path) -> None:
 )
 def test_durations(text: Any, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_a_password_in_a_url_is_masked_from_then_on() -> None:
+    from dagfetch.redact import mask
+
+    parse_manifest(repo(url="https://bot:url-Pass-7d1e@example.invalid/dags/"))
+    assert mask("failed for https://bot:url-Pass-7d1e@example.invalid") == (
+        "failed for https://bot:***@example.invalid"
+    )

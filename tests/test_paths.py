@@ -46,3 +46,23 @@ def test_links_inside_the_tree(link: str, target: str) -> None:
 def test_links_out_of_the_tree(link: str, target: str) -> None:
     with pytest.raises(UnsafePathError, match="outside the repository"):
         safe_link_target(link, target)
+
+
+def test_symlink_chains_that_leave_the_tree_are_refused() -> None:
+    from dagfetch.manifest import parse_manifest
+    from dagfetch.models import Listing, RemoteFile
+    from dagfetch.sync import select_files
+
+    spec = parse_manifest({"dag_repositories": {"r": {"url": "memory://x"}}}).get("r")
+
+    def link(path: str, target: str) -> RemoteFile:
+        return RemoteFile(path, 0, f"link:{target}", kind="symlink", target=target)
+
+    # each link's own text stays inside; followed together they climb out
+    chain = Listing.of([link("a/b/s", ".."), link("a/b/l", "s/../.."), RemoteFile("x.py", 1, "t")])
+    with pytest.raises(UnsafePathError, match="through another symlink") as caught:
+        select_files(chain, spec)
+    assert "a/b/l" in str(caught.value)
+    # links to files and to folders that are not links are fine
+    fine = Listing.of([link("a/b/s", ".."), link("a/b/t", "../x.py"), RemoteFile("x.py", 1, "t")])
+    assert [f.path for f in select_files(fine, spec)] == ["a/b/s", "a/b/t", "x.py"]

@@ -73,8 +73,9 @@ class IndexCache:
                 self.pages = {k: v for k, v in loaded.items() if isinstance(v, dict)}
         self.seen: dict[str, dict[str, str]] = {}
 
+    # pages are keyed by the redacted URL: a password written in the URL stays off the disk
     def conditional_headers(self, url: str) -> dict[str, str]:
-        page = self.pages.get(url, {})
+        page = self.pages.get(redact_url(url), {})
         headers = {}
         if page.get("etag"):
             headers["If-None-Match"] = page["etag"]
@@ -84,16 +85,16 @@ class IndexCache:
 
     def not_modified(self, url: str) -> str | None:
         """The stored body of a page the server answered 304 for."""
-        page = self.pages.get(url)
+        page = self.pages.get(redact_url(url))
         if page is None:
             return None
-        self.seen[url] = page
+        self.seen[redact_url(url)] = page
         return page["body"]
 
     def remember(self, url: str, headers: dict[str, str], body: str) -> None:
         lower = {k.lower(): v for k, v in headers.items()}
         if lower.get("etag") or lower.get("last-modified"):
-            self.seen[url] = {"etag": lower.get("etag", ""),
+            self.seen[redact_url(url)] = {"etag": lower.get("etag", ""),
                               "last_modified": lower.get("last-modified", ""), "body": body}
 
     def save(self) -> None:

@@ -201,21 +201,28 @@ class VersionCache:
             raise CacheError(f"{path}: corrupt metadata; remove it and sync again")
         return data
 
-    def _files(self, repo_id: str, version_id: str, data: dict[str, Any]) -> tuple[CachedFile, ...]:
+    def _files(
+        self,
+        repo_id: str,
+        version_id: str,
+        data: dict[str, Any],
+        visiting: frozenset[str] = frozenset(),
+    ) -> tuple[CachedFile, ...]:
         """A record's full file list, following its delta chain (memoized: records of
         published versions never change their files)."""
         key = (repo_id, version_id)
         if key not in self._files_memo:
             base_files = None
             if "base" in data:
-                base = self._raw_record(repo_id, data["base"])
-                if base is None:
+                base_id = data["base"]
+                base = self._raw_record(repo_id, base_id)
+                if base is None or base_id in visiting or base_id == version_id:
+                    why = "lost its base" if base is None else "is in a loop of bases through"
                     raise CacheError(
-                        f"{repo_id}: record of {version_id} lost its base "
-                        f"{data['base']}; remove {self.layout.records(repo_id)} "
-                        "and sync again"
+                        f"{repo_id}: record of {version_id} {why} {base_id}; remove "
+                        f"{self.layout.records(repo_id)} and sync again"
                     )
-                base_files = self._files(repo_id, data["base"], base)
+                base_files = self._files(repo_id, base_id, base, visiting | {version_id})
             self._files_memo[key] = files_from_json(data, base_files)
         return self._files_memo[key]
 
@@ -248,6 +255,12 @@ class VersionCache:
         scratch.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self.objects_lock():
+                # gc evicts under this lock too: the record read before may be stale
+                data = self._raw_record(repo_id, version.version_id)
+                if data is None or data.get("evicted"):
+                    raise VersionNotFoundError(
+                        f"{repo_id}: version {version.version_id} was evicted meanwhile"
+                    )
                 self._build_tree(str(scratch), hashed)
                 _make_read_only(scratch)
                 try:
@@ -361,6 +374,7 @@ class VersionCache:
         fingerprint: str,
         refetchable: bool,
         must_equal: str | None = None,
+        expected_version: str | None = None,
     ) -> tuple[Version, bool]:
         """Verify downloads, build the tree from objects, and publish it. Returns the version
         and whether it is new (an identical version may already be present)."""
@@ -407,6 +421,11 @@ class VersionCache:
                 f"{repo_id}: {source_url} is declared immutable but its content changed "
                 f"(was {must_equal}, now {version_id}); publish a new URL instead"
             )
+        if expected_version is not None and version_id != expected_version:
+            raise VerificationError(
+                f"{repo_id}: the fetched content of {expected_version} hashes to {version_id}; "
+                "the remote no longer holds that version exactly"
+            )
         final = self.layout.version(repo_id, version_id)
 
         with self.objects_lock():
@@ -431,9 +450,16 @@ class VersionCache:
                 fingerprint=fingerprint,
                 history=refetchable,
             )
-            write_json_atomic(
-                self.layout.record(repo_id, version_id), self._record_json(repo_id, version)
+            # a version that had a record before (evicted, or stored and now rebuilt) is
+            # written in full: as a delta on the current version it could become the base of
+            # its own base, a loop no reader could follow
+            record = (
+                version_to_json(version)
+                if existing is not None
+                else self._record_json(repo_id, version)
             )
+            write_json_atomic(self.layout.record(repo_id, version_id), record)
+            self._files_memo.pop((repo_id, version_id), None)
         remove_tree(staging)
         return version, True
 
@@ -495,20 +521,22 @@ class VersionCache:
 
     def pin(self, repo_id: str, version_id: str, holder: str = "default") -> None:
         """Keep ``version_id`` through gc until every holder unpins it."""
-        self.get(repo_id, version_id)
-        folder = self.layout.pins(repo_id, version_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / _holder_name(holder)).touch()
+        with self.repo_lock(repo_id):  # gc must not evict between the check and the pin
+            self.get(repo_id, version_id)
+            folder = self.layout.pins(repo_id, version_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / _holder_name(holder)).touch()
 
     def unpin(self, repo_id: str, version_id: str, holder: str = "default") -> bool:
         folder = self.layout.pins(repo_id, version_id)
         marker = folder / _holder_name(holder)
-        if not marker.exists():
-            return False
-        marker.unlink()
-        if not any(folder.iterdir()):
-            folder.rmdir()
-        return True
+        with self.repo_lock(repo_id):
+            if not marker.exists():
+                return False
+            marker.unlink()
+            if not any(folder.iterdir()):
+                folder.rmdir()
+            return True
 
     def pins(self, repo_id: str) -> dict[str, list[str]]:
         base = self.layout.pins(repo_id)
@@ -551,8 +579,8 @@ class VersionCache:
                     elif (
                         vid != current
                         and vid not in pinned
-                        and now - float(retired.get(vid, 0)) >= grace_seconds
                         and os.path.isdir(version.path)
+                        and now - self._last_use(version, retired) >= grace_seconds
                     ):
                         stored.append((repo_id, vid))
                         if not dry_run:
@@ -578,14 +606,25 @@ class VersionCache:
                     remove_tree(leftover)
         return GcReport(tuple(evicted), removed, freed, dry_run, tuple(stored))
 
+    @staticmethod
+    def _last_use(version: Version, retired: Mapping[str, float]) -> float:
+        """When readers last had reason to enter a version's tree: it stopped being current,
+        or its tree was (re)built, for instance restored for a reader."""
+        try:
+            built = os.stat(version.path).st_mtime
+        except FileNotFoundError:
+            built = 0.0
+        return max(float(retired.get(version.version_id, 0)), built)
+
     def _evict(self, repo_id: str, version: Version) -> None:
         log.info("%s: evicting version %s", repo_id, version.version_id)
         record = self.layout.record(repo_id, version.version_id)
         # mark first: a crash between the two steps leaves an evicted record and an orphan
         # tree, which the next sync removes
-        data = self._raw_record(repo_id, version.version_id) or {}
-        write_json_atomic(record, {**data, "evicted": True})
-        remove_tree(Path(version.path))
+        with self.objects_lock():  # a reader's restore of this version must not interleave
+            data = self._raw_record(repo_id, version.version_id) or {}
+            write_json_atomic(record, {**data, "evicted": True})
+            remove_tree(Path(version.path))
 
 
 def check_version_id_ok(name: str) -> bool:
