@@ -155,6 +155,7 @@ class Syncer:
                 listing.version_id,
                 fingerprint,
                 observer,
+                current=current,
                 must_equal=current.version_id if (spec.immutable and current) else None,
             )
         finally:
@@ -201,10 +202,11 @@ class Syncer:
         fingerprint: str,
         observer: SyncObserver | None,
         *,
+        current: Version | None,
         must_equal: str | None = None,
         expected_version: str | None = None,
     ) -> tuple[Version, int, int, int]:
-        known = self._known_contents(spec.id)
+        known = _known_contents(current)
         planned: list[PlannedFile] = []
         to_download: list[RemoteFile] = []
         download_dir = staging / "download"
@@ -250,15 +252,6 @@ class Syncer:
             )
             self.cache.touch_record(spec.id, version)
         return version, len(to_download), nbytes, len(files) - len(to_download)
-
-    def _known_contents(self, repo_id: str) -> dict[tuple[str, int, str], str]:
-        """(path, size, token) -> sha256 of the current version's files: what an incremental
-        sync need not fetch. (Reading every kept version here made each sync cost
-        O(versions x files); a file reverting to an older state is simply fetched again.)"""
-        current = self.cache.current(repo_id)
-        if current is None:
-            return {}
-        return {(f.path, f.size, f.token): f.sha256 for f in current.files if f.kind == "file"}
 
     def materialize(
         self,
@@ -326,11 +319,21 @@ class Syncer:
                 backend_version,
                 _fingerprint(files, backend_version),
                 None,
+                current=self.cache.current(spec.id),
                 expected_version=version_id,
             )
         finally:
             remove_tree(staging)
         return version
+
+
+def _known_contents(current: Version | None) -> dict[tuple[str, int, str], str]:
+    """(path, size, token) -> sha256 of the current version's files: what an incremental
+    sync need not fetch. (Reading every kept version here made each sync cost
+    O(versions x files); a file reverting to an older state is simply fetched again.)"""
+    if current is None:
+        return {}
+    return {(f.path, f.size, f.token): f.sha256 for f in current.files if f.kind == "file"}
 
 
 def _content_key(f: RemoteFile) -> tuple[str, int, str]:

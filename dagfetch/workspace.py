@@ -152,16 +152,22 @@ class Workspace:
         """Sync every (or the named) repositories. The whole manifest is validated first; a
         repository whose sync fails reports its error in its result and the rest go on."""
         specs = self._specs(repo_ids)
-        self.validate(s.id for s in specs)
-        results = []
-        for spec in specs:
-            try:
-                results.append(self.sync_one(spec.id, observer=observer))
-            except DagfetchError as exc:
-                log.warning("%s: sync failed: %s", spec.id, exc)
-                current = self.cache.current_id(spec.id)
-                results.append(SyncResult(spec.id, current, False, error=str(exc)))
-        return results
+        fetchers: dict[str, Fetcher] = {}
+        try:
+            for spec in specs:  # building them all first is the validation
+                fetchers[spec.id] = self.fetcher_for(spec)
+            results = []
+            for spec in specs:
+                try:
+                    results.append(self.syncer.sync(spec, fetchers[spec.id], observer=observer))
+                except DagfetchError as exc:
+                    log.warning("%s: sync failed: %s", spec.id, exc)
+                    current = self.cache.current_id(spec.id)
+                    results.append(SyncResult(spec.id, current, False, error=str(exc)))
+            return results
+        finally:
+            for fetcher in fetchers.values():
+                fetcher.close()
 
     def watch(
         self,
