@@ -77,6 +77,31 @@ def measure(
     return samples
 
 
+Counter = Callable[[Callable[[], Any]], dict[str, Any]]
+
+
+def row(
+    scenario: str,
+    name: str,
+    fn: Callable[[], Any],
+    config: Config,
+    *,
+    setup: Callable[[], Any] | None = None,
+    baseline_for: str | None = None,
+    extra: dict[str, Any] | None = None,
+    count: Counter | None = None,
+) -> Row:
+    """Measure ``fn``; with ``count``, run it once more (after ``setup``) through ``count``,
+    which returns what that run asked of the server (requests, SQL statements)."""
+    samples = measure(fn, repeat=config.repeat, warmup=config.warmup, setup=setup)
+    info = dict(extra or {})
+    if count is not None:
+        if setup is not None:
+            setup()
+        info.update(count(fn))
+    return Row(scenario, name, samples, baseline_for=baseline_for, extra=info)
+
+
 def ratio(rows: dict[str, Row], name: str, baseline: str) -> float:
     return rows[name].median / rows[baseline].median
 

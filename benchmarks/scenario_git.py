@@ -12,12 +12,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from dulwich.client import TCPGitClient
 
 from benchmarks.data import file_bytes, relpath
-from benchmarks.harness import Config, Row, Target, measure, ratio_target
+from benchmarks.harness import Config, Row, Target, ratio_target, row
 from dagfetch.manifest import parse_manifest
 from dagfetch.workspace import Workspace
 from tests.servers.git import GIT_ENV, GitDaemon, git
@@ -82,13 +81,10 @@ def _run(
     make_repository(server.root, author, count, commits)
     url = server.url(REPO)
     manifest = parse_manifest({"dag_repositories": {"r": {"url": url}}})
-    kw: dict[str, Any] = {"repeat": config.repeat, "warmup": config.warmup}
     rows: list[Row] = []
 
-    def requests(setup: Callable[[], object] | None, fn: Callable[[], object]) -> dict[str, int]:
-        """Upload-pack requests (connections) one run of ``fn`` makes, ``setup`` aside."""
-        if setup is not None:
-            setup()
+    def requests(fn: Callable[[], object]) -> dict[str, int]:
+        """Upload-pack requests (connections) one run of ``fn`` makes."""
         before = server.requests(REPO)
         fn()
         return {"upload-pack requests": server.requests(REPO) - before}
@@ -111,20 +107,25 @@ def _run(
 
     name = "dagfetch cold sync"
     rows.append(
-        Row(
+        row(
             "git cold",
             name,
-            measure(dagfetch_cold, setup=setup, **kw),
-            extra={"files": count, "commits": commits, **requests(setup, dagfetch_cold)},
+            dagfetch_cold,
+            config,
+            setup=setup,
+            count=requests,
+            extra={"files": count, "commits": commits},
         )
     )
     rows.append(
-        Row(
+        row(
             "git cold",
             "git clone --depth 1",
-            measure(clone, setup=setup, **kw),
+            clone,
+            config,
+            setup=setup,
             baseline_for=name,
-            extra=requests(setup, clone),
+            count=requests,
         )
     )
     setup()
@@ -142,16 +143,15 @@ def _run(
     def ls_remote() -> None:
         git_cli("ls-remote", url, "refs/heads/main")
 
+    rows.append(row("git no change", "dagfetch sync", sync, config, count=requests))
     rows.append(
-        Row("git no change", "dagfetch sync", measure(sync, **kw), extra=requests(None, sync))
-    )
-    rows.append(
-        Row(
+        row(
             "git no change",
             "git ls-remote",
-            measure(ls_remote, **kw),
+            ls_remote,
+            config,
             baseline_for="dagfetch sync",
-            extra=requests(None, ls_remote),
+            count=requests,
         )
     )
     client = TCPGitClient("127.0.0.1", server.port)
@@ -160,12 +160,13 @@ def _run(
         client.get_refs(f"/{REPO}".encode(), ref_prefix=[b"refs/heads/main"])
 
     rows.append(
-        Row(
+        row(
             "git no change",
             "dulwich ref lookup, in process",
-            measure(dulwich_refs, **kw),
+            dulwich_refs,
+            config,
             baseline_for="dagfetch sync",
-            extra=requests(None, dulwich_refs),
+            count=requests,
         )
     )
     # git ls-remote is a new process where dagfetch is in process, hence the in-process ref
@@ -195,21 +196,16 @@ def _run(
         git_cli("reset", "-q", "--hard", "FETCH_HEAD", cwd=checkout)
 
     name = "dagfetch sync"
+    rows.append(row("git one commit", name, sync, config, setup=new_commit, count=requests))
     rows.append(
-        Row(
-            "git one commit",
-            name,
-            measure(sync, setup=new_commit, **kw),
-            extra=requests(new_commit, sync),
-        )
-    )
-    rows.append(
-        Row(
+        row(
             "git one commit",
             "git fetch --depth 1 + reset --hard",
-            measure(fetch_and_reset, setup=new_commit, **kw),
+            fetch_and_reset,
+            config,
+            setup=new_commit,
             baseline_for=name,
-            extra=requests(new_commit, fetch_and_reset),
+            count=requests,
         )
     )
     return rows, targets

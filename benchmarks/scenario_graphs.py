@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from benchmarks.harness import Config, Row, Target
+from benchmarks.harness import Config, Row, Target, row
 from dagfetch.graphs.model import Graph
 from dagfetch.graphs.store import GraphStore
 
@@ -187,15 +187,20 @@ def _row(
     baseline_for: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Row:
-    from benchmarks.harness import measure
+    def statements(run: Callable[[], Any]) -> dict[str, int]:
+        with counting(store.engine) as counts:
+            run()
+        return counts
 
-    samples = measure(fn, repeat=config.repeat, warmup=config.warmup, setup=setup)
-    if setup is not None:
-        setup()
-    with counting(store.engine) as counts:
-        fn()
-    return Row(
-        scenario, name, samples, baseline_for=baseline_for, extra={**(extra or {}), **counts}
+    return row(
+        scenario,
+        name,
+        fn,
+        config,
+        setup=setup,
+        baseline_for=baseline_for,
+        extra=extra,
+        count=statements,
     )
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from benchmarks.data import churn, disk_usage, file_bytes, make_tree, relpath
 from benchmarks.harness import Config, Row, Target, measure, ratio_target
@@ -60,7 +61,7 @@ def materialize(config: Config) -> tuple[list[Row], list[Target]]:
             shutil.rmtree(path)
         made.clear()
 
-    kw = {"repeat": config.repeat, "warmup": config.warmup, "setup": clean}
+    kw: dict[str, Any] = {"repeat": config.repeat, "warmup": config.warmup, "setup": clean}
     rows = [
         Row("materialize", "dagfetch publish", measure(publish, **kw), extra={"files": count}),
         Row(

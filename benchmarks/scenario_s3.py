@@ -11,10 +11,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from benchmarks.data import file_bytes, relpath
-from benchmarks.harness import Config, Row, Target, measure, ratio_target
+from benchmarks.harness import Config, Row, Target, ratio_target, row
 from dagfetch.manifest import parse_manifest
 from dagfetch.workspace import Workspace
 from tests.servers.procs import environ
@@ -73,16 +72,16 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
         key=ACCESS_KEY, secret=SECRET_KEY, client_kwargs={"endpoint_url": server.endpoint}
     )
     work = config.workdir
-    kw: dict[str, Any] = {"repeat": config.repeat, "warmup": config.warmup}
     rows: list[Row] = []
 
     def requests(fn: Callable[[], object]) -> dict[str, int]:
+        """Requests per method one run of ``fn`` makes, from moto's access log."""
         mark = server.mark()
         fn()
         counts: dict[str, int] = {}
         for method, _, _ in server.requests_since(mark):
-            counts[method] = counts.get(method, 0) + 1
-        return counts
+            counts[f"{method} requests"] = counts.get(f"{method} requests", 0) + 1
+        return dict(sorted(counts.items()))
 
     # -- cold -------------------------------------------------------------------------
     fresh: list[Path] = []
@@ -117,25 +116,28 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
 
     name = "dagfetch cold sync"
     rows.append(
-        Row(
+        row(
             "s3 cold",
             name,
-            measure(dagfetch_cold, setup=setup, **kw),
-            extra={"objects": count, **_reqs(requests, setup, dagfetch_cold)},
+            dagfetch_cold,
+            config,
+            setup=setup,
+            count=requests,
+            extra={"objects": count},
         )
     )
     rows.append(
-        Row(
+        row(
             "s3 cold",
             "s3fs recursive get",
-            measure(s3fs_get, setup=setup, **kw),
+            s3fs_get,
+            config,
+            setup=setup,
             baseline_for=name,
-            extra=_reqs(requests, setup, s3fs_get),
+            count=requests,
         )
     )
-    rows.append(
-        Row("s3 cold", "boto3 loop", measure(boto3_loop, setup=setup, **kw), baseline_for=name)
-    )
+    rows.append(row("s3 cold", "boto3 loop", boto3_loop, config, setup=setup, baseline_for=name))
     aws = None if config.quick else _awscli()
     if aws is not None:
         env = {
@@ -161,9 +163,7 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
                 env=env,
             )
 
-        rows.append(
-            Row("s3 cold", "aws s3 sync", measure(aws_sync, setup=setup, **kw), baseline_for=name)
-        )
+        rows.append(row("s3 cold", "aws s3 sync", aws_sync, config, setup=setup, baseline_for=name))
     targets = [
         ratio_target(
             "s3 cold",
@@ -189,16 +189,15 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
     def sync() -> None:
         ws.sync_one("r")
 
+    rows.append(row("s3 no change", "dagfetch sync", sync, config, count=requests))
     rows.append(
-        Row("s3 no change", "dagfetch sync", measure(sync, **kw), extra=_reqs(requests, None, sync))
-    )
-    rows.append(
-        Row(
+        row(
             "s3 no change",
             "one raw s3fs listing",
-            measure(listing, **kw),
+            listing,
+            config,
             baseline_for="dagfetch sync",
-            extra=_reqs(requests, None, listing),
+            count=requests,
         )
     )
     targets.append(ratio_target("s3 no change", "dagfetch sync", "one raw s3fs listing", 1.2))
@@ -216,34 +215,20 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
         fs.cat_file(f"{BUCKET}/{changed}")
 
     rows.append(
-        Row(
-            "s3 one changed",
-            "dagfetch sync",
-            measure(sync, setup=change_one, **kw),
-            extra=_reqs(requests, change_one, sync),
-        )
+        row("s3 one changed", "dagfetch sync", sync, config, setup=change_one, count=requests)
     )
     rows.append(
-        Row(
+        row(
             "s3 one changed",
             "listing + one GET",
-            measure(listing_and_get, **kw),
+            listing_and_get,
+            config,
             baseline_for="dagfetch sync",
-            extra=_reqs(requests, None, listing_and_get),
+            count=requests,
         )
     )
     targets.append(ratio_target("s3 one changed", "dagfetch sync", "listing + one GET", 1.5))
     return rows, targets
-
-
-def _reqs(
-    requests: Callable[[Callable[[], object]], dict[str, int]],
-    setup: Callable[[], None] | None,
-    fn: Callable[[], None],
-) -> dict[str, int]:
-    if setup is not None:
-        setup()
-    return {f"{method} requests": n for method, n in sorted(requests(fn).items())}
 
 
 SCENARIOS = {"s3": s3}
