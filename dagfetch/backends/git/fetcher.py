@@ -121,7 +121,10 @@ class GitFetcher(BaseFetcher):
 
     def list(self) -> Listing:
         commit = self.ref.commit or self._ls_remote()
-        return self._with_store(lambda store: self._listing(store, commit, move_tip=True))
+        advertised = self.ref.commit is None  # the remote named this commit itself
+        return self._with_store(
+            lambda store: self._listing(store, commit, move_tip=True, advertised=advertised)
+        )
 
     def list_version(self, version_id: str) -> Listing:
         commit = version_id.strip().lower()
@@ -224,7 +227,7 @@ class GitFetcher(BaseFetcher):
         raise RemoteNotFoundError(f"{self.where}: no branch or tag {self.ref.text!r} on the "
                                   f"remote{hint}")
 
-    def _fetch_commit(self, store: GitStore, commit: str) -> None:
+    def _fetch_commit(self, store: GitStore, commit: str, *, advertised: bool = False) -> None:
         client = self.client()
         self.pack_fetches += 1
         path = self.location.path
@@ -236,11 +239,12 @@ class GitFetcher(BaseFetcher):
             if "not our ref" in text and client.protocol_version != 2:
                 # a v0/v1 server that sends only ref tips: look for the commit in history
                 self._deepen_until(store, commit)
-            elif type(exc) is FetchError and any(
-                sign in text for sign in ("not our ref", "hung up", "is missing")
+            elif not advertised and type(exc) is FetchError and any(
+                sign in text for sign in ("not our ref", "hung up", "is missing", "broke off")
             ):
-                # git's upload-pack dies without a word on the wire when asked for an
-                # object it does not have
+                # git's upload-pack dies without a word on the wire when asked for an object
+                # it does not have: the client sees a hang-up, or a broken pipe if it was still
+                # writing. (For a commit the remote advertised, that is a real failure.)
                 raise VersionUnavailableError(
                     f"{text}; the remote does not seem to have commit {commit}"
                 ) from None
@@ -282,9 +286,11 @@ class GitFetcher(BaseFetcher):
             store.rebuild()
             return work(store)
 
-    def _listing(self, store: GitStore, commit: str, *, move_tip: bool) -> Listing:
+    def _listing(
+        self, store: GitStore, commit: str, *, move_tip: bool, advertised: bool = False
+    ) -> Listing:
         if not store.has_commit(commit):
-            self._fetch_commit(store, commit)
+            self._fetch_commit(store, commit, advertised=advertised)
         listing = self._build_listing(store, commit)
         # the core fetches only files of a listing it just got from this fetcher, so this is
         # the commit to ask the remote for when a blob is missing from the store
