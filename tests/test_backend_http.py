@@ -77,12 +77,18 @@ BASE = {"a.py": b"a", "b.py": b"b" * 50, "lib/__init__.py": b"", "lib/util.py": 
 # -- request counts ------------------------------------------------------------------------------
 
 
-def test_no_change_sync_costs_one_get_per_folder(http: StaticServer, tmp_path: Path) -> None:
+def synced(http: StaticServer, tmp_path: Path) -> tuple[HttpRemote, Workspace]:
+    """BASE served and synced once."""
     remote = HttpRemote(http)
     for path, data in BASE.items():
         remote.write(path, data)
     ws = workspace(tmp_path, remote)
     ws.sync_one("r")
+    return remote, ws
+
+
+def test_no_change_sync_costs_one_get_per_folder(http: StaticServer, tmp_path: Path) -> None:
+    remote, ws = synced(http, tmp_path)
     mark = len(http.requests)
     assert not ws.sync_one("r").changed
     seen = since(http, mark, remote.prefix)
@@ -97,11 +103,7 @@ def test_no_change_sync_costs_one_get_per_folder(http: StaticServer, tmp_path: P
 
 
 def test_index_pages_are_fetched_conditionally(http: StaticServer, tmp_path: Path) -> None:
-    remote = HttpRemote(http)
-    for path, data in BASE.items():
-        remote.write(path, data)
-    ws = workspace(tmp_path, remote)
-    ws.sync_one("r")
+    remote, ws = synced(http, tmp_path)
     mark = len(http.requests)
     assert not ws.sync_one("r").changed
     # both index pages: 304 Not Modified, the stored pages are reused

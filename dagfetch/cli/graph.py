@@ -118,11 +118,16 @@ def graph_list(state: State, database: str | None, prefix: str, as_json: bool) -
     emit(as_json, [v.to_json() for v in rows], text)
 
 
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text",
+    show_default=True, help="How to print the graph.",
+)
+
+
 @graph_group.command("show")
 @click.argument("dag")
 @click.option("--version", "number", type=int, help="Version number (default: latest).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]),
-              default="text", show_default=True)
+@format_option
 @store_options
 @pass_state
 def graph_show(state: State, dag: str, number: int | None, fmt: str, database: str | None,
@@ -228,8 +233,7 @@ def runs_pin(state: State, run: str, dag: str, number: int | None, database: str
 @runs_group.command("show")
 @click.argument("run")
 @click.option("--dag", help="The DAG, when RUN exists in several.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]),
-              default="text", show_default=True)
+@format_option
 @store_options
 @pass_state
 def runs_show(state: State, run: str, dag: str | None, fmt: str, database: str | None,
