@@ -85,6 +85,15 @@ class RedactingFilter(logging.Filter):
         masked = masker.mask(message)
         if masked != message:
             record.msg, record.args = masked, None
+        # a traceback quotes exception messages, which may quote a secret: format it here,
+        # masked, so handlers print the masked text instead of formatting it again
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = masker.mask(record.exc_text)
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = masker.mask(record.stack_info)
         return True
 
 

@@ -212,3 +212,15 @@ def test_nested_secrets_are_hidden_and_revealed_at_use() -> None:
     assert revealed["headers"] == {"X-Api-Key": f"api-{SECRET}", "Accept": "text/html"}
     assert revealed["token"] == [f"t-{SECRET}"]
     assert revealed["keyfile_dict"]["type"] == "service_account"
+
+
+def test_tracebacks_in_log_records_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    Secret(SECRET)
+    log = get_logger("dagfetch.test.tb")
+    with caplog.at_level(logging.INFO, logger="dagfetch.test.tb"):
+        try:
+            raise RuntimeError(f"backend said: bad password {SECRET}")
+        except RuntimeError:
+            log.exception("sync failed")
+    assert "RuntimeError: backend said: bad password ***" in caplog.text
+    assert SECRET not in caplog.text
