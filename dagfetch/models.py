@@ -120,7 +120,11 @@ class CachedFile:
 
 @attrs.frozen
 class Version:
-    """A published, immutable version of one repository in the cache."""
+    """A published, immutable version of one repository in the cache.
+
+    ``refetchable``: the backend can fetch this exact content again (a git commit, a versioned
+    bucket), so gc may evict it and a later ``path()`` brings it back.
+    """
 
     repo_id: str
     version_id: str
@@ -130,7 +134,12 @@ class Version:
     files: tuple[CachedFile, ...]
     backend_version: str | None = None
     fingerprint: str = ""
-    history: bool = False
+    refetchable: bool = False
+
+    @property
+    def history(self) -> bool:
+        """The name 0.1.0 gave :attr:`refetchable`; kept so existing callers keep working."""
+        return self.refetchable
 
     @property
     def total_size(self) -> int:

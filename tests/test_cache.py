@@ -281,3 +281,20 @@ def test_reverting_to_a_collected_version_keeps_records_readable(
     assert a in present
     assert (fresh.path("r", a) / "dag_00.py").read_text() == "# dag 0\n" * 50
     assert b in {e.version.version_id for e in fresh.versions("r")}
+
+
+def test_version_refetchable_is_recorded_and_history_is_its_alias(
+    tmp_path: Path, manifest: Path
+) -> None:
+    import json
+
+    ws = ws_for(manifest, tmp_path / "cache")
+    version_id = ws.sync_one("r").version_id
+    assert version_id is not None
+    version = ws.cache.get("r", version_id)
+    assert version.refetchable is False  # a plain folder keeps no history
+    assert version.history is version.refetchable  # the 0.1.0 name still reads
+    record = json.loads(ws.cache.layout.record("r", version_id).read_text())
+    assert record["refetchable"] is False
+    entry = ws.versions("r")[0]
+    assert entry.refetchable is version.refetchable

@@ -105,7 +105,7 @@ def _header(version: Version, evicted: bool) -> dict[str, Any]:
         "fetched_at": version.fetched_at.isoformat(),
         "backend_version": version.backend_version,
         "fingerprint": version.fingerprint,
-        "refetchable": version.history,
+        "refetchable": version.refetchable,
         "evicted": evicted,
     }
 
@@ -122,5 +122,5 @@ def version_from_json(
         files=files,
         backend_version=data.get("backend_version"),
         fingerprint=data.get("fingerprint", ""),
-        history=bool(data.get("refetchable", False)),
+        refetchable=bool(data.get("refetchable", False)),
     )

@@ -81,7 +81,7 @@ class VersionEntry:
 
     @property
     def refetchable(self) -> bool:
-        return self.version.history
+        return self.version.refetchable
 
 
 @attrs.frozen
@@ -236,7 +236,7 @@ class VersionCache:
         if evicted:
             how = (
                 "fetch it again with `dagfetch path` / Workspace.path"
-                if version.history
+                if version.refetchable
                 else "the remote keeps no history, so it cannot be re-fetched"
             )
             raise VersionNotFoundError(f"{repo_id}: version {version_id} was evicted; {how}")
@@ -448,7 +448,7 @@ class VersionCache:
                 files=files,
                 backend_version=backend_version,
                 fingerprint=fingerprint,
-                history=refetchable,
+                refetchable=refetchable,
             )
             # a version that had a record before (evicted, or stored and now rebuilt) is
             # written in full: as a delta on the current version it could become the base of
