@@ -12,7 +12,7 @@ from typing import Any
 
 from benchmarks.data import churn, disk_usage, file_bytes, make_tree, relpath
 from benchmarks.harness import Config, Row, Target, measure, ratio_target
-from dagfetch.cache.store import PlannedFile
+from dagfetch.cache.publish import PlannedFile
 from dagfetch.manifest import parse_manifest
 from dagfetch.workspace import Workspace
 
@@ -38,17 +38,12 @@ def materialize(config: Config) -> tuple[list[Row], list[Target]]:
     made: list[Path] = []
 
     def publish() -> None:
-        staging = ws.cache.prepare("r")
-        version, _ = ws.cache.publish(
-            "r",
-            staging,
-            planned,
-            source_url="bench",
-            backend_version=uuid.uuid4().hex,
-            fingerprint="",
-            refetchable=False,
-        )
-        made.append(Path(version.path))
+        with ws.cache.staging("r") as staging:
+            verified = ws.cache.verify(planned, backend_version=uuid.uuid4().hex)
+            published = ws.cache.publish(
+                staging, verified, source_url="bench", fingerprint="", refetchable=False
+            )
+        made.append(Path(published.version.path))
 
     def cp(flag: str) -> None:
         dest = base / f"copy-{uuid.uuid4().hex}"

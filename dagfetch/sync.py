@@ -6,25 +6,30 @@ them. The order of the steps is what makes a sync cheap and safe:
 1. one listing (``Fetcher.list``); every path passes :func:`dagfetch.paths.safe_relpath`;
 2. same backend version or same fingerprint as ``current``: record the check, stop;
 3. files whose change token matches a file of the current version are linked, not fetched;
-4. the rest is downloaded into staging, verified, and published by one rename;
-5. ``current`` switches; on any failure the previous version keeps serving.
+4. the rest is downloaded into staging and verified (sizes, digests, symlink targets);
+5. the version id the verified files give must pass this module's policy: a source declared
+   immutable must not change, a refetch must give back exactly the version asked for;
+6. the version is published by one rename (or the identical one already present is reused);
+7. ``current`` switches; on any failure the previous version keeps serving.
 """
 
 from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol
 
 import attrs
 
-from dagfetch.cache.records import utcnow
-from dagfetch.cache.store import PlannedFile, VersionCache, remove_tree
+from dagfetch.cache.publish import PlannedFile, Staging
+from dagfetch.cache.records import VersionRecord, utcnow
+from dagfetch.cache.store import VersionCache
 from dagfetch.errors import (
     DagfetchError,
     FetchError,
+    ImmutableSourceChanged,
     UnsafePathError,
+    VerificationError,
     VersionUnavailableError,
 )
 from dagfetch.manifest import RepositorySpec
@@ -97,6 +102,16 @@ def _fingerprint(files: Sequence[RemoteFile], backend_version: str | None) -> st
     return Listing(tuple(files), backend_version).fingerprint()
 
 
+@attrs.frozen
+class _Built:
+    """A version a sync built (or found already present), and what that cost."""
+
+    version: Version
+    downloaded: int
+    downloaded_bytes: int
+    reused: int
+
+
 @attrs.define
 class Syncer:
     cache: VersionCache
@@ -130,8 +145,7 @@ class Syncer:
     def _sync_locked(
         self, spec: RepositorySpec, fetcher: Fetcher, observer: SyncObserver | None
     ) -> SyncResult:
-        staging = self.cache.prepare(spec.id)
-        try:
+        with self.cache.staging(spec.id) as staging:
             listing = fetcher.list()
             files = select_files(listing, spec)
             fingerprint = _fingerprint(files, listing.version_id)
@@ -147,7 +161,7 @@ class Syncer:
                     changed=False,
                     previous_version_id=current.version_id,
                 )
-            version, downloaded, nbytes, reused = self._build(
+            built = self._build(
                 spec,
                 fetcher,
                 files,
@@ -158,8 +172,7 @@ class Syncer:
                 current=current,
                 must_equal=current.version_id if (spec.immutable and current) else None,
             )
-        finally:
-            remove_tree(staging)
+        version = built.version
         previous = current.version_id if current else None
         self.cache.switch_current(spec.id, version.version_id)
         self._ok(spec.id, version.version_id, changed=version.version_id != previous)
@@ -167,16 +180,16 @@ class Syncer:
             "%s: now at %s (%d downloaded, %d reused)",
             spec.id,
             version.version_id,
-            downloaded,
-            reused,
+            built.downloaded,
+            built.reused,
         )
         return SyncResult(
             spec.id,
             version.version_id,
             version.version_id != previous,
-            downloaded,
-            nbytes,
-            reused,
+            built.downloaded,
+            built.downloaded_bytes,
+            built.reused,
             previous,
         )
 
@@ -197,7 +210,7 @@ class Syncer:
         spec: RepositorySpec,
         fetcher: Fetcher,
         files: Sequence[RemoteFile],
-        staging: Path,
+        staging: Staging,
         backend_version: str | None,
         fingerprint: str,
         observer: SyncObserver | None,
@@ -205,11 +218,11 @@ class Syncer:
         current: Version | None,
         must_equal: str | None = None,
         expected_version: str | None = None,
-    ) -> tuple[Version, int, int, int]:
+    ) -> _Built:
+        """Download what the current version cannot lend, verify, check, publish."""
         known = _known_contents(current)
         planned: list[PlannedFile] = []
         to_download: list[RemoteFile] = []
-        download_dir = staging / "download"
         for f in files:
             if f.kind == "symlink":
                 planned.append(PlannedFile(f))
@@ -219,26 +232,27 @@ class Syncer:
                 planned.append(PlannedFile(f, sha256=sha))
             else:
                 to_download.append(f)
-                planned.append(PlannedFile(f, downloaded=download_dir / f.path))
+                planned.append(PlannedFile(f, downloaded=staging.downloads / f.path))
         nbytes = sum(max(f.size, 0) for f in to_download)
         if observer is not None:
             observer.started(spec.id, len(to_download), nbytes)
-        download_dir.mkdir(parents=True, exist_ok=True)
+        staging.downloads.mkdir(parents=True, exist_ok=True)
         if to_download:
             done = (lambda f: observer.file_done(spec.id, f)) if observer is not None else None
-            fetcher.fetch(to_download, download_dir, done)
-        version, new = self.cache.publish(
-            spec.id,
+            fetcher.fetch(to_download, staging.downloads, done)
+        verified = self.cache.verify(planned, backend_version=backend_version)
+        _check_version_id(
+            spec, verified.version_id, must_equal=must_equal, expected_version=expected_version
+        )
+        published = self.cache.publish(
             staging,
-            planned,
+            verified,
             source_url=redact_url(spec.url),
-            backend_version=backend_version,
             fingerprint=fingerprint,
             refetchable=fetcher.capabilities.versioned or fetcher.capabilities.named_versions,
-            must_equal=must_equal,
-            expected_version=expected_version,
         )
-        if not new and version.fingerprint != fingerprint and expected_version is None:
+        version = published.version
+        if not published.new and version.fingerprint != fingerprint and expected_version is None:
             # same bytes under new change tokens (a touched file): remember the new tokens so
             # the next check is a no-change one
             remote = {p.remote.path: p.remote for p in planned}
@@ -251,7 +265,7 @@ class Syncer:
                 ),
             )
             self.cache.touch_record(spec.id, version)
-        return version, len(to_download), nbytes, len(files) - len(to_download)
+        return _Built(version, len(to_download), nbytes, len(files) - len(to_download))
 
     def materialize(
         self,
@@ -269,7 +283,7 @@ class Syncer:
         with self.cache.repo_lock(spec.id):
             try:
                 found = self.cache.record(spec.id, version_id)
-                if found is not None and not found[1]:
+                if found is not None and found.present:
                     version = self.cache.get(spec.id, version_id)  # rebuilt locally if stored
                 else:
                     version = self._refetch(spec, fetcher, version_id, found)
@@ -288,30 +302,28 @@ class Syncer:
         spec: RepositorySpec,
         fetcher: Fetcher,
         version_id: str,
-        found: tuple[Version, bool] | None,
+        found: VersionRecord | None,
     ) -> Version:
         caps = fetcher.capabilities
         backend_version: str | None
         # a backend that lists any version by id (git) is asked for it; a versioned store
         # (S3 object versions) gets the recorded files, whose extra names each object version
         if caps.named_versions and isinstance(fetcher, VersionedFetcher):
-            wanted = found[0].backend_version if found is not None else None
+            wanted = found.version.backend_version if found is not None else None
             listing = fetcher.list_version(wanted or version_id)
             files = select_files(listing, spec)
             backend_version = listing.version_id
         elif found is not None and caps.versioned:
-            record = found[0]
-            files = [f.as_remote() for f in record.files]
-            backend_version = record.backend_version
+            files = [f.as_remote() for f in found.version.files]
+            backend_version = found.version.backend_version
         else:
             why = "it was evicted and " if found is not None else "it is not in the cache and "
             raise VersionUnavailableError(
                 f"{spec.id}: version {version_id} cannot be fetched: {why}"
                 f"{redact_url(spec.url)} keeps no history"
             )
-        staging = self.cache.prepare(spec.id)
-        try:
-            version, *_ = self._build(
+        with self.cache.staging(spec.id) as staging:
+            built = self._build(
                 spec,
                 fetcher,
                 files,
@@ -322,9 +334,27 @@ class Syncer:
                 current=self.cache.current(spec.id),
                 expected_version=version_id,
             )
-        finally:
-            remove_tree(staging)
-        return version
+        return built.version
+
+
+def _check_version_id(
+    spec: RepositorySpec,
+    version_id: str,
+    *,
+    must_equal: str | None,
+    expected_version: str | None,
+) -> None:
+    """The sync's policy on what it fetched, checked before anything is published."""
+    if must_equal is not None and version_id != must_equal:
+        raise ImmutableSourceChanged(
+            f"{spec.id}: {redact_url(spec.url)} is declared immutable but its content changed "
+            f"(was {must_equal}, now {version_id}); publish a new URL instead"
+        )
+    if expected_version is not None and version_id != expected_version:
+        raise VerificationError(
+            f"{spec.id}: the fetched content of {expected_version} hashes to {version_id}; "
+            "the remote no longer holds that version exactly"
+        )
 
 
 def _known_contents(current: Version | None) -> dict[tuple[str, int, str], str]:

@@ -229,8 +229,8 @@ def test_records_store_deltas_and_read_back_whole(
         }
         assert {f.path: f.sha256 for f in version.files} == on_disk
     evicted = fresh.record("r", ids[3])
-    assert evicted is not None and evicted[1] is True
-    assert len(evicted[0].files) == 21
+    assert evicted is not None and evicted.evicted is True
+    assert len(evicted.version.files) == 21
 
 
 def test_gc_stores_idle_versions_and_rebuilds_them_offline(

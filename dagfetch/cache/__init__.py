@@ -1,12 +1,19 @@
 """The versioned local cache.
 
 - :mod:`~dagfetch.cache.layout`: where everything lives under the cache root;
+- :mod:`~dagfetch.cache.locks`: one lock per repository, one for the object store;
 - :mod:`~dagfetch.cache.objects`: files stored once by content, hard-linked into versions;
-- :mod:`~dagfetch.cache.records`: the JSON each version and repository keeps about itself;
-- :mod:`~dagfetch.cache.store`: publishing versions atomically, ``current``, pins, gc.
+- :mod:`~dagfetch.cache.records`: each version's record, each repository's state and ``current``;
+- :mod:`~dagfetch.cache.pins`: versions callers asked to keep;
+- :mod:`~dagfetch.cache.trees`: building, sealing and removing version trees;
+- :mod:`~dagfetch.cache.publish`: staging, verifying downloads, publishing a version;
+- :mod:`~dagfetch.cache.gc`: evicting versions, storing idle trees, sweeping contents;
+- :mod:`~dagfetch.cache.store`: :class:`VersionCache`, the facade over all of them.
 """
 
+from dagfetch.cache.gc import GcReport
 from dagfetch.cache.layout import CacheLayout, default_cache_root
-from dagfetch.cache.store import GcReport, VersionCache
+from dagfetch.cache.records import VersionRecord
+from dagfetch.cache.store import VersionCache
 
-__all__ = ["CacheLayout", "GcReport", "VersionCache", "default_cache_root"]
+__all__ = ["CacheLayout", "GcReport", "VersionCache", "VersionRecord", "default_cache_root"]

@@ -1,0 +1,48 @@
+"""The cache's locks: one per repository, one for the object store.
+
+``filelock`` takes an OS lock, which the kernel releases when a process dies, so a crash never
+leaves a stale lock. Syncs, gc, pins and unpins of one repository take its lock; adding objects
+and sweeping them take the objects lock, always *after* a repository lock (one order, so no
+two processes wait for each other). Readers take no repository lock: a restore of a stored
+tree takes only the objects lock, so a reader never waits for a long sync.
+
+The locks are not reentrant: code that holds one must not take it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+import attrs
+import filelock
+
+from dagfetch.cache.layout import CacheLayout
+from dagfetch.errors import CacheError
+
+DEFAULT_LOCK_TIMEOUT = 600.0
+
+
+@attrs.define
+class CacheLocks:
+    layout: CacheLayout
+    timeout: float = DEFAULT_LOCK_TIMEOUT
+
+    def repo(self, repo_id: str, timeout: float | None = None) -> AbstractContextManager[None]:
+        return self._locked(f"repo-{repo_id}", timeout)
+
+    def objects(self) -> AbstractContextManager[None]:
+        return self._locked("objects", None)
+
+    @contextmanager
+    def _locked(self, name: str, timeout: float | None) -> Iterator[None]:
+        path = self.layout.lock(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(path), timeout=self.timeout if timeout is None else timeout)
+        try:
+            with lock:
+                yield
+        except filelock.Timeout:
+            raise CacheError(
+                f"timed out waiting for the lock {path} (another sync or gc is running)"
+            ) from None

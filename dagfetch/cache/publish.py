@@ -1,0 +1,239 @@
+"""From downloaded files to a published version, in two steps with the caller's policy between.
+
+1. :func:`verify` hashes each download and checks it against what the listing promised (its
+   size, the store's digest where it gives one) and checks that each symlink stays inside the
+   version. It writes nothing and returns the verified file list, named by
+   :func:`version_id_for`.
+2. :meth:`Publisher.publish` moves the new contents into the object store, builds the tree of
+   hard links in staging, renames it into place and writes its record.
+
+Between the two, :mod:`dagfetch.sync` decides whether that version may be published (an
+immutable source must not change, a refetch must give the version asked for): the cache
+stores, it does not judge.
+
+Staging has one owner, :meth:`Publisher.staging`: it removes what interrupted syncs left,
+hands out a fresh folder and removes it at the end, whatever happened. A killed sync leaves
+only its staging folder and, at worst, a tree without a record (an orphan), both removed by the
+next sync of the repository; a reader never sees a partial version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+
+from dagfetch.cache.layout import CURRENT, CacheLayout, check_version_id
+from dagfetch.cache.locks import CacheLocks
+from dagfetch.cache.objects import ObjectStore, hash_file
+from dagfetch.cache.records import RecordStore, utcnow
+from dagfetch.cache.trees import (
+    build_tree,
+    make_read_only,
+    move_into_place,
+    remove_leftovers,
+    remove_tree,
+    scratch_folder,
+)
+from dagfetch.errors import CacheError, VerificationError
+from dagfetch.models import CachedFile, RemoteFile, Version
+from dagfetch.paths import safe_link_target
+from dagfetch.redact import get_logger
+
+log = get_logger(__name__)
+
+
+@attrs.frozen
+class PlannedFile:
+    """One file of a version being built: already in the object store (``sha256``) or just
+    downloaded (``downloaded``); a symlink needs neither."""
+
+    remote: RemoteFile
+    sha256: str | None = None
+    downloaded: Path | None = None
+
+
+@attrs.frozen
+class Download:
+    """A verified download, waiting in staging to be moved into the object store."""
+
+    path: Path
+    sha256: str
+
+
+@attrs.frozen
+class VerifiedFiles:
+    """What :func:`verify` vouches for: the files of a version, ready to publish."""
+
+    version_id: str
+    backend_version: str | None
+    files: tuple[CachedFile, ...]
+    downloads: tuple[Download, ...] = ()
+
+
+@attrs.frozen
+class Staging:
+    """A sync's private folder, from :meth:`Publisher.staging`: the fetcher downloads into
+    ``downloads``, publish builds the tree in ``tree`` and renames it out."""
+
+    repo_id: str
+    path: Path
+
+    @property
+    def downloads(self) -> Path:
+        return self.path / "download"
+
+    @property
+    def tree(self) -> Path:
+        return self.path / "tree"
+
+
+@attrs.frozen
+class Published:
+    version: Version
+    new: bool  # False: a complete version with the same id was present and is reused
+
+
+def content_version_id(files: Iterable[CachedFile]) -> str:
+    """Name a version by its content: equal trees get equal ids, different trees never do."""
+    h = hashlib.sha256()
+    for f in sorted(files, key=lambda f: f.path):
+        h.update(f"{f.path}\0{f.kind}\0{f.sha256}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def version_id_for(files: Iterable[CachedFile], backend_version: str | None) -> str:
+    """The id a version is published under: the backend's own (a git commit), else a hash of
+    its content."""
+    return check_version_id(backend_version) if backend_version else content_version_id(files)
+
+
+def verify(planned: Sequence[PlannedFile], *, backend_version: str | None) -> VerifiedFiles:
+    """Hash and check every file of a version about to be published; nothing is written.
+    Raises VerificationError naming the first file that is not what the listing said."""
+    files: list[CachedFile] = []
+    downloads: list[Download] = []
+    for item in planned:
+        remote = item.remote
+        if remote.kind == "symlink":
+            target = remote.target or ""
+            safe_link_target(remote.path, target)
+            sha, size = hashlib.sha256(target.encode()).hexdigest(), 0
+        elif item.downloaded is not None:
+            sha, size = _check_download(remote, item.downloaded)
+            downloads.append(Download(item.downloaded, sha))
+        elif item.sha256 is not None:
+            sha, size = item.sha256, remote.size
+        else:
+            raise CacheError(f"{remote.path}: neither downloaded nor known")
+        files.append(
+            CachedFile(
+                remote.path, size, remote.token, sha, remote.kind, remote.target, dict(remote.extra)
+            )
+        )
+    return VerifiedFiles(
+        version_id_for(files, backend_version), backend_version, tuple(files), tuple(downloads)
+    )
+
+
+def _check_download(remote: RemoteFile, downloaded: Path) -> tuple[str, int]:
+    """(sha256, size) of a download that matches its listing entry."""
+    if not downloaded.is_file():
+        raise VerificationError(f"{remote.path}: the fetcher did not write it")
+    try:
+        sha, size = hash_file(downloaded, remote.digest)
+    except VerificationError as exc:
+        raise VerificationError(f"{remote.path}: {exc}") from None
+    if 0 <= remote.size != size:
+        raise VerificationError(
+            f"{remote.path}: got {size} bytes, the listing said {remote.size}"
+        )
+    return sha, size
+
+
+@attrs.frozen
+class Publisher:
+    layout: CacheLayout
+    objects: ObjectStore
+    records: RecordStore
+    locks: CacheLocks
+
+    @contextmanager
+    def staging(self, repo_id: str) -> Iterator[Staging]:
+        """The one owner of staging folders. The caller holds the repository's lock, so
+        whatever is in the repository's staging area (or an unpublished tree) was left by an
+        interrupted sync: it is removed first. The fresh folder is removed on the way out."""
+        self.layout.meta(repo_id).mkdir(parents=True, exist_ok=True)
+        area = self.layout.staging(repo_id)
+        for name in remove_leftovers(area):
+            log.info("%s: removed leftovers of an interrupted sync: %s", repo_id, name)
+        self._remove_orphans(repo_id)
+        with scratch_folder(area) as folder:
+            yield Staging(repo_id, folder)
+
+    def _remove_orphans(self, repo_id: str) -> None:
+        """Trees without a record (a sync killed between the rename and the record) and
+        trees of evicted versions (gc killed between the flag and the removal)."""
+        for entry in self.layout.repo(repo_id).iterdir():
+            name = entry.name
+            if name == ".meta" or name == CURRENT:
+                continue
+            if name.startswith(".current-"):  # a switch killed before its rename
+                entry.unlink(missing_ok=True)
+                continue
+            found = self.records.get(repo_id, name) if _valid_version_id(name) else None
+            if found is None or found.evicted:
+                log.info("%s: removing unpublished tree %s", repo_id, name)
+                remove_tree(entry)
+
+    def publish(
+        self,
+        staging: Staging,
+        verified: VerifiedFiles,
+        *,
+        source_url: str,
+        fingerprint: str,
+        refetchable: bool,
+    ) -> Published:
+        """Build the verified version's tree from objects and make it visible: one rename,
+        then its record. A complete version of the same id already present is reused."""
+        repo_id, version_id = staging.repo_id, verified.version_id
+        final = self.layout.version(repo_id, version_id)
+        with self.locks.objects():
+            existing = self.records.get(repo_id, version_id)
+            if existing is not None and existing.present and final.is_dir():
+                return Published(existing.version, new=False)
+            for download in verified.downloads:
+                self.objects.ingest(download.path, download.sha256)
+            build_tree(self.objects, str(staging.tree), verified.files)
+            make_read_only(staging.tree)
+            remove_tree(final)  # an orphan, or the tree of an evicted version of this id
+            move_into_place(staging.tree, final)
+            version = Version(
+                repo_id=repo_id,
+                version_id=version_id,
+                path=str(final),
+                source_url=source_url,
+                fetched_at=utcnow(),
+                files=verified.files,
+                backend_version=verified.backend_version,
+                fingerprint=fingerprint,
+                refetchable=refetchable,
+            )
+            # a version that had a record before (evicted, or stored and now rebuilt) is
+            # written in full: as a delta on the current version it could become the base of
+            # its own base, a loop no reader could follow
+            base = None if existing is not None else self.records.current_id(repo_id)
+            self.records.write(version, delta_on=base)
+        return Published(version, new=True)
+
+
+def _valid_version_id(name: str) -> bool:
+    try:
+        check_version_id(name)
+    except CacheError:
+        return False
+    return True

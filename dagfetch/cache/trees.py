@@ -1,0 +1,102 @@
+"""Version trees on disk: built from objects, made read-only, moved into place, removed.
+
+A version tree is read-only for everyone (files ``0444``, as the object store keeps them;
+folders ``0555``), so no process can change a version another one is reading. It is built in a
+private scratch folder and appears under its final name by one ``rename``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dagfetch.cache.objects import ObjectStore
+from dagfetch.errors import CacheError
+from dagfetch.models import CachedFile
+
+READ_ONLY_FOLDER = 0o555
+
+
+def build_tree(objects: ObjectStore, tree: str, files: Iterable[CachedFile]) -> None:
+    """Create ``tree`` holding ``files``: hard links to their objects (copies where the file
+    system refuses links) and symlinks. Every object must be in the store already."""
+    # the hot loop of every sync (one pass per file of the version): plain strings and one
+    # mkdir per folder keep it close to `cp -al`
+    made = {tree}
+    os.mkdir(tree)
+    for f in files:
+        dest = os.path.join(tree, f.path)
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        if f.kind == "symlink":
+            os.symlink(f.target or "", dest)
+            continue
+        try:
+            objects.link_into(f.sha256, dest)
+        except FileNotFoundError:
+            raise CacheError(f"{f.path}: object {f.sha256} vanished from the cache") from None
+
+
+def make_read_only(tree: Path) -> None:
+    """Make every folder below ``tree`` read-only (``tree`` itself stays writable until
+    :func:`move_into_place`: a folder moved to another parent must be writable)."""
+    for dirpath, dirnames, _ in os.walk(tree):
+        for d in dirnames:
+            full = os.path.join(dirpath, d)
+            if not os.path.islink(full):
+                os.chmod(full, READ_ONLY_FOLDER)
+
+
+def move_into_place(tree: Path, final: Path) -> None:
+    """Rename a built tree to its final name in one step (readers see all of it or nothing),
+    then make its top folder read-only too. Fails if ``final`` exists and is not empty."""
+    os.replace(tree, final)
+    os.chmod(final, READ_ONLY_FOLDER)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a (possibly read-only) tree, or a symlink, if it exists."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+        return
+    if path.exists():
+        _make_writable(path)
+        shutil.rmtree(path)
+
+
+def _make_writable(path: Path) -> None:
+    for dirpath, dirnames, _ in os.walk(path):
+        os.chmod(dirpath, 0o755)  # noqa: S103 - our own tree, made writable to delete it
+        for d in dirnames:
+            full = os.path.join(dirpath, d)
+            if not os.path.islink(full):
+                os.chmod(full, 0o755)  # noqa: S103 - as above
+
+
+def remove_leftovers(parent: Path) -> list[str]:
+    """Remove every folder under ``parent`` (what interrupted work left); their names."""
+    if not parent.exists():
+        return []
+    names = []
+    for leftover in parent.iterdir():
+        remove_tree(leftover)
+        names.append(leftover.name)
+    return names
+
+
+@contextmanager
+def scratch_folder(parent: Path) -> Iterator[Path]:
+    """A fresh, empty folder under ``parent``, removed at the end whatever happened (a
+    process killed inside leaves it: :func:`remove_leftovers` is for that)."""
+    folder = parent / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    try:
+        yield folder
+    finally:
+        remove_tree(folder)
