@@ -9,11 +9,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from dagfetch.errors import VersionNotFoundError, VersionUnavailableError
+from dagfetch.cache import VersionCache, VersionRecord
+from dagfetch.cache.publish import PlannedFile, Published, Staging, version_id_for
+from dagfetch.errors import (
+    UnsafePathError,
+    VerificationError,
+    VersionNotFoundError,
+    VersionUnavailableError,
+)
 from dagfetch.manifest import load_manifest
+from dagfetch.models import RemoteFile
 from dagfetch.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,7 +214,6 @@ def test_records_store_deltas_and_read_back_whole(
     import hashlib
     import json
 
-    from dagfetch.cache import VersionCache
     from dagfetch.cache.records import MAX_CHAIN
 
     ws = ws_for(manifest, tmp_path / "cache")
@@ -264,7 +272,6 @@ def test_gc_stores_idle_versions_and_rebuilds_them_offline(
 def test_reverting_to_a_collected_version_keeps_records_readable(
     tmp_path: Path, repo: Path, manifest: Path, keep: int
 ) -> None:
-    from dagfetch.cache import VersionCache
 
     ws = ws_for(manifest, tmp_path / "cache")
     a = ws.sync_one("r").version_id
@@ -298,3 +305,144 @@ def test_version_refetchable_is_recorded_and_history_is_its_alias(
     assert record["refetchable"] is False
     entry = ws.versions("r")[0]
     assert entry.refetchable is version.refetchable
+
+
+# -- the seams of the cache: staging, verify, publish, records ------------------------------------
+
+
+def _plan(staging: Staging, files: dict[str, bytes], **remote: Any) -> list[PlannedFile]:
+    """Write ``files`` where a fetcher would, and plan them as downloads."""
+    planned = []
+    for path, data in files.items():
+        dest = staging.downloads / path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        listed = RemoteFile(path, remote.get("size", len(data)), f"t-{path}", remote.get("digest"))
+        planned.append(PlannedFile(listed, downloaded=dest))
+    return planned
+
+
+def _publish(cache: VersionCache, files: dict[str, bytes]) -> Published:
+    with cache.repo_lock("r"), cache.staging("r") as staging:
+        verified = cache.verify(_plan(staging, files), backend_version=None)
+        return cache.publish(
+            staging, verified, source_url="test", fingerprint="", refetchable=False
+        )
+
+
+@pytest.mark.parametrize(
+    ("remote", "problem"),
+    [
+        ({"size": 99}, "got 5 bytes, the listing said 99"),
+        ({"digest": "sha256:" + "0" * 64}, "sha256 is"),
+        ({"digest": "md5:" + "0" * 32}, "md5 is"),
+    ],
+)
+def test_verify_refuses_a_download_unlike_its_listing_before_anything_is_published(
+    tmp_path: Path, remote: dict[str, Any], problem: str
+) -> None:
+    cache = VersionCache(tmp_path / "cache")
+    with cache.repo_lock("r"), cache.staging("r") as staging:
+        planned = _plan(staging, {"ok.py": b"fine\n", "dag.py": b"evil\n"}, **remote)
+        with pytest.raises(VerificationError, match=problem):
+            cache.verify(planned, backend_version=None)
+    assert not cache.layout.objects.exists()  # nothing was stored
+    assert cache.all_records("r") == [] and cache.current_id("r") is None
+    assert [p.name for p in cache.layout.repo("r").iterdir()] == [".meta"]
+
+
+def test_verify_refuses_a_missing_download_and_a_link_out_of_the_version(tmp_path: Path) -> None:
+    cache = VersionCache(tmp_path / "cache")
+    with pytest.raises(VerificationError, match="did not write it"):
+        cache.verify(
+            [PlannedFile(RemoteFile("a.py", 1, "t"), downloaded=tmp_path / "never-written")],
+            backend_version=None,
+        )
+    link = RemoteFile("lib/up", 0, "t", kind="symlink", target="../../etc/passwd")
+    with pytest.raises(UnsafePathError, match="outside"):
+        cache.verify([PlannedFile(link)], backend_version=None)
+    assert not cache.root.exists()
+
+
+def test_verify_names_the_version_by_backend_id_or_by_content(tmp_path: Path) -> None:
+    cache = VersionCache(tmp_path / "cache")
+    known = [PlannedFile(RemoteFile("a.py", 3, "t"), sha256="ab" * 32)]
+    assert cache.verify(known, backend_version="commit1").version_id == "commit1"
+    by_content = cache.verify(known, backend_version=None)
+    assert by_content.version_id == version_id_for(by_content.files, None)
+    moved = [PlannedFile(RemoteFile("b.py", 3, "t"), sha256="ab" * 32)]
+    assert cache.verify(moved, backend_version=None).version_id != by_content.version_id
+
+
+def test_staging_has_one_owner_that_removes_it_on_success_and_on_failure(tmp_path: Path) -> None:
+    cache = VersionCache(tmp_path / "cache")
+    area = cache.layout.staging("r")
+    with cache.repo_lock("r"):
+        with cache.staging("r") as staging:
+            _plan(staging, {"a.py": b"a\n"})
+            used = staging.path
+            assert used.parent == area
+        assert not used.exists()
+        failed: list[Path] = []
+
+        def sync_that_breaks() -> None:
+            with cache.staging("r") as staging:
+                _plan(staging, {"a.py": b"a\n"})
+                failed.append(staging.path)
+                raise RuntimeError("the fetcher broke")
+
+        with pytest.raises(RuntimeError, match="broke"):
+            sync_that_breaks()
+        assert failed and not failed[0].exists()
+        # what a killed sync leaves: its staging folder (read-only parts too) and a tree
+        # renamed into place whose record was never written
+        dead = area / "killed"
+        (dead / "tree" / "sub").mkdir(parents=True)
+        (dead / "tree" / "sub").chmod(0o555)
+        orphan = cache.layout.repo("r") / "0123456789abcdef"
+        orphan.mkdir()
+        with cache.staging("r") as staging:
+            assert not dead.exists() and not orphan.exists()
+            assert list(area.iterdir()) == [staging.path]
+    assert list(area.iterdir()) == []
+
+
+def test_publish_renames_the_tree_out_of_staging_and_deletes_nothing_there(
+    tmp_path: Path,
+) -> None:
+    cache = VersionCache(tmp_path / "cache")
+    with cache.repo_lock("r"), cache.staging("r") as staging:
+        planned = _plan(staging, {"a.py": b"a\n", "lib/b.py": b"b\n"})
+        (staging.path / "fetcher-scratch").write_text("left for the owner")
+        published = cache.publish(
+            staging,
+            cache.verify(planned, backend_version=None),
+            source_url="test",
+            fingerprint="f",
+            refetchable=True,
+        )
+        assert published.new
+        assert not staging.tree.exists()  # renamed into place
+        assert (staging.path / "fetcher-scratch").exists()  # the owner removes it, not publish
+    version = published.version
+    assert (Path(version.path) / "lib" / "b.py").read_bytes() == b"b\n"
+    assert os.stat(version.path).st_mode & 0o222 == 0
+    assert cache.record("r", version.version_id) == VersionRecord(version, evicted=False)
+    again = _publish(cache, {"a.py": b"a\n", "lib/b.py": b"b\n"})
+    assert not again.new and again.version == version
+
+
+def test_records_are_typed_values(tmp_path: Path) -> None:
+    cache = VersionCache(tmp_path / "cache")
+    first = _publish(cache, {"a.py": b"1\n"}).version
+    cache.switch_current("r", first.version_id)
+    second = _publish(cache, {"a.py": b"2\n"}).version
+    cache.switch_current("r", second.version_id)
+    cache.gc({"r": 1})
+    records = cache.all_records("r")
+    assert all(isinstance(r, VersionRecord) for r in records)
+    assert [(r.version.version_id, r.evicted, r.present) for r in records] == [
+        (second.version_id, False, True),
+        (first.version_id, True, False),
+    ]
+    assert cache.record("r", "0" * 32) is None
