@@ -2,7 +2,8 @@
 
     <root>/
       .dagfetch/objects/ab/cdef...          file contents, named by sha256, read-only
-      .dagfetch/staging/<repo_id>/<tmp>/     a sync in progress (removed by the next sync)
+      .dagfetch/staging/<repo_id>/<tmp>/     a sync in progress (removed when it ends; a killed
+                                             one's by the next sync)
       .dagfetch/locks/repo-<repo_id>.lock    one sync or gc of a repository at a time
       <repo_id>/<version_id>/...             a published version: read-only hard links
       <repo_id>/current -> <version_id>      switched by an atomic rename
