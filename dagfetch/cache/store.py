@@ -48,6 +48,7 @@ from dagfetch.errors import VersionNotFoundError
 from dagfetch.models import Version
 from dagfetch.redact import get_logger
 
+# GcReport and PlannedFile lived here in 0.1.0; importing them from here keeps working
 __all__ = ["GcReport", "PlannedFile", "VersionCache", "VersionEntry", "VersionRecord"]
 
 log = get_logger(__name__)
