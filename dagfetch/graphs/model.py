@@ -65,7 +65,6 @@ class Task:
         return [self.task_id, self.kind, dict(self.attributes)]
 
 
-
 @attrs.frozen(order=True)
 class Edge:
     """``upstream`` runs before ``downstream``."""
@@ -110,8 +109,8 @@ class Graph:
                 raise InvalidGraphError(f"DAG {dag_id!r}: task {edge.upstream!r} depends on itself")
             edge_set.add(edge)
         # a plain tuple key: attrs' generated __lt__ made sorting the bulk of reading graphs
-        edges_sorted = sorted(edge_set, key=lambda e: (e.upstream, e.downstream))
-        return cls(dag_id, tuple(by_id[k] for k in sorted(by_id)), tuple(edges_sorted))
+        edges_sorted = sorted(edge_set, key=lambda edge: (edge.upstream, edge.downstream))
+        return cls(dag_id, tuple(by_id[task_id] for task_id in sorted(by_id)), tuple(edges_sorted))
 
     # -- canonical form --------------------------------------------------------------------
 
@@ -119,8 +118,8 @@ class Graph:
         return {
             "format": CANONICAL_FORMAT,
             "dag_id": self.dag_id,
-            "tasks": [t.canonical() for t in self.tasks],
-            "edges": [[e.upstream, e.downstream] for e in self.edges],
+            "tasks": [task.canonical() for task in self.tasks],
+            "edges": [[edge.upstream, edge.downstream] for edge in self.edges],
         }
 
     def canonical_json(self) -> str:
@@ -136,33 +135,33 @@ class Graph:
         return {
             "dag_id": self.dag_id,
             "tasks": [
-                {"task_id": t.task_id, "kind": t.kind, "attributes": dict(t.attributes)}
-                for t in self.tasks
+                {"task_id": task.task_id, "kind": task.kind, "attributes": dict(task.attributes)}
+                for task in self.tasks
             ],
-            "edges": [[e.upstream, e.downstream] for e in self.edges],
+            "edges": [[edge.upstream, edge.downstream] for edge in self.edges],
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Graph:
         try:
             tasks = [
-                Task(t["task_id"], t.get("kind"), t.get("attributes") or {})
-                for t in data["tasks"]
+                Task(task["task_id"], task.get("kind"), task.get("attributes") or {})
+                for task in data["tasks"]
             ]
-            return cls.of(data["dag_id"], tasks, [tuple(e) for e in data["edges"]])
+            return cls.of(data["dag_id"], tasks, [tuple(edge) for edge in data["edges"]])
         except (KeyError, TypeError) as exc:
             raise InvalidGraphError(f"not a graph document: missing or bad {exc}") from None
 
     # -- reading ---------------------------------------------------------------------------
 
     def task(self, task_id: str) -> Task:
-        for t in self.tasks:
-            if t.task_id == task_id:
-                return t
+        for task in self.tasks:
+            if task.task_id == task_id:
+                return task
         raise KeyError(task_id)
 
     def downstream(self, task_id: str) -> list[str]:
-        return [e.downstream for e in self.edges if e.upstream == task_id]
+        return [edge.downstream for edge in self.edges if edge.upstream == task_id]
 
 
 @attrs.frozen
@@ -185,22 +184,24 @@ class GraphDiff:
             "tasks_added": list(self.tasks_added),
             "tasks_removed": list(self.tasks_removed),
             "tasks_changed": list(self.tasks_changed),
-            "edges_added": [[e.upstream, e.downstream] for e in self.edges_added],
-            "edges_removed": [[e.upstream, e.downstream] for e in self.edges_removed],
+            "edges_added": [[edge.upstream, edge.downstream] for edge in self.edges_added],
+            "edges_removed": [[edge.upstream, edge.downstream] for edge in self.edges_removed],
         }
 
 
 def diff(old: Graph, new: Graph) -> GraphDiff:
     """Tasks added/removed/changed (kind or attributes), edges added/removed."""
-    before = {t.task_id: t for t in old.tasks}
-    after = {t.task_id: t for t in new.tasks}
+    before = {task.task_id: task for task in old.tasks}
+    after = {task.task_id: task for task in new.tasks}
     old_edges, new_edges = set(old.edges), set(new.edges)
     return GraphDiff(
         tasks_added=tuple(sorted(after.keys() - before.keys())),
         tasks_removed=tuple(sorted(before.keys() - after.keys())),
-        tasks_changed=tuple(
-            sorted(k for k in before.keys() & after.keys() if before[k] != after[k])
-        ),
+        tasks_changed=tuple(sorted(
+            task_id for task_id in before.keys() & after.keys()
+            if before[task_id] != after[task_id]
+        )),
         edges_added=tuple(sorted(new_edges - old_edges)),
         edges_removed=tuple(sorted(old_edges - new_edges)),
     )
+
