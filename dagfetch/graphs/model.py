@@ -1,4 +1,5 @@
-"""The value types of a DAG graph, its canonical form and its content hash.
+"""The value types of the graph store: a DAG graph with its canonical form and content hash,
+and what the store answers about it (versions, runs, extractions, import errors, gc).
 
 Two graphs are the same version exactly when their canonical forms are equal: tasks sorted by
 id, edges sorted, attribute maps with sorted keys, JSON with fixed separators. The hash is the
@@ -12,6 +13,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -205,3 +207,81 @@ def diff(old: Graph, new: Graph) -> GraphDiff:
         edges_removed=tuple(sorted(old_edges - new_edges)),
     )
 
+
+# -- what the store answers ----------------------------------------------------------------
+
+
+@attrs.frozen
+class SourceRef:
+    """Cached code: a repository's version, and the file within it (when one is meant)."""
+
+    repo_id: str
+    version_id: str
+    path: str = ""
+
+
+@attrs.frozen
+class GraphVersion:
+    dag_id: str
+    number: int
+    graph_hash: str
+    task_count: int
+    edge_count: int
+    created_at: datetime
+    latest: bool
+
+    def to_json(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+@attrs.frozen
+class RecordResult:
+    """``created``: a new version was stored. ``now_latest``: latest moved to ``version``
+    (a new version, or an earlier one the DAG went back to)."""
+
+    version: GraphVersion
+    created: bool
+    now_latest: bool
+
+
+@attrs.frozen
+class RunPin:
+    run_id: str
+    dag_id: str
+    version: GraphVersion
+    source: SourceRef | None
+    pinned_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "dag_id": self.dag_id, "version": self.version.number,
+            "graph_hash": self.version.graph_hash, "pinned_at": self.pinned_at.isoformat(),
+            "source": attrs.asdict(self.source) if self.source else None,
+        }
+
+
+@attrs.frozen
+class ImportErrorRecord:
+    repo_id: str
+    version_id: str
+    path: str
+    message: str
+
+
+@attrs.frozen
+class Extraction:
+    """One source version's extraction as recorded. ``recorded`` is false when it had been
+    recorded before (by this or another node) and nothing was written."""
+
+    source: SourceRef
+    recorded: bool
+    results: tuple[RecordResult, ...] = ()
+    errors: tuple[ImportErrorRecord, ...] = ()
+
+
+@attrs.frozen
+class GcResult:
+    removed: tuple[tuple[str, int], ...]
+    dry_run: bool = False

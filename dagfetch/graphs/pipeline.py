@@ -22,8 +22,9 @@ import attrs
 from dagfetch.cache import GcReport
 from dagfetch.errors import DagfetchError
 from dagfetch.graphs.extract import DEFAULT_FILE_TIMEOUT, extract_version
+from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef
 from dagfetch.graphs.schema import DEFAULT_PREFIX
-from dagfetch.graphs.store import Extraction, GcResult, GraphStore, RunPin, SourceRef
+from dagfetch.graphs.store import GraphStore
 from dagfetch.models import SyncResult
 from dagfetch.redact import get_logger
 from dagfetch.sync import SyncObserver

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dagfetch.graphs.model import Graph, GraphDiff
-from dagfetch.graphs.store import GraphVersion
+from dagfetch.graphs.model import Graph, GraphDiff, GraphVersion
 
 FORMATS = ("text", "json", "dot", "mermaid")
 

@@ -26,16 +26,39 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dagfetch.graphs import database as db
 from dagfetch.graphs.errors import GraphNotFoundError, InvalidGraphError, RunAlreadyPinnedError
-from dagfetch.graphs.model import Edge, Graph, GraphDiff, Task, diff
+from dagfetch.graphs.model import (
+    Edge,
+    Extraction,
+    GcResult,
+    Graph,
+    GraphDiff,
+    GraphVersion,
+    ImportErrorRecord,
+    RecordResult,
+    RunPin,
+    SourceRef,
+    Task,
+    diff,
+)
 from dagfetch.graphs.schema import DEFAULT_PREFIX, GraphTables, tables
 from dagfetch.redact import get_logger
+
+__all__ = [  # the value types live in model.py; importing them from here keeps working
+    "Extraction",
+    "GcResult",
+    "GraphStore",
+    "GraphVersion",
+    "ImportErrorRecord",
+    "RecordResult",
+    "RunPin",
+    "SourceRef",
+]
 
 log = get_logger(__name__)
 
@@ -49,82 +72,6 @@ def _now() -> datetime:
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
-
-
-@attrs.frozen
-class SourceRef:
-    """Cached code: a repository's version, and the file within it (when one is meant)."""
-
-    repo_id: str
-    version_id: str
-    path: str = ""
-
-
-@attrs.frozen
-class GraphVersion:
-    dag_id: str
-    number: int
-    graph_hash: str
-    task_count: int
-    edge_count: int
-    created_at: datetime
-    latest: bool
-
-    def to_json(self) -> dict[str, Any]:
-        data = attrs.asdict(self)
-        data["created_at"] = self.created_at.isoformat()
-        return data
-
-
-@attrs.frozen
-class RecordResult:
-    """``created``: a new version was stored. ``now_latest``: latest moved to ``version``
-    (a new version, or an earlier one the DAG went back to)."""
-
-    version: GraphVersion
-    created: bool
-    now_latest: bool
-
-
-@attrs.frozen
-class RunPin:
-    run_id: str
-    dag_id: str
-    version: GraphVersion
-    source: SourceRef | None
-    pinned_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id, "dag_id": self.dag_id, "version": self.version.number,
-            "graph_hash": self.version.graph_hash, "pinned_at": self.pinned_at.isoformat(),
-            "source": attrs.asdict(self.source) if self.source else None,
-        }
-
-
-@attrs.frozen
-class ImportErrorRecord:
-    repo_id: str
-    version_id: str
-    path: str
-    message: str
-
-
-@attrs.frozen
-class Extraction:
-    """One source version's extraction as recorded. ``recorded`` is false when it had been
-    recorded before (by this or another node) and nothing was written."""
-
-    source: SourceRef
-    recorded: bool
-    results: tuple[RecordResult, ...] = ()
-    errors: tuple[ImportErrorRecord, ...] = ()
-
-
-@attrs.frozen
-class GcResult:
-    removed: tuple[tuple[str, int], ...]
-    dry_run: bool = False
 
 
 class GraphStore:
