@@ -86,6 +86,11 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=timezone.utc)
 
 
+def utc_now() -> datetime:
+    """Now, as the aware UTC timestamp every column of the store takes."""
+    return datetime.now(timezone.utc)
+
+
 def check_prefix(prefix: str) -> str:
     if not PREFIX.match(prefix):
         raise ConfigError(
