@@ -12,17 +12,21 @@ from dagfetch.graphs.errors import (
     RunAlreadyPinnedError,
     SchemaNotReadyError,
 )
-from dagfetch.graphs.model import Edge, Graph, GraphDiff, Task, diff
-from dagfetch.graphs.store import (
+from dagfetch.graphs.model import (
+    Edge,
     Extraction,
     GcResult,
-    GraphStore,
+    Graph,
+    GraphDiff,
     GraphVersion,
     ImportErrorRecord,
     RecordResult,
     RunPin,
     SourceRef,
+    Task,
+    diff,
 )
+from dagfetch.graphs.store import GraphStore
 
 __all__ = [
     "Edge",

@@ -7,7 +7,7 @@ Defaults to a SQLite file under the cache root.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,12 +33,15 @@ from dagfetch.graphs.errors import GraphStoreError, SchemaNotReadyError
 from dagfetch.graphs.schema import GraphTables
 from dagfetch.redact import mask, masker
 
-T = TypeVar("T")
+Result = TypeVar("Result")
+Item = TypeVar("Item")
 
 DATABASE_FILE = "graphs.sqlite3"
 MIGRATIONS = "dagfetch.graphs:migrations"
 #: Execution option that makes a SQLite transaction take the write lock up front.
 WRITE = "dagfetch_write"
+#: Ids per ``IN (...)`` list: far below every backend's limit on bound parameters.
+CHUNK = 500
 
 
 def default_url(cache_root: str | Path) -> str:
@@ -55,6 +58,13 @@ def parse_url(url: str | URL, *, field: str = "database") -> URL:
     if parsed.password:
         masker.add(str(parsed.password))
     return parsed
+
+
+def chunks(items: Sequence[Item], size: int = CHUNK) -> Iterable[Sequence[Item]]:
+    """``items`` in slices of ``size``, so no statement binds more parameters than a backend
+    takes (SQLite's limit was 999 until 3.32)."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def describe(url: URL) -> str:
@@ -132,7 +142,9 @@ def retrying(attempts: int = 8) -> tenacity.Retrying:
     )
 
 
-def in_transaction(engine: Engine, work: Callable[[Connection], T], *, write: bool = True) -> T:
+def in_transaction(
+    engine: Engine, work: Callable[[Connection], Result], *, write: bool = True
+) -> Result:
     """Run ``work`` in one transaction; a conflict rolls everything back and runs it again.
     So a write is all or nothing, and two writers of the same row end with one row."""
     try:

@@ -1,4 +1,5 @@
-"""The value types of a DAG graph, its canonical form and its content hash.
+"""The value types of the graph store: a DAG graph with its canonical form and content hash,
+and what the store answers about it (versions, runs, extractions, import errors, gc).
 
 Two graphs are the same version exactly when their canonical forms are equal: tasks sorted by
 id, edges sorted, attribute maps with sorted keys, JSON with fixed separators. The hash is the
@@ -12,6 +13,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -65,7 +67,6 @@ class Task:
         return [self.task_id, self.kind, dict(self.attributes)]
 
 
-
 @attrs.frozen(order=True)
 class Edge:
     """``upstream`` runs before ``downstream``."""
@@ -110,8 +111,8 @@ class Graph:
                 raise InvalidGraphError(f"DAG {dag_id!r}: task {edge.upstream!r} depends on itself")
             edge_set.add(edge)
         # a plain tuple key: attrs' generated __lt__ made sorting the bulk of reading graphs
-        edges_sorted = sorted(edge_set, key=lambda e: (e.upstream, e.downstream))
-        return cls(dag_id, tuple(by_id[k] for k in sorted(by_id)), tuple(edges_sorted))
+        edges_sorted = sorted(edge_set, key=lambda edge: (edge.upstream, edge.downstream))
+        return cls(dag_id, tuple(by_id[task_id] for task_id in sorted(by_id)), tuple(edges_sorted))
 
     # -- canonical form --------------------------------------------------------------------
 
@@ -119,8 +120,8 @@ class Graph:
         return {
             "format": CANONICAL_FORMAT,
             "dag_id": self.dag_id,
-            "tasks": [t.canonical() for t in self.tasks],
-            "edges": [[e.upstream, e.downstream] for e in self.edges],
+            "tasks": [task.canonical() for task in self.tasks],
+            "edges": [[edge.upstream, edge.downstream] for edge in self.edges],
         }
 
     def canonical_json(self) -> str:
@@ -136,33 +137,33 @@ class Graph:
         return {
             "dag_id": self.dag_id,
             "tasks": [
-                {"task_id": t.task_id, "kind": t.kind, "attributes": dict(t.attributes)}
-                for t in self.tasks
+                {"task_id": task.task_id, "kind": task.kind, "attributes": dict(task.attributes)}
+                for task in self.tasks
             ],
-            "edges": [[e.upstream, e.downstream] for e in self.edges],
+            "edges": [[edge.upstream, edge.downstream] for edge in self.edges],
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Graph:
         try:
             tasks = [
-                Task(t["task_id"], t.get("kind"), t.get("attributes") or {})
-                for t in data["tasks"]
+                Task(task["task_id"], task.get("kind"), task.get("attributes") or {})
+                for task in data["tasks"]
             ]
-            return cls.of(data["dag_id"], tasks, [tuple(e) for e in data["edges"]])
+            return cls.of(data["dag_id"], tasks, [tuple(edge) for edge in data["edges"]])
         except (KeyError, TypeError) as exc:
             raise InvalidGraphError(f"not a graph document: missing or bad {exc}") from None
 
     # -- reading ---------------------------------------------------------------------------
 
     def task(self, task_id: str) -> Task:
-        for t in self.tasks:
-            if t.task_id == task_id:
-                return t
+        for task in self.tasks:
+            if task.task_id == task_id:
+                return task
         raise KeyError(task_id)
 
     def downstream(self, task_id: str) -> list[str]:
-        return [e.downstream for e in self.edges if e.upstream == task_id]
+        return [edge.downstream for edge in self.edges if edge.upstream == task_id]
 
 
 @attrs.frozen
@@ -185,22 +186,102 @@ class GraphDiff:
             "tasks_added": list(self.tasks_added),
             "tasks_removed": list(self.tasks_removed),
             "tasks_changed": list(self.tasks_changed),
-            "edges_added": [[e.upstream, e.downstream] for e in self.edges_added],
-            "edges_removed": [[e.upstream, e.downstream] for e in self.edges_removed],
+            "edges_added": [[edge.upstream, edge.downstream] for edge in self.edges_added],
+            "edges_removed": [[edge.upstream, edge.downstream] for edge in self.edges_removed],
         }
 
 
 def diff(old: Graph, new: Graph) -> GraphDiff:
     """Tasks added/removed/changed (kind or attributes), edges added/removed."""
-    before = {t.task_id: t for t in old.tasks}
-    after = {t.task_id: t for t in new.tasks}
+    before = {task.task_id: task for task in old.tasks}
+    after = {task.task_id: task for task in new.tasks}
     old_edges, new_edges = set(old.edges), set(new.edges)
     return GraphDiff(
         tasks_added=tuple(sorted(after.keys() - before.keys())),
         tasks_removed=tuple(sorted(before.keys() - after.keys())),
-        tasks_changed=tuple(
-            sorted(k for k in before.keys() & after.keys() if before[k] != after[k])
-        ),
+        tasks_changed=tuple(sorted(
+            task_id for task_id in before.keys() & after.keys()
+            if before[task_id] != after[task_id]
+        )),
         edges_added=tuple(sorted(new_edges - old_edges)),
         edges_removed=tuple(sorted(old_edges - new_edges)),
     )
+
+
+# -- what the store answers ----------------------------------------------------------------
+
+
+@attrs.frozen
+class SourceRef:
+    """Cached code: a repository's version, and the file within it (when one is meant)."""
+
+    repo_id: str
+    version_id: str
+    path: str = ""
+
+
+@attrs.frozen
+class GraphVersion:
+    dag_id: str
+    number: int
+    graph_hash: str
+    task_count: int
+    edge_count: int
+    created_at: datetime
+    latest: bool
+
+    def to_json(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+@attrs.frozen
+class RecordResult:
+    """``created``: a new version was stored. ``now_latest``: latest moved to ``version``
+    (a new version, or an earlier one the DAG went back to)."""
+
+    version: GraphVersion
+    created: bool
+    now_latest: bool
+
+
+@attrs.frozen
+class RunPin:
+    run_id: str
+    dag_id: str
+    version: GraphVersion
+    source: SourceRef | None
+    pinned_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "dag_id": self.dag_id, "version": self.version.number,
+            "graph_hash": self.version.graph_hash, "pinned_at": self.pinned_at.isoformat(),
+            "source": attrs.asdict(self.source) if self.source else None,
+        }
+
+
+@attrs.frozen
+class ImportErrorRecord:
+    repo_id: str
+    version_id: str
+    path: str
+    message: str
+
+
+@attrs.frozen
+class Extraction:
+    """One source version's extraction as recorded. ``recorded`` is false when it had been
+    recorded before (by this or another node) and nothing was written."""
+
+    source: SourceRef
+    recorded: bool
+    results: tuple[RecordResult, ...] = ()
+    errors: tuple[ImportErrorRecord, ...] = ()
+
+
+@attrs.frozen
+class GcResult:
+    removed: tuple[tuple[str, int], ...]
+    dry_run: bool = False

@@ -1,8 +1,8 @@
 """One job for the node that syncs: sync -> extract -> record (-> publish); and follow mode
 for every other node: fetch exactly the version the leading node published.
 
-    ws = Workspace.from_manifest("dagfetch.toml")
-    pipeline = GraphPipeline(ws)                 # database: manifest `database`, else SQLite
+    workspace = Workspace.from_manifest("dagfetch.toml")
+    pipeline = GraphPipeline(workspace)          # database: manifest `database`, else SQLite
     pipeline.sync(publish=True)                  # on the scheduler
     pipeline.follow()                            # on web servers and workers
     pipeline.pin_run("manual__1", "etl")         # graph in the database, code in the cache
@@ -22,8 +22,9 @@ import attrs
 from dagfetch.cache import GcReport
 from dagfetch.errors import DagfetchError
 from dagfetch.graphs.extract import DEFAULT_FILE_TIMEOUT, extract_version
+from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef
 from dagfetch.graphs.schema import DEFAULT_PREFIX
-from dagfetch.graphs.store import Extraction, GcResult, GraphStore, RunPin, SourceRef
+from dagfetch.graphs.store import GraphStore
 from dagfetch.models import SyncResult
 from dagfetch.redact import get_logger
 from dagfetch.sync import SyncObserver
@@ -80,16 +81,16 @@ class GraphPipeline:
     def extract(self, repo_id: str, version_id: str | None = None, *,
                 force: bool = False) -> Extraction:
         """Extract and record one cached version (default: current) unless already done."""
-        ws = self.workspace
+        workspace = self.workspace
         if version_id is None:
-            current = ws.current(repo_id)
+            current = workspace.current(repo_id)
             if current is None:
                 raise DagfetchError(f"{repo_id}: nothing synced yet")
             version_id = current.version_id
         if not force and self.store.is_extracted(repo_id, version_id):
             log.debug("%s: %s was extracted before; not parsing it again", repo_id, version_id)
             return Extraction(SourceRef(repo_id, version_id), recorded=False)
-        root: Path = ws.path(repo_id, version_id)
+        root: Path = workspace.path(repo_id, version_id)
         result = extract_version(root, extractors=self.extractors, file_timeout=self.file_timeout)
         return self.store.record_extraction(repo_id, version_id, result.graphs, result.errors,
                                             file_count=result.files)
@@ -162,23 +163,23 @@ class GraphPipeline:
     def follow(self, repo_ids: Sequence[str] | None = None) -> list[RepoOutcome]:
         """Make each repository's published version current here, whatever the remote holds
         by now. A repository nothing was published for is reported, not guessed."""
-        ws = self.workspace
+        workspace = self.workspace
         outcomes = []
-        for repo_id in repo_ids or ws.manifest.ids:
+        for repo_id in repo_ids or workspace.manifest.ids:
             try:
                 wanted = self.store.published(repo_id)
                 if wanted is None:
                     outcomes.append(RepoOutcome(repo_id, None, error="no version published yet "
                                                 "(the leading node publishes with sync --publish)"))
                     continue
-                if ws.cache.current_id(repo_id) == wanted:
+                if workspace.cache.current_id(repo_id) == wanted:
                     outcomes.append(RepoOutcome(repo_id, wanted))
                     continue
-                ws.materialize(repo_id, wanted, make_current=True)
+                workspace.materialize(repo_id, wanted, make_current=True)
                 outcomes.append(RepoOutcome(repo_id, wanted, followed=True))
             except DagfetchError as exc:
                 log.warning("%s: follow failed: %s", repo_id, exc)
-                outcomes.append(RepoOutcome(repo_id, ws.cache.current_id(repo_id),
+                outcomes.append(RepoOutcome(repo_id, workspace.cache.current_id(repo_id),
                                             error=str(exc)))
         return outcomes
 

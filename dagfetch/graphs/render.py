@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from dagfetch.graphs.model import Graph, GraphDiff
-from dagfetch.graphs.store import GraphVersion
+from dagfetch.graphs.model import Graph, GraphDiff, GraphVersion
 
 FORMATS = ("text", "json", "dot", "mermaid")
 
@@ -53,7 +52,8 @@ def to_dot(graph: Graph) -> str:
     for task in graph.tasks:
         label = f"{task.task_id}\\n{task.kind}" if task.kind else task.task_id
         lines.append(f"  {_dot_quote(task.task_id)} [label={_dot_quote(label)}];")
-    lines += [f"  {_dot_quote(e.upstream)} -> {_dot_quote(e.downstream)};" for e in graph.edges]
+    lines += [f"  {_dot_quote(edge.upstream)} -> {_dot_quote(edge.downstream)};"
+              for edge in graph.edges]
     lines.append("}")
     return "\n".join(lines)
 
@@ -64,20 +64,22 @@ def _mermaid_label(text: str) -> str:
 
 def to_mermaid(graph: Graph) -> str:
     # task ids may hold characters Mermaid reads as syntax: nodes get safe ids, ids go in labels
-    ids = {t.task_id: f"t{i}" for i, t in enumerate(graph.tasks)}
+    node_ids = {task.task_id: f"t{index}" for index, task in enumerate(graph.tasks)}
     lines = ["flowchart LR"]
-    lines += [f'  {ids[t.task_id]}["{_mermaid_label(t.task_id)}"]' for t in graph.tasks]
-    lines += [f"  {ids[e.upstream]} --> {ids[e.downstream]}" for e in graph.edges]
+    lines += [f'  {node_ids[task.task_id]}["{_mermaid_label(task.task_id)}"]'
+              for task in graph.tasks]
+    lines += [f"  {node_ids[edge.upstream]} --> {node_ids[edge.downstream]}"
+              for edge in graph.edges]
     return "\n".join(lines)
 
 
-def diff_text(dag_id: str, old: int, new: int, d: GraphDiff) -> str:
-    if d.empty:
+def diff_text(dag_id: str, old: int, new: int, changes: GraphDiff) -> str:
+    if changes.empty:
         return f"{dag_id}: versions {old} and {new} have the same graph"
     lines = [f"{dag_id}: version {old} -> {new}"]
-    lines += [f"  + task {t}" for t in d.tasks_added]
-    lines += [f"  - task {t}" for t in d.tasks_removed]
-    lines += [f"  ~ task {t}" for t in d.tasks_changed]
-    lines += [f"  + edge {e.upstream} -> {e.downstream}" for e in d.edges_added]
-    lines += [f"  - edge {e.upstream} -> {e.downstream}" for e in d.edges_removed]
+    lines += [f"  + task {task_id}" for task_id in changes.tasks_added]
+    lines += [f"  - task {task_id}" for task_id in changes.tasks_removed]
+    lines += [f"  ~ task {task_id}" for task_id in changes.tasks_changed]
+    lines += [f"  + edge {edge.upstream} -> {edge.downstream}" for edge in changes.edges_added]
+    lines += [f"  - edge {edge.upstream} -> {edge.downstream}" for edge in changes.edges_removed]
     return "\n".join(lines)

@@ -86,6 +86,11 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=timezone.utc)
 
 
+def utc_now() -> datetime:
+    """Now, as the aware UTC timestamp every column of the store takes."""
+    return datetime.now(timezone.utc)
+
+
 def check_prefix(prefix: str) -> str:
     if not PREFIX.match(prefix):
         raise ConfigError(
@@ -122,24 +127,24 @@ class GraphTables:
 @functools.cache
 def tables(prefix: str = DEFAULT_PREFIX) -> GraphTables:
     """The tables of a store whose names start with ``prefix``."""
-    p = check_prefix(prefix)
-    md = MetaData()
+    prefix = check_prefix(prefix)
+    metadata = MetaData()
 
-    def fk(cols: list[str], table: str, name: str) -> ForeignKeyConstraint:
-        return ForeignKeyConstraint(cols, [f"{p}{table}.id"], name=f"{p}fk_{name}")
+    def foreign_key(columns: list[str], table: str, name: str) -> ForeignKeyConstraint:
+        return ForeignKeyConstraint(columns, [f"{prefix}{table}.id"], name=f"{prefix}fk_{name}")
 
     dag = Table(
-        f"{p}dag", md,
+        f"{prefix}dag", metadata,
         Column("id", ID, primary_key=True, autoincrement=True),
         Column("dag_id", String(DAG_ID_LEN), nullable=False),
         Column("latest_number", Integer, nullable=True),
         Column("last_number", Integer, nullable=False, default=0),
         Column("created_at", UtcDateTime, nullable=False),
         Column("updated_at", UtcDateTime, nullable=False),
-        UniqueConstraint("dag_id", name=f"{p}uq_dag_dag_id"),
+        UniqueConstraint("dag_id", name=f"{prefix}uq_dag_dag_id"),
     )
     graph_version = Table(
-        f"{p}graph_version", md,
+        f"{prefix}graph_version", metadata,
         Column("id", ID, primary_key=True, autoincrement=True),
         Column("dag_pk", ID, nullable=False),
         Column("number", Integer, nullable=False),
@@ -147,30 +152,30 @@ def tables(prefix: str = DEFAULT_PREFIX) -> GraphTables:
         Column("task_count", Integer, nullable=False),
         Column("edge_count", Integer, nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
-        fk(["dag_pk"], "dag", "gv_dag"),
-        UniqueConstraint("dag_pk", "number", name=f"{p}uq_gv_number"),
-        UniqueConstraint("dag_pk", "graph_hash", name=f"{p}uq_gv_hash"),
+        foreign_key(["dag_pk"], "dag", "gv_dag"),
+        UniqueConstraint("dag_pk", "number", name=f"{prefix}uq_gv_number"),
+        UniqueConstraint("dag_pk", "graph_hash", name=f"{prefix}uq_gv_hash"),
     )
     task = Table(
-        f"{p}task", md,
+        f"{prefix}task", metadata,
         Column("graph_version_id", ID, nullable=False),
         Column("task_id", String(DAG_ID_LEN), nullable=False),
         Column("kind", String(DAG_ID_LEN), nullable=True),
         Column("attributes", Text, nullable=True),
-        PrimaryKeyConstraint("graph_version_id", "task_id", name=f"{p}pk_task"),
-        fk(["graph_version_id"], "graph_version", "task_gv"),
+        PrimaryKeyConstraint("graph_version_id", "task_id", name=f"{prefix}pk_task"),
+        foreign_key(["graph_version_id"], "graph_version", "task_gv"),
     )
     edge = Table(
-        f"{p}edge", md,
+        f"{prefix}edge", metadata,
         Column("graph_version_id", ID, nullable=False),
         Column("upstream", String(DAG_ID_LEN), nullable=False),
         Column("downstream", String(DAG_ID_LEN), nullable=False),
-        PrimaryKeyConstraint("graph_version_id", "upstream", "downstream", name=f"{p}pk_edge"),
-        fk(["graph_version_id"], "graph_version", "edge_gv"),
-        Index(f"{p}ix_edge_downstream", "graph_version_id", "downstream"),
+        PrimaryKeyConstraint("graph_version_id", "upstream", "downstream", name=f"{prefix}pk_edge"),
+        foreign_key(["graph_version_id"], "graph_version", "edge_gv"),
+        Index(f"{prefix}ix_edge_downstream", "graph_version_id", "downstream"),
     )
     source_version = Table(
-        f"{p}source_version", md,
+        f"{prefix}source_version", metadata,
         Column("id", ID, primary_key=True, autoincrement=True),
         Column("repo_id", String(REPO_ID_LEN), nullable=False),
         Column("version_id", String(VERSION_ID_LEN), nullable=False),
@@ -180,49 +185,49 @@ def tables(prefix: str = DEFAULT_PREFIX) -> GraphTables:
         Column("file_count", Integer, nullable=False, default=0),
         Column("dag_count", Integer, nullable=False, default=0),
         Column("error_count", Integer, nullable=False, default=0),
-        UniqueConstraint("repo_id", "version_id", name=f"{p}uq_sv_version"),
+        UniqueConstraint("repo_id", "version_id", name=f"{prefix}uq_sv_version"),
     )
     dag_source = Table(
-        f"{p}dag_source", md,
+        f"{prefix}dag_source", metadata,
         Column("source_version_pk", ID, nullable=False),
         Column("dag_pk", ID, nullable=False),
         Column("graph_version_id", ID, nullable=False),
         Column("file_path", String(PATH_LEN), nullable=False),
-        PrimaryKeyConstraint("source_version_pk", "dag_pk", name=f"{p}pk_dag_source"),
-        fk(["source_version_pk"], "source_version", "ds_sv"),
-        fk(["dag_pk"], "dag", "ds_dag"),
-        fk(["graph_version_id"], "graph_version", "ds_gv"),
-        Index(f"{p}ix_ds_gv", "graph_version_id"),
+        PrimaryKeyConstraint("source_version_pk", "dag_pk", name=f"{prefix}pk_dag_source"),
+        foreign_key(["source_version_pk"], "source_version", "ds_sv"),
+        foreign_key(["dag_pk"], "dag", "ds_dag"),
+        foreign_key(["graph_version_id"], "graph_version", "ds_gv"),
+        Index(f"{prefix}ix_ds_gv", "graph_version_id"),
     )
     import_error = Table(
-        f"{p}import_error", md,
+        f"{prefix}import_error", metadata,
         Column("id", ID, primary_key=True, autoincrement=True),
         Column("source_version_pk", ID, nullable=False),
         Column("file_path", String(PATH_LEN), nullable=False),
         Column("message", Text, nullable=False),
-        fk(["source_version_pk"], "source_version", "ie_sv"),
-        Index(f"{p}ix_ie_sv", "source_version_pk"),
+        foreign_key(["source_version_pk"], "source_version", "ie_sv"),
+        Index(f"{prefix}ix_ie_sv", "source_version_pk"),
     )
     run = Table(
-        f"{p}run", md,
+        f"{prefix}run", metadata,
         Column("id", ID, primary_key=True, autoincrement=True),
         Column("dag_pk", ID, nullable=False),
         Column("run_id", String(DAG_ID_LEN), nullable=False),
         Column("graph_version_id", ID, nullable=False),
         Column("source_version_pk", ID, nullable=True),
         Column("pinned_at", UtcDateTime, nullable=False),
-        fk(["dag_pk"], "dag", "run_dag"),
-        fk(["graph_version_id"], "graph_version", "run_gv"),
-        fk(["source_version_pk"], "source_version", "run_sv"),
-        UniqueConstraint("dag_pk", "run_id", name=f"{p}uq_run"),
-        Index(f"{p}ix_run_gv", "graph_version_id"),
-        Index(f"{p}ix_run_run_id", "run_id"),
+        foreign_key(["dag_pk"], "dag", "run_dag"),
+        foreign_key(["graph_version_id"], "graph_version", "run_gv"),
+        foreign_key(["source_version_pk"], "source_version", "run_sv"),
+        UniqueConstraint("dag_pk", "run_id", name=f"{prefix}uq_run"),
+        Index(f"{prefix}ix_run_gv", "graph_version_id"),
+        Index(f"{prefix}ix_run_run_id", "run_id"),
     )
     published = Table(
-        f"{p}published", md,
+        f"{prefix}published", metadata,
         Column("repo_id", String(REPO_ID_LEN), primary_key=True),
         Column("version_id", String(VERSION_ID_LEN), nullable=False),
         Column("published_at", UtcDateTime, nullable=False),
     )
-    return GraphTables(p, md, dag, graph_version, task, edge, source_version, dag_source,
+    return GraphTables(prefix, metadata, dag, graph_version, task, edge, source_version, dag_source,
                        import_error, run, published)

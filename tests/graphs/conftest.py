@@ -70,7 +70,7 @@ def store(session_store: GraphStore) -> Iterator[GraphStore]:
     """The session's store, emptied after each test."""
     yield session_store
     with session_store.engine.begin() as conn:
-        for table in reversed(session_store.t.all()):
+        for table in reversed(session_store.tables.all()):
             conn.execute(table.delete())
 
 

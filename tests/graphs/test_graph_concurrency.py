@@ -50,7 +50,7 @@ def run_racers(
     url = store.engine.url.render_as_string(hide_password=False)
     interleave = store.engine.dialect.name != "sqlite"
     for q, payload in zip(queues, payloads, strict=True):
-        q.put((url, store.t.prefix, job, payload, interleave))
+        q.put((url, store.tables.prefix, job, payload, interleave))
     results = [out.get(timeout=90) for _ in payloads]
     errors = [r[1] for r in results if r[0] == "error"]
     assert not errors, errors

@@ -99,8 +99,8 @@ def test_rerecording_1000_unchanged_dags_writes_no_row(store: GraphStore) -> Non
         created = store.record_many(graphs)
     first_seconds = time.monotonic() - started
     assert all(r.created and r.version.number == 1 for r in created)
-    assert count_rows(store, store.t.task) == 3000
-    assert count_rows(store, store.t.edge) == 2000
+    assert count_rows(store, store.tables.task) == 3000
+    assert count_rows(store, store.tables.edge) == 2000
     # bulk writes: a handful of statements, not one per DAG
     assert len(writes(first)) <= 12, writes(first)
 
@@ -126,23 +126,24 @@ def test_a_new_source_version_with_unchanged_graphs_only_links(store: GraphStore
             "repo", "v2", [(f"dags/d{i}.py", g) for i, g in enumerate(graphs)], {},
             file_count=50)
     assert extraction.recorded and not any(r.created for r in extraction.results)
-    assert written_tables(seen) == {store.t.source_version.name, store.t.dag_source.name}
-    assert count_rows(store, store.t.graph_version) == 50
+    assert written_tables(seen) == {store.tables.source_version.name, store.tables.dag_source.name}
+    assert count_rows(store, store.tables.graph_version) == 50
     assert store.sources("d7") == [SourceRef("repo", "v1", "dags/d7.py"),
                                    SourceRef("repo", "v2", "dags/d7.py")]
 
 
 def test_tasks_and_edges_are_rows_that_sql_can_query(store: GraphStore) -> None:
     store.record(B)
-    t = store.t
+    dag, graph_version, edge, task = (store.tables.dag, store.tables.graph_version,
+                                      store.tables.edge, store.tables.task)
     with store.engine.connect() as conn:
         upstream_of_load = conn.execute(
-            sa.select(t.edge.c.upstream)
-            .join(t.graph_version, t.graph_version.c.id == t.edge.c.graph_version_id)
-            .join(t.dag, t.dag.c.id == t.graph_version.c.dag_pk)
-            .where(t.dag.c.dag_id == "etl", t.edge.c.downstream == "load")
+            sa.select(edge.c.upstream)
+            .join(graph_version, graph_version.c.id == edge.c.graph_version_id)
+            .join(dag, dag.c.id == graph_version.c.dag_pk)
+            .where(dag.c.dag_id == "etl", edge.c.downstream == "load")
         ).scalars().all()
-        tasks = conn.execute(sa.select(t.task.c.task_id).order_by(t.task.c.task_id)).scalars()
+        tasks = conn.execute(sa.select(task.c.task_id).order_by(task.c.task_id)).scalars()
         assert list(tasks) == ["extract", "load", "notify", "transform"]
     assert upstream_of_load == ["transform"]
 
@@ -175,12 +176,12 @@ def test_diff_two_versions(store: GraphStore) -> None:
     store.record(A)
     store.record(Graph.of("etl", ["extract", Task("transform", "Spark"), "notify"],
                           [("extract", "transform"), ("transform", "notify")]))
-    d = store.diff("etl", 1, 2)
-    assert d.tasks_added == ("notify",)
-    assert d.tasks_removed == ("load",)
-    assert d.tasks_changed == ("transform",)
-    assert [(e.upstream, e.downstream) for e in d.edges_added] == [("transform", "notify")]
-    assert [(e.upstream, e.downstream) for e in d.edges_removed] == [("transform", "load")]
+    changes = store.diff("etl", 1, 2)
+    assert changes.tasks_added == ("notify",)
+    assert changes.tasks_removed == ("load",)
+    assert changes.tasks_changed == ("transform",)
+    assert [(e.upstream, e.downstream) for e in changes.edges_added] == [("transform", "notify")]
+    assert [(e.upstream, e.downstream) for e in changes.edges_removed] == [("transform", "load")]
 
 
 def test_unknown_dag_and_version_say_so(store: GraphStore) -> None:
@@ -244,7 +245,7 @@ def test_gc_keeps_latest_pinned_and_newest_k(store: GraphStore) -> None:
     # kept: 6, 5 (newest two), 3 (latest), 1 (pinned); removed: 4, 2
     assert sorted(result.removed) == [("etl", 2), ("etl", 4)]
     assert [v.number for v in store.history("etl")] == [1, 3, 5, 6]
-    assert count_rows(store, store.t.task) == 1 + 3 + 5 + 6
+    assert count_rows(store, store.tables.task) == 1 + 3 + 5 + 6
     assert store.run_graph("r1") == graphs[0]
     # a removed graph coming back gets a new number, never a reused one
     assert store.record(graphs[1]).version.number == 7
@@ -254,7 +255,8 @@ def test_gc_keeps_latest_pinned_and_newest_k(store: GraphStore) -> None:
 
 def test_a_failed_write_leaves_nothing_half_recorded(store: GraphStore) -> None:
     def explode(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO") and store.t.edge.name in statement:
+        inserting = statement.lstrip().upper().startswith("INSERT INTO")
+        if inserting and store.tables.edge.name in statement:
             raise RuntimeError("disk full (injected)")
 
     sa.event.listen(store.engine, "before_cursor_execute", explode)
@@ -264,7 +266,7 @@ def test_a_failed_write_leaves_nothing_half_recorded(store: GraphStore) -> None:
                                     file_count=2)
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", explode)
-    for table in store.t.all():
+    for table in store.tables.all():
         assert count_rows(store, table) == 0, table.name
     assert not store.is_extracted("repo", "v1")
     # and the same write succeeds afterwards
@@ -301,25 +303,25 @@ def test_publish_replaces_the_published_version(store: GraphStore) -> None:
     store.publish("repo", "v1")
     store.publish("repo", "v2")
     assert store.published("repo") == "v2"
-    assert count_rows(store, store.t.published) == 1
+    assert count_rows(store, store.tables.published) == 1
 
 
 # -- schema ------------------------------------------------------------------------------------
 
 def test_migrations_create_exactly_the_declared_schema(fresh_store: GraphStore) -> None:
-    prefix = fresh_store.t.prefix
+    prefix = fresh_store.tables.prefix
     with fresh_store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={
             "include_name": lambda name, type_, _: type_ != "table" or name.startswith(prefix),
             "compare_type": True,
-            "version_table": fresh_store.t.version_table,
+            "version_table": fresh_store.tables.version_table,
         })
-        differences = compare_metadata(context, fresh_store.t.metadata)
+        differences = compare_metadata(context, fresh_store.tables.metadata)
         tables = [n for n in sa.inspect(conn).get_table_names() if n.startswith(prefix)]
     assert differences == []
     assert f"{prefix}alembic_version" in tables  # the store's own history table
     assert "alembic_version" not in tables
-    assert len(tables) == len(fresh_store.t.all()) + 1
+    assert len(tables) == len(fresh_store.tables.all()) + 1
 
 
 def test_an_old_schema_is_refused_until_upgraded(backend_url: str) -> None:
@@ -332,7 +334,7 @@ def test_an_old_schema_is_refused_until_upgraded(backend_url: str) -> None:
         reopened = GraphStore(backend_url, prefix=prefix, upgrade=False)
         reopened.close()
         from dagfetch.graphs.database import current_revision
-        assert current_revision(store.engine, store.t) == head_revision()
+        assert current_revision(store.engine, store.tables) == head_revision()
     finally:
         store.drop()
         store.close()
@@ -345,6 +347,18 @@ def test_two_prefixes_in_one_database_do_not_see_each_other(
     assert fresh_store.dag_ids() == []
     fresh_store.record(B)
     assert store.graph("etl") == A and fresh_store.graph("etl") == B
+
+
+def test_value_types_keep_their_old_import_path_and_tables_their_old_name(
+    store: GraphStore,
+) -> None:
+    from dagfetch.graphs import model
+    from dagfetch.graphs import store as store_module
+
+    for name in ("SourceRef", "GraphVersion", "RecordResult", "RunPin", "ImportErrorRecord",
+                 "Extraction", "GcResult"):
+        assert getattr(store_module, name) is getattr(model, name), name
+    assert store.t is store.tables
 
 
 def test_a_bad_prefix_is_a_config_error() -> None:
@@ -365,12 +379,12 @@ def test_an_unreachable_database_is_one_line_without_the_password() -> None:
 
 def test_a_schema_from_a_newer_dagfetch_is_refused(fresh_store: GraphStore) -> None:
     with fresh_store.engine.begin() as conn:
-        history = sa.table(fresh_store.t.version_table, sa.column("version_num"))
+        history = sa.table(fresh_store.tables.version_table, sa.column("version_num"))
         conn.execute(sa.update(history).values(version_num="9999"))
     with pytest.raises(SchemaNotReadyError, match=r"9999.*newer dagfetch"):
         fresh_store.upgrade()
     with pytest.raises(SchemaNotReadyError, match="is at schema 9999"):
-        GraphStore(fresh_store.engine.url, prefix=fresh_store.t.prefix, upgrade=False)
+        GraphStore(fresh_store.engine.url, prefix=fresh_store.tables.prefix, upgrade=False)
 
 
 def test_database_failures_are_store_errors_naming_the_database(fresh_store: GraphStore) -> None:

@@ -1,0 +1,175 @@
+"""The reading queries of the graph store: every query behind the reading methods of
+:class:`~dagfetch.graphs.store.GraphStore`, as functions of an open connection and the store's
+tables.
+
+They take a connection instead of opening one so that the write paths (recording, run pins)
+run the same lookups inside their own transaction; the store opens a read-only one for them
+otherwise. Everything returned is a value of :mod:`dagfetch.graphs.model`; the only database
+detail that leaves this module is a graph version's row id (:class:`StoredVersion`), which
+task, edge, link and run rows point at.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dagfetch.graphs.errors import GraphNotFoundError
+from dagfetch.graphs.model import Edge, Graph, GraphVersion, ImportErrorRecord, SourceRef, Task
+from dagfetch.graphs.schema import GraphTables
+
+
+@attrs.frozen
+class StoredVersion:
+    """A graph version and the id of its ``graph_version`` row."""
+
+    row_id: int
+    version: GraphVersion
+
+
+def graph_version_of(dag_id: str, row: Any, *, latest: bool) -> GraphVersion:
+    """The version a row describes: any row with the ``graph_version`` columns (``number``,
+    ``graph_hash``, ``task_count``, ``edge_count``, ``created_at``)."""
+    return GraphVersion(dag_id, row.number, row.graph_hash, row.task_count, row.edge_count,
+                        row.created_at, latest)
+
+
+def _task_of(row: Any) -> Task:
+    return Task(row.task_id, row.kind, json.loads(row.attributes) if row.attributes else {})
+
+
+def find_version(
+    conn: Connection, tables: GraphTables, dag_id: str, number: int | None = None
+) -> StoredVersion:
+    """A version of a DAG (default: its latest); GraphNotFoundError when there is none."""
+    dag, graph_version = tables.dag, tables.graph_version
+    dag_row = conn.execute(sa.select(dag).where(dag.c.dag_id == dag_id)).first()
+    if dag_row is None or dag_row.latest_number is None:
+        raise GraphNotFoundError(f"no DAG {dag_id!r} in the graph store")
+    wanted = dag_row.latest_number if number is None else number
+    row = conn.execute(sa.select(graph_version).where(
+        graph_version.c.dag_pk == dag_row.id, graph_version.c.number == wanted)).first()
+    if row is None:
+        raise GraphNotFoundError(
+            f"DAG {dag_id!r} has no version {wanted} (it never existed, or gc removed it: "
+            "gc keeps versions that runs are pinned to)"
+        )
+    return StoredVersion(row.id, graph_version_of(dag_id, row,
+                                                  latest=wanted == dag_row.latest_number))
+
+
+def load_graph(conn: Connection, tables: GraphTables, dag_id: str, version_row_id: int) -> Graph:
+    """The graph of one version, rebuilt from its task and edge rows."""
+    task, edge = tables.task, tables.edge
+    tasks = [_task_of(row) for row in conn.execute(
+        sa.select(task).where(task.c.graph_version_id == version_row_id))]
+    edges = [Edge(row.upstream, row.downstream) for row in conn.execute(
+        sa.select(edge).where(edge.c.graph_version_id == version_row_id))]
+    return Graph.of(dag_id, tasks, edges)
+
+
+def dag_ids(conn: Connection, tables: GraphTables) -> list[str]:
+    dag = tables.dag
+    return list(conn.execute(sa.select(dag.c.dag_id).order_by(dag.c.dag_id)).scalars())
+
+
+def _is_latest(tables: GraphTables) -> sa.ColumnElement[bool]:
+    """Join condition: the graph version a DAG row names as its latest."""
+    dag, graph_version = tables.dag, tables.graph_version
+    return (graph_version.c.dag_pk == dag.c.id) & (graph_version.c.number == dag.c.latest_number)
+
+
+def latest_all(conn: Connection, tables: GraphTables) -> list[GraphVersion]:
+    """Every DAG's latest graph version, in one query."""
+    dag, graph_version = tables.dag, tables.graph_version
+    query = (sa.select(dag.c.dag_id, graph_version)
+             .join(graph_version, _is_latest(tables))
+             .order_by(dag.c.dag_id))
+    return [graph_version_of(row.dag_id, row, latest=True) for row in conn.execute(query)]
+
+
+def latest_graphs(conn: Connection, tables: GraphTables) -> dict[str, Graph]:
+    """Every DAG's latest graph, tasks and edges included, in three queries whatever the
+    number of DAGs."""
+    dag, graph_version, task, edge = tables.dag, tables.graph_version, tables.task, tables.edge
+    latest = _is_latest(tables)
+    tasks: dict[str, list[Task]] = {}
+    edges: dict[str, list[Edge]] = {}
+    for (dag_id,) in conn.execute(sa.select(dag.c.dag_id).join(graph_version, latest)):
+        tasks[dag_id] = []
+        edges[dag_id] = []
+    for task_row in conn.execute(
+        sa.select(dag.c.dag_id, task.c.task_id, task.c.kind, task.c.attributes)
+        .join(graph_version, latest)
+        .join(task, task.c.graph_version_id == graph_version.c.id)
+    ):
+        tasks[task_row.dag_id].append(_task_of(task_row))
+    for edge_row in conn.execute(
+        sa.select(dag.c.dag_id, edge.c.upstream, edge.c.downstream)
+        .join(graph_version, latest)
+        .join(edge, edge.c.graph_version_id == graph_version.c.id)
+    ):
+        edges[edge_row.dag_id].append(Edge(edge_row.upstream, edge_row.downstream))
+    return {dag_id: Graph.of(dag_id, tasks[dag_id], edges[dag_id]) for dag_id in sorted(tasks)}
+
+
+def history(conn: Connection, tables: GraphTables, dag_id: str) -> list[GraphVersion]:
+    """Every stored version of a DAG, oldest first."""
+    dag, graph_version = tables.dag, tables.graph_version
+    dag_row = conn.execute(sa.select(dag).where(dag.c.dag_id == dag_id)).first()
+    if dag_row is None:
+        raise GraphNotFoundError(f"no DAG {dag_id!r} in the graph store")
+    rows = conn.execute(sa.select(graph_version)
+                        .where(graph_version.c.dag_pk == dag_row.id)
+                        .order_by(graph_version.c.number)).all()
+    return [graph_version_of(dag_id, row, latest=row.number == dag_row.latest_number)
+            for row in rows]
+
+
+def sources(conn: Connection, tables: GraphTables, version_row_id: int) -> list[SourceRef]:
+    """The source versions (and files) that produced a graph version, oldest first."""
+    source_version, dag_source = tables.source_version, tables.dag_source
+    rows = conn.execute(
+        sa.select(source_version.c.repo_id, source_version.c.version_id, dag_source.c.file_path)
+        .join(source_version, source_version.c.id == dag_source.c.source_version_pk)
+        .where(dag_source.c.graph_version_id == version_row_id)
+        .order_by(source_version.c.id)
+    ).all()
+    return [SourceRef(row.repo_id, row.version_id, row.file_path) for row in rows]
+
+
+def is_extracted(conn: Connection, tables: GraphTables, repo_id: str, version_id: str) -> bool:
+    """Whether this source version's extraction was recorded (here or on another node)."""
+    source_version = tables.source_version
+    found = conn.execute(
+        sa.select(source_version.c.id).where(
+            source_version.c.repo_id == repo_id, source_version.c.version_id == version_id,
+            source_version.c.extracted_at.is_not(None))
+    ).first()
+    return found is not None
+
+
+def import_errors(
+    conn: Connection, tables: GraphTables, repo_id: str | None, version_id: str | None
+) -> list[ImportErrorRecord]:
+    """Import errors of one source version, or of each repository's newest extraction."""
+    source_version, import_error = tables.source_version, tables.import_error
+    query = sa.select(source_version.c.repo_id, source_version.c.version_id,
+                      import_error.c.file_path, import_error.c.message).join(
+        source_version, source_version.c.id == import_error.c.source_version_pk)
+    if version_id is not None:
+        query = query.where(source_version.c.version_id == version_id)
+    else:
+        newest = (sa.select(sa.func.max(source_version.c.id))
+                  .where(source_version.c.extracted_at.is_not(None))
+                  .group_by(source_version.c.repo_id))
+        query = query.where(source_version.c.id.in_(newest))
+    if repo_id is not None:
+        query = query.where(source_version.c.repo_id == repo_id)
+    rows = conn.execute(query.order_by(source_version.c.repo_id, import_error.c.file_path)).all()
+    return [ImportErrorRecord(row.repo_id, row.version_id, row.file_path, row.message)
+            for row in rows]
