@@ -1,0 +1,97 @@
+"""What every command shares: the options of the top-level group (:class:`State`), dagfetch
+errors as exit codes, and output (:func:`emit`, ``--json``).
+
+Exit codes scripts can rely on:
+
+==  =====================================================================
+0   success
+1   at least one repository failed to sync (the others were synced)
+2   bad usage or configuration: manifest, connection, unknown scheme
+3   not found: no such version in the cache, nor on the remote
+4   any other dagfetch error (cache unusable, lock timeout, ...)
+==  =====================================================================
+
+Command modules import this one and nothing of each other (the graph store's plumbing in
+:mod:`dagfetch.cli.graph_store` aside). It imports only click and dagfetch's leaf modules at
+load time, so ``dagfetch --help`` stays as light as click itself; the workspace is imported
+and built when a command first asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from dagfetch.errors import (
+    ConfigError,
+    DagfetchError,
+    RegistryError,
+    VersionNotFoundError,
+    VersionUnavailableError,
+)
+from dagfetch.redact import mask
+
+if TYPE_CHECKING:
+    from dagfetch.workspace import Workspace
+
+EXIT_SYNC_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_NOT_FOUND = 3
+EXIT_ERROR = 4
+
+class State:
+    """Options of the top-level group; the workspace is built on first use."""
+
+    def __init__(self, manifest: str | None, home: str | None, debug: bool) -> None:
+        self.manifest = manifest
+        self.home = home
+        self.debug = debug
+        self._workspace: Workspace | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            from dagfetch.workspace import Workspace
+
+            self._workspace = Workspace.from_manifest(self.manifest, cache_root=self.home)
+        return self._workspace
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"dagfetch: error: {mask(message)}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def errors_as_exit_codes(state: State) -> Iterator[None]:
+    """Turn dagfetch errors into one clear line and an exit code; tracebacks only on --debug."""
+    try:
+        yield
+    except DagfetchError as exc:
+        if state.debug:
+            raise
+        if isinstance(exc, (ConfigError, RegistryError)):
+            fail(str(exc), EXIT_CONFIG)
+        if isinstance(exc, (VersionNotFoundError, VersionUnavailableError)):
+            fail(str(exc), EXIT_NOT_FOUND)
+        fail(str(exc), EXIT_ERROR)
+
+
+# -- output -----------------------------------------------------------------------------------
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def emit(as_json: bool, data: Any, text: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        text()
