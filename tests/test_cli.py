@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,7 @@ from click.testing import CliRunner
 from dagfetch.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("sqlalchemy", "alembic", "tqdm", "s3fs", "dulwich", "aiohttp")
 
 
 @pytest.fixture
@@ -113,3 +116,52 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci.startswith("python3 -m venv .venv && ") and ci.endswith("-m pytest")
     assert f"```sh\n{ci}\n```" in readme
+
+
+def modules_imported(*args: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=ROOT,
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("args", [
+    ["-m", "dagfetch", "--version"],
+    ["-m", "dagfetch", "--help"],
+    ["-m", "dagfetch", "graph", "show", "--help"],
+    ["-m", "dagfetch", "sync", "--help"],
+    ["-c", "import dagfetch.cli"],
+])
+def test_the_command_line_loads_no_heavy_library_it_does_not_use(args: list[str]) -> None:
+    imported = modules_imported(*args)
+    assert "click" in imported and "dagfetch.cli" in imported  # the listing was read
+    heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
+    assert heavy == [], f"{' '.join(args)} imported {heavy[:5]}"
+
+
+def test_command_modules_import_the_plumbing_not_the_package_nor_each_other() -> None:
+    """The package assembles the commands: nothing below it imports it back, and a command
+    module never reaches into another (function-level imports count)."""
+    commands = {"dagfetch.cli.cache", "dagfetch.cli.sync", "dagfetch.cli.graph"}
+    for path in sorted((ROOT / "dagfetch" / "cli").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        name = f"dagfetch.cli.{path.stem}"
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+                if node.module == "dagfetch.cli":
+                    imported |= {f"dagfetch.cli.{alias.name}" for alias in node.names}
+        assert "dagfetch.cli" not in imported, name
+        assert not imported & (commands - {name}), name
+
+
+def test_the_default_table_prefix_in_the_help_is_the_store_s() -> None:
+    from dagfetch.cli import graph_store
+    from dagfetch.graphs import schema
+
+    assert graph_store.DEFAULT_PREFIX == schema.DEFAULT_PREFIX
