@@ -5,9 +5,11 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +18,29 @@ from dagfetch.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("sqlalchemy", "alembic", "tqdm", "s3fs", "dulwich", "aiohttp")
+
+
+def documented_fields() -> dict[str, set[str]]:
+    """The top-level fields docs/cli.md gives for each command's --json output (what a
+    parenthesis explains is not a top-level field; "the fields of `X`" takes X's)."""
+    section = (ROOT / "docs" / "cli.md").read_text().split("## JSON output")[1].split("\n## ")[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `")]
+    fields: dict[str, set[str]] = {}
+    for command, _prints, described in rows:
+        described = described.rstrip(" |")
+        names = set(re.findall(r"`(\w+)`", re.sub(r"\([^)]*\)", "", described)))
+        for other in re.findall(r"the fields of `([^`]+)`", described):
+            names |= fields[other]
+        fields[command.strip("| `")] = names
+    return fields
+
+
+def assert_documented(command: str, data: Any) -> None:
+    """``data`` (an object, or a non-empty array of them) has exactly the documented fields."""
+    rows = data if isinstance(data, list) else [data]
+    assert rows, f"{command}: nothing to check"
+    for row in rows:
+        assert set(row) == documented_fields()[command], command
 
 
 @pytest.fixture
@@ -116,6 +141,35 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci.startswith("python3 -m venv .venv && ") and ci.endswith("-m pytest")
     assert f"```sh\n{ci}\n```" in readme
+
+
+def test_every_data_command_prints_its_documented_json(
+    setup: tuple[Path, Path, Path]
+) -> None:
+    _, manifest, home = setup
+
+    def data(*args: str) -> Any:
+        code, out = run(manifest, home, *args, "--json")
+        assert code == 0, out
+        return json.loads(out)
+
+    assert_documented("sync", synced := data("sync"))
+    version_id = synced[0]["version_id"]
+    assert_documented("status", data("status"))
+    assert_documented("versions", data("versions", "r"))
+    current = data("path", "r")
+    assert_documented("path", current)
+    assert current["version_id"] == version_id and Path(current["path"]).is_dir()
+    assert data("path", "r", version_id) == current
+    pinned = data("pin", "r", version_id, "--holder", "h")
+    assert_documented("pin", pinned)
+    assert (pinned["holder"], pinned["path"]) == ("h", current["path"])
+    assert_documented("unpin", data("unpin", "r", version_id, "--holder", "h"))
+    assert_documented("gc", data("gc", "--dry-run"))
+    assert_documented("plugins", data("plugins"))
+    # text output stays as it was
+    assert run(manifest, home, "path", "r")[1] == current["path"] + "\n"
+    assert run(manifest, home, "unpin", "r", version_id, "--holder", "h")[0] == 3
 
 
 def modules_imported(*args: str) -> set[str]:

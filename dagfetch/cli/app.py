@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -43,6 +43,9 @@ EXIT_SYNC_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_NOT_FOUND = 3
 EXIT_ERROR = 4
+
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 class State:
     """Options of the top-level group; the workspace is built on first use."""
@@ -95,3 +98,26 @@ def emit(as_json: bool, data: Any, text: Callable[[], None]) -> None:
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
         text()
+
+
+def format_options(formats: Sequence[str]) -> Callable[[F], F]:
+    """``--format`` (one of ``formats``, ``text`` by default) and ``--json``, which means
+    ``--format json``. The command reads the two with :func:`chosen_format`."""
+    def decorate(f: F) -> F:
+        f = json_option(f)
+        return click.option(
+            "--format", "fmt", type=click.Choice(list(formats)), default=None,
+            show_default="text", help="How to print it (--json is --format json).",
+        )(f)
+
+    return decorate
+
+
+def chosen_format(fmt: str | None, as_json: bool) -> str:
+    """The one format ``--format`` and ``--json`` ask for; a contradiction is a usage error."""
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json means --format json; it contradicts --format {fmt}",
+                               ctx=click.get_current_context(silent=True))
+    if as_json:
+        return "json"
+    return fmt or "text"

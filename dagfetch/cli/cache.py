@@ -90,34 +90,45 @@ def versions(state: State, repo: str, as_json: bool) -> None:
 @click.command()
 @click.argument("repo")
 @click.argument("version", required=False)
+@json_option
 @pass_state
-def path(state: State, repo: str, version: str | None) -> None:
+def path(state: State, repo: str, version: str | None, as_json: bool) -> None:
     """Print the folder of REPO's current VERSION (fetching an evicted one again if possible)."""
     with errors_as_exit_codes(state):
-        click.echo(str(state.workspace.path(repo, version)))
+        folder = state.workspace.path(repo, version)
+    # a version's folder is named by its id (<root>/<repo_id>/<version_id>, docs/cache.md):
+    # the id of the current version comes from the folder resolved, never a second look
+    data = {"repo_id": repo, "version_id": folder.name, "path": str(folder)}
+    emit(as_json, data, lambda: click.echo(str(folder)))
 
 
 @click.command()
 @click.argument("repo")
 @click.argument("version")
 @click.option("--holder", default="cli", show_default=True, help="Who holds the pin.")
+@json_option
 @pass_state
-def pin(state: State, repo: str, version: str, holder: str) -> None:
+def pin(state: State, repo: str, version: str, holder: str, as_json: bool) -> None:
     """Keep VERSION of REPO through gc until unpinned."""
     with errors_as_exit_codes(state):
-        click.echo(str(state.workspace.pin(repo, version, holder)))
+        folder = state.workspace.pin(repo, version, holder)
+    data = {"repo_id": repo, "version_id": version, "holder": holder, "path": str(folder)}
+    emit(as_json, data, lambda: click.echo(str(folder)))
 
 
 @click.command()
 @click.argument("repo")
 @click.argument("version")
 @click.option("--holder", default="cli", show_default=True)
+@json_option
 @pass_state
-def unpin(state: State, repo: str, version: str, holder: str) -> None:
+def unpin(state: State, repo: str, version: str, holder: str, as_json: bool) -> None:
     """Release a pin taken with `dagfetch pin`."""
     with errors_as_exit_codes(state):
         if not state.workspace.unpin(repo, version, holder):
             fail(f"{repo}: version {version} is not pinned by {holder!r}", EXIT_NOT_FOUND)
+    # nothing to say on success, as before; --json says what was released
+    emit(as_json, {"repo_id": repo, "version_id": version, "holder": holder}, lambda: None)
 
 
 @click.command()

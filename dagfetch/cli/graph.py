@@ -15,7 +15,9 @@ import click
 
 from dagfetch.cli.app import (
     State,
+    chosen_format,
     emit,
+    format_options,
     json_option,
     pass_state,
 )
@@ -30,10 +32,7 @@ if TYPE_CHECKING:
     from dagfetch.graphs import RunPin
 
 # the formats of dagfetch.graphs.render, named here so that --help does not import it
-format_option = click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text",
-    show_default=True, help="How to print the graph.",
-)
+GRAPH_FORMATS = ("text", "json", "dot", "mermaid")
 
 
 # -- graph ------------------------------------------------------------------------------------
@@ -65,14 +64,15 @@ def graph_list(state: State, database: str | None, prefix: str, as_json: bool) -
 @graph_group.command("show")
 @click.argument("dag")
 @click.option("--version", "number", type=int, help="Version number (default: latest).")
-@format_option
+@format_options(GRAPH_FORMATS)
 @store_options
 @pass_state
-def graph_show(state: State, dag: str, number: int | None, fmt: str, database: str | None,
-               prefix: str) -> None:
+def graph_show(state: State, dag: str, number: int | None, fmt: str | None, as_json: bool,
+               database: str | None, prefix: str) -> None:
     """The graph of DAG: tasks and their downstream tasks."""
     from dagfetch.graphs.render import render
 
+    fmt = chosen_format(fmt, as_json)
     with graph_errors(state):
         store = open_store(state, database, prefix)
         version = store.version(dag, number)
@@ -171,14 +171,15 @@ def runs_pin(state: State, run: str, dag: str, number: int | None, database: str
 @runs_group.command("show")
 @click.argument("run")
 @click.option("--dag", help="The DAG, when RUN exists in several.")
-@format_option
+@format_options(GRAPH_FORMATS)
 @store_options
 @pass_state
-def runs_show(state: State, run: str, dag: str | None, fmt: str, database: str | None,
-              prefix: str) -> None:
+def runs_show(state: State, run: str, dag: str | None, fmt: str | None, as_json: bool,
+              database: str | None, prefix: str) -> None:
     """The pin of RUN and the graph it runs."""
     from dagfetch.graphs.render import render
 
+    fmt = chosen_format(fmt, as_json)
     with graph_errors(state):
         store = open_store(state, database, prefix)
         pin = store.run(run, dag)
@@ -230,16 +231,20 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @store_options
+@json_option
 @pass_state
-def db_upgrade(state: State, database: str | None, prefix: str) -> None:
+def db_upgrade(state: State, database: str | None, prefix: str, as_json: bool) -> None:
     """Create or migrate the graph store's tables to the newest schema."""
     from dagfetch.graphs.database import describe, head_revision
 
     with graph_errors(state):
         store = open_store(state, database, prefix, upgrade=True)
         store.close()
-    click.echo(f"{describe(store.url)}: graph store (prefix {prefix!r}) is at "
-               f"schema {head_revision()}")
+    data = {"database": describe(store.url), "prefix": prefix,
+            "revision": head_revision()}
+    emit(as_json, data, lambda: click.echo(
+        f"{data['database']}: graph store (prefix {data['prefix']!r}) is at schema "
+        f"{data['revision']}"))
 
 
 COMMANDS: tuple[click.Command, ...] = (graph_group, runs_group, errors_command, db_group)
