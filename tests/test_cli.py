@@ -5,9 +5,12 @@ from __future__ import annotations
 import ast
 import json
 import os
+import queue
 import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +173,52 @@ def test_every_data_command_prints_its_documented_json(
     # text output stays as it was
     assert run(manifest, home, "path", "r")[1] == current["path"] + "\n"
     assert run(manifest, home, "unpin", "r", version_id, "--holder", "h")[0] == 3
+
+
+def test_sync_watch_json_prints_one_object_per_line_as_it_goes(tmp_path: Path) -> None:
+    """Through a pipe, as a consumer reads it: each line must arrive while the watch runs."""
+    repos = tmp_path / "repos"
+    manifest = tmp_path / "dagfetch.toml"
+    for name in ("a", "b"):
+        (repos / name).mkdir(parents=True)
+        (repos / name / f"{name}.py").write_text("x = 1\n")
+    manifest.write_text("".join(
+        f'[dag_repositories.{name}]\nurl = "{repos / name}"\nrefresh_interval = 0.2\n'
+        for name in ("a", "b")))
+    command = [sys.executable, "-m", "dagfetch", "--manifest", str(manifest),
+               "--home", str(tmp_path / "home"), "sync", "--watch", "--json"]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()],
+                     daemon=True).start()
+    try:
+        rows = [json.loads(lines.get(timeout=60)) for _ in range(4)]  # two rounds of two
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    for row in rows:
+        assert_documented("sync", row)
+    assert {r["repo_id"] for r in rows[:2]} == {"a", "b"}
+    assert all(r["changed"] for r in rows[:2])
+    assert not any(r["changed"] or r["error"] for r in rows[2:])
+
+
+def test_json_lines_are_compact_and_a_one_shot_sync_keeps_its_array(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagfetch.workspace import Workspace
+
+    _, manifest, home = setup
+    watch = Workspace.watch
+    monkeypatch.setattr(Workspace, "watch",
+                        lambda self, **options: watch(self, **options, max_rounds=1))
+    code, out = run(manifest, home, "sync", "--watch", "--json")
+    assert code == 0 and out.count("\n") == 1 and ": " not in out
+    assert json.loads(out)["repo_id"] == "r"
+    code, out = run(manifest, home, "sync", "--json")
+    assert code == 0 and isinstance(json.loads(out), list) and out.startswith("[\n")
 
 
 def modules_imported(*args: str) -> set[str]:

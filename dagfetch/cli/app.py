@@ -1,5 +1,5 @@
 """What every command shares: the options of the top-level group (:class:`State`), dagfetch
-errors as exit codes, and output (:func:`emit`, ``--json``).
+errors as exit codes, and output (:func:`emit`, ``--json``, JSON Lines).
 
 Exit codes scripts can rely on:
 
@@ -93,11 +93,18 @@ def errors_as_exit_codes(state: State) -> Iterator[None]:
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-def emit(as_json: bool, data: Any, text: Callable[[], None]) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-    else:
+def emit(as_json: bool, data: Any, text: Callable[[], None], *, json_lines: bool = False) -> None:
+    """Print ``data`` as JSON with ``--json``, else call ``text``. With ``json_lines`` (a
+    command that keeps printing, such as ``sync --watch``), ``data`` is a sequence and each
+    item goes on a line of its own, compact, so a consumer can act on every line as it comes
+    (``click.echo`` flushes after each line, also into a pipe)."""
+    if not as_json:
         text()
+    elif json_lines:
+        for item in data:
+            click.echo(json.dumps(item, sort_keys=True, separators=(",", ":"), default=str))
+    else:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def format_options(formats: Sequence[str]) -> Callable[[F], F]:

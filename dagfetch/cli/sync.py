@@ -1,5 +1,9 @@
 """``dagfetch sync``: once, or ``--watch`` until interrupted; with ``--extract``,
 ``--publish`` or ``--follow`` it goes through the graph store's pipeline instead.
+
+``--json`` prints one JSON array for a one-shot sync and JSON Lines (one compact object per
+repository result, each round, flushed) with ``--watch``, so a consumer can read a watch
+line by line.
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ def sync(
         if watch:
             _until_interrupted(lambda stop: workspace.watch(
                 stop=stop, observer=observer,
-                on_results=lambda results: _print_results(results, as_json)))
+                on_results=lambda results: _print_results(results, as_json, json_lines=True)))
             return
         results = workspace.sync(list(repos) or None, observer=observer)
     _print_results(results, as_json)
@@ -100,7 +104,8 @@ def _result_json(r: SyncResult) -> dict[str, Any]:
     }
 
 
-def _print_results(results: Sequence[SyncResult], as_json: bool) -> None:
+def _print_results(results: Sequence[SyncResult], as_json: bool, *,
+                   json_lines: bool = False) -> None:
     def text() -> None:
         for r in results:
             if r.error:
@@ -113,7 +118,7 @@ def _print_results(results: Sequence[SyncResult], as_json: bool) -> None:
             else:
                 click.echo(f"{r.repo_id}: unchanged at {r.version_id}")
 
-    emit(as_json, [_result_json(r) for r in results], text)
+    emit(as_json, [_result_json(r) for r in results], text, json_lines=json_lines)
 
 
 # -- the graph side: sync --extract / --publish / --follow --------------------------------------
@@ -135,7 +140,8 @@ def _graph_sync(
         if watch:
             _until_interrupted(lambda stop: pipeline.watch(
                 stop=stop, publish=publish, follow=follow, observer=observer,
-                on_outcomes=lambda outcomes: _print_outcomes(outcomes, as_json)))
+                on_outcomes=lambda outcomes: _print_outcomes(outcomes, as_json,
+                                                             json_lines=True)))
             return
         if follow:
             outcomes = pipeline.follow(repos)
@@ -162,7 +168,8 @@ def _outcome_json(outcome: RepoOutcome) -> dict[str, Any]:
     }
 
 
-def _print_outcomes(outcomes: Sequence[RepoOutcome], as_json: bool) -> None:
+def _print_outcomes(outcomes: Sequence[RepoOutcome], as_json: bool, *,
+                    json_lines: bool = False) -> None:
     rows = [_outcome_json(o) for o in outcomes]
 
     def text() -> None:
@@ -182,7 +189,7 @@ def _print_outcomes(outcomes: Sequence[RepoOutcome], as_json: bool) -> None:
                 parts.append("published")
             click.echo("  ".join(parts))
 
-    emit(as_json, rows, text)
+    emit(as_json, rows, text, json_lines=json_lines)
 
 
 COMMANDS: tuple[click.Command, ...] = (sync,)

@@ -154,3 +154,23 @@ def test_json_is_format_json_and_contradicting_it_is_a_usage_error(
     # without either, text as before
     assert run([*base, *command]).output == run([*base, *command, "--format", "text"]).output
 
+
+def test_sync_watch_extract_json_prints_json_lines(
+    setup: tuple[LocalRemote, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagfetch.graphs.pipeline import GraphPipeline
+
+    remote, base = setup
+    manifest = tmp_path / "watch.toml"
+    manifest.write_text(f'[dag_repositories.dags]\nurl = "{remote.url}"\n'
+                        "refresh_interval = 0.1\n")
+    watch = GraphPipeline.watch
+    monkeypatch.setattr(GraphPipeline, "watch",
+                        lambda self, **options: watch(self, **options, max_rounds=2))
+    out = run(["--manifest", str(manifest), *base[2:], "sync", "--watch", "--extract",
+               "--json"]).output
+    first, second = (json.loads(line) for line in out.splitlines())
+    for row in (first, second):
+        assert_documented("sync --extract", row)
+    assert (first["extracted"], first["new_graph_versions"]) == (True, 1)
+    assert (second["extracted"], second["changed"]) == (False, False)
