@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from dagfetch.errors import (
     ConfigError,
@@ -113,18 +114,19 @@ def format_options(formats: Sequence[str]) -> Callable[[F], F]:
     def decorate(f: F) -> F:
         f = json_option(f)
         return click.option(
-            "--format", "fmt", type=click.Choice(list(formats)), default=None,
-            show_default="text", help="How to print it (--json is --format json).",
+            "--format", "fmt", type=click.Choice(list(formats)), default="text",
+            show_default=True, help="How to print it (--json is --format json).",
         )(f)
 
     return decorate
 
 
-def chosen_format(fmt: str | None, as_json: bool) -> str:
+def chosen_format(fmt: str, as_json: bool) -> str:
     """The one format ``--format`` and ``--json`` ask for; a contradiction is a usage error."""
-    if as_json and fmt not in (None, "json"):
+    if not as_json:
+        return fmt
+    ctx = click.get_current_context()
+    if fmt != "json" and ctx.get_parameter_source("fmt") is not ParameterSource.DEFAULT:
         raise click.UsageError(f"--json means --format json; it contradicts --format {fmt}",
-                               ctx=click.get_current_context(silent=True))
-    if as_json:
-        return "json"
-    return fmt or "text"
+                               ctx=ctx)
+    return "json"

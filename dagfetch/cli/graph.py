@@ -67,7 +67,7 @@ def graph_list(state: State, database: str | None, prefix: str, as_json: bool) -
 @format_options(GRAPH_FORMATS)
 @store_options
 @pass_state
-def graph_show(state: State, dag: str, number: int | None, fmt: str | None, as_json: bool,
+def graph_show(state: State, dag: str, number: int | None, fmt: str, as_json: bool,
                database: str | None, prefix: str) -> None:
     """The graph of DAG: tasks and their downstream tasks."""
     from dagfetch.graphs.render import render
@@ -174,7 +174,7 @@ def runs_pin(state: State, run: str, dag: str, number: int | None, database: str
 @format_options(GRAPH_FORMATS)
 @store_options
 @pass_state
-def runs_show(state: State, run: str, dag: str | None, fmt: str | None, as_json: bool,
+def runs_show(state: State, run: str, dag: str | None, fmt: str, as_json: bool,
               database: str | None, prefix: str) -> None:
     """The pin of RUN and the graph it runs."""
     from dagfetch.graphs.render import render
