@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import os
+import queue
+import re
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -13,6 +20,30 @@ from click.testing import CliRunner
 from dagfetch.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("sqlalchemy", "alembic", "tqdm", "s3fs", "dulwich", "aiohttp")
+
+
+def documented_fields() -> dict[str, set[str]]:
+    """The top-level fields docs/cli.md gives for each command's --json output (what a
+    parenthesis explains is not a top-level field; "the fields of `X`" takes X's)."""
+    section = (ROOT / "docs" / "cli.md").read_text().split("## JSON output")[1].split("\n## ")[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| `")]
+    fields: dict[str, set[str]] = {}
+    for command, _prints, described in rows:
+        described = described.rstrip(" |")
+        names = set(re.findall(r"`(\w+)`", re.sub(r"\([^)]*\)", "", described)))
+        for other in re.findall(r"the fields of `([^`]+)`", described):
+            names |= fields[other]
+        fields[command.strip("| `")] = names
+    return fields
+
+
+def assert_documented(command: str, data: Any) -> None:
+    """``data`` (an object, or a non-empty array of them) has exactly the documented fields."""
+    rows = data if isinstance(data, list) else [data]
+    assert rows, f"{command}: nothing to check"
+    for row in rows:
+        assert set(row) == documented_fields()[command], command
 
 
 @pytest.fixture
@@ -113,3 +144,127 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci.startswith("python3 -m venv .venv && ") and ci.endswith("-m pytest")
     assert f"```sh\n{ci}\n```" in readme
+
+
+def test_every_data_command_prints_its_documented_json(
+    setup: tuple[Path, Path, Path]
+) -> None:
+    _, manifest, home = setup
+
+    def data(*args: str) -> Any:
+        code, out = run(manifest, home, *args, "--json")
+        assert code == 0, out
+        return json.loads(out)
+
+    assert_documented("sync", synced := data("sync"))
+    version_id = synced[0]["version_id"]
+    assert_documented("status", data("status"))
+    assert_documented("versions", data("versions", "r"))
+    current = data("path", "r")
+    assert_documented("path", current)
+    assert current["version_id"] == version_id and Path(current["path"]).is_dir()
+    assert data("path", "r", version_id) == current
+    pinned = data("pin", "r", version_id, "--holder", "h")
+    assert_documented("pin", pinned)
+    assert (pinned["holder"], pinned["path"]) == ("h", current["path"])
+    assert_documented("unpin", data("unpin", "r", version_id, "--holder", "h"))
+    assert_documented("gc", data("gc", "--dry-run"))
+    assert_documented("plugins", data("plugins"))
+    # text output stays as it was
+    assert run(manifest, home, "path", "r")[1] == current["path"] + "\n"
+    assert run(manifest, home, "unpin", "r", version_id, "--holder", "h")[0] == 3
+
+
+def test_sync_watch_json_prints_one_object_per_line_as_it_goes(tmp_path: Path) -> None:
+    """Through a pipe, as a consumer reads it: each line must arrive while the watch runs."""
+    repos = tmp_path / "repos"
+    manifest = tmp_path / "dagfetch.toml"
+    for name in ("a", "b"):
+        (repos / name).mkdir(parents=True)
+        (repos / name / f"{name}.py").write_text("x = 1\n")
+    manifest.write_text("".join(
+        f'[dag_repositories.{name}]\nurl = "{repos / name}"\nrefresh_interval = 0.2\n'
+        for name in ("a", "b")))
+    command = [sys.executable, "-m", "dagfetch", "--manifest", str(manifest),
+               "--home", str(tmp_path / "home"), "sync", "--watch", "--json"]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()],
+                     daemon=True).start()
+    try:
+        rows = [json.loads(lines.get(timeout=60)) for _ in range(4)]  # two rounds of two
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    for row in rows:
+        assert_documented("sync", row)
+    assert {r["repo_id"] for r in rows[:2]} == {"a", "b"}
+    assert all(r["changed"] for r in rows[:2])
+    assert not any(r["changed"] or r["error"] for r in rows[2:])
+
+
+def test_json_lines_are_compact_and_a_one_shot_sync_keeps_its_array(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagfetch.workspace import Workspace
+
+    _, manifest, home = setup
+    watch = Workspace.watch
+    monkeypatch.setattr(Workspace, "watch",
+                        lambda self, **options: watch(self, **options, max_rounds=1))
+    code, out = run(manifest, home, "sync", "--watch", "--json")
+    assert code == 0 and out.count("\n") == 1 and ": " not in out
+    assert json.loads(out)["repo_id"] == "r"
+    code, out = run(manifest, home, "sync", "--json")
+    assert code == 0 and isinstance(json.loads(out), list) and out.startswith("[\n")
+
+
+def modules_imported(*args: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=ROOT,
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+            if line.startswith("import time:")}
+
+
+@pytest.mark.parametrize("args", [
+    ["-m", "dagfetch", "--version"],
+    ["-m", "dagfetch", "--help"],
+    ["-m", "dagfetch", "graph", "show", "--help"],
+    ["-m", "dagfetch", "sync", "--help"],
+    ["-c", "import dagfetch.cli"],
+])
+def test_the_command_line_loads_no_heavy_library_it_does_not_use(args: list[str]) -> None:
+    imported = modules_imported(*args)
+    assert "click" in imported and "dagfetch.cli" in imported  # the listing was read
+    heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY)
+    assert heavy == [], f"{' '.join(args)} imported {heavy[:5]}"
+
+
+def test_command_modules_import_the_plumbing_not_the_package_nor_each_other() -> None:
+    """The package assembles the commands: nothing below it imports it back, and a command
+    module never reaches into another (function-level imports count)."""
+    commands = {"dagfetch.cli.cache", "dagfetch.cli.sync", "dagfetch.cli.graph"}
+    for path in sorted((ROOT / "dagfetch" / "cli").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        name = f"dagfetch.cli.{path.stem}"
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+                if node.module == "dagfetch.cli":
+                    imported |= {f"dagfetch.cli.{alias.name}" for alias in node.names}
+        assert "dagfetch.cli" not in imported, name
+        assert not imported & (commands - {name}), name
+
+
+def test_the_default_table_prefix_in_the_help_is_the_store_s() -> None:
+    from dagfetch.cli import graph_store
+    from dagfetch.graphs import schema
+
+    assert graph_store.DEFAULT_PREFIX == schema.DEFAULT_PREFIX

@@ -1,95 +1,38 @@
-"""Commands of the graph store: ``graph``, ``runs``, ``errors``, ``db``, and the graph side of
-``sync --extract / --publish / --follow``.
+"""Commands of the graph store: ``graph``, ``runs``, ``errors`` and ``db``. Exit codes are the
+CLI's: 3 when a DAG, version or run is not in the store. Which database the commands open:
+:mod:`dagfetch.cli.graph_store`; the graph side of ``sync --extract``: :mod:`dagfetch.cli.sync`.
 
-The database is ``--database`` (or ``$DAGFETCH_DATABASE``), else the manifest's ``database``,
-else the SQLite file under the cache root. Exit codes are the CLI's: 3 when a DAG, version or
-run is not in the store.
+Each command imports what it reads (rendering, the schema's revision) when it runs, so that
+loading this module costs nothing beyond click.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 import attrs
 import click
 
-from dagfetch.cli import (
-    EXIT_NOT_FOUND,
-    EXIT_SYNC_FAILED,
+from dagfetch.cli.app import (
     State,
+    chosen_format,
     emit,
-    errors_as_exit_codes,
-    fail,
+    format_options,
     json_option,
     pass_state,
 )
-from dagfetch.errors import ManifestError
-from dagfetch.graphs.errors import GraphNotFoundError
-from dagfetch.graphs.schema import DEFAULT_PREFIX
+from dagfetch.cli.graph_store import (
+    graph_errors,
+    open_store,
+    pipeline_for,
+    store_options,
+)
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from dagfetch.graphs import RunPin
 
-
-class StoreOptions:
-    def __init__(self, database: str | None, prefix: str) -> None:
-        self.database = database
-        self.prefix = prefix
-
-
-def store_options(f: F) -> F:
-    f = click.option("--database", envvar="DAGFETCH_DATABASE",
-                     help="SQLAlchemy URL of the graph store (default: the manifest's "
-                          "`database`, else a SQLite file under the cache root).")(f)
-    f = click.option("--table-prefix", "prefix", envvar="DAGFETCH_TABLE_PREFIX",
-                     default=DEFAULT_PREFIX, show_default=True,
-                     help="Prefix of the store's table names.")(f)
-    return f
-
-
-@contextmanager
-def graph_errors(state: State) -> Iterator[None]:
-    with errors_as_exit_codes(state):
-        try:
-            yield
-        except GraphNotFoundError as exc:
-            if state.debug:
-                raise
-            fail(str(exc), EXIT_NOT_FOUND)
-
-
-def open_store(state: State, database: str | None, prefix: str, *, upgrade: bool = False) -> Any:
-    """The store the options name. Reading commands never change the schema: an old one is
-    reported with the `db upgrade` hint (the default SQLite file is created on first use)."""
-    from dagfetch.cache.layout import default_cache_root
-    from dagfetch.graphs.database import default_url
-    from dagfetch.graphs.store import GraphStore
-
-    url = database
-    if url is None:
-        try:
-            ws = state.workspace
-            url = ws.manifest.database or default_url(ws.cache.root)
-        except ManifestError:
-            if state.manifest:  # a manifest was named and is wrong: say so
-                raise
-            root = state.home if state.home else default_cache_root()
-            url = default_url(root)
-    is_default_sqlite = database is None and url.startswith("sqlite:")
-    return GraphStore(url, prefix=prefix, upgrade=upgrade or is_default_sqlite)
-
-
-def pipeline_for(state: State, database: str | None, prefix: str) -> Any:
-    from dagfetch.graphs.pipeline import GraphPipeline
-
-    ws = state.workspace
-    url = database or ws.manifest.database
-    store = open_store(state, url, prefix, upgrade=url is None)
-    return GraphPipeline(ws, store)
+# the formats of dagfetch.graphs.render, named here so that --help does not import it
+GRAPH_FORMATS = ("text", "json", "dot", "mermaid")
 
 
 # -- graph ------------------------------------------------------------------------------------
@@ -118,23 +61,18 @@ def graph_list(state: State, database: str | None, prefix: str, as_json: bool) -
     emit(as_json, [v.to_json() for v in rows], text)
 
 
-format_option = click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "dot", "mermaid"]), default="text",
-    show_default=True, help="How to print the graph.",
-)
-
-
 @graph_group.command("show")
 @click.argument("dag")
 @click.option("--version", "number", type=int, help="Version number (default: latest).")
-@format_option
+@format_options(GRAPH_FORMATS)
 @store_options
 @pass_state
-def graph_show(state: State, dag: str, number: int | None, fmt: str, database: str | None,
-               prefix: str) -> None:
+def graph_show(state: State, dag: str, number: int | None, fmt: str, as_json: bool,
+               database: str | None, prefix: str) -> None:
     """The graph of DAG: tasks and their downstream tasks."""
     from dagfetch.graphs.render import render
 
+    fmt = chosen_format(fmt, as_json)
     with graph_errors(state):
         store = open_store(state, database, prefix)
         version = store.version(dag, number)
@@ -233,28 +171,28 @@ def runs_pin(state: State, run: str, dag: str, number: int | None, database: str
 @runs_group.command("show")
 @click.argument("run")
 @click.option("--dag", help="The DAG, when RUN exists in several.")
-@format_option
+@format_options(GRAPH_FORMATS)
 @store_options
 @pass_state
-def runs_show(state: State, run: str, dag: str | None, fmt: str, database: str | None,
-              prefix: str) -> None:
+def runs_show(state: State, run: str, dag: str | None, fmt: str, as_json: bool,
+              database: str | None, prefix: str) -> None:
     """The pin of RUN and the graph it runs."""
     from dagfetch.graphs.render import render
 
+    fmt = chosen_format(fmt, as_json)
     with graph_errors(state):
         store = open_store(state, database, prefix)
         pin = store.run(run, dag)
         graph = store.run_graph(run, pin.dag_id)
     if fmt == "json":
-        click.echo(json.dumps({**pin.to_json(), "graph": graph.to_json()}, indent=2,
-                              sort_keys=True))
+        emit(True, {**pin.to_json(), "graph": graph.to_json()}, lambda: None)
         return
     if fmt == "text":
         _echo_pin(pin)
     click.echo(render(graph, pin.version, fmt))
 
 
-def _echo_pin(pin: Any) -> None:
+def _echo_pin(pin: RunPin) -> None:
     src = pin.source
     code = f"{src.repo_id}@{src.version_id}:{src.path}" if src else "(no source version)"
     click.echo(f"run {pin.run_id} of {pin.dag_id}: graph version {pin.version.number}, "
@@ -293,88 +231,20 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @store_options
+@json_option
 @pass_state
-def db_upgrade(state: State, database: str | None, prefix: str) -> None:
+def db_upgrade(state: State, database: str | None, prefix: str, as_json: bool) -> None:
     """Create or migrate the graph store's tables to the newest schema."""
     from dagfetch.graphs.database import describe, head_revision
 
     with graph_errors(state):
         store = open_store(state, database, prefix, upgrade=True)
         store.close()
-    click.echo(f"{describe(store.url)}: graph store (prefix {prefix!r}) is at schema "
-               f"{head_revision()}")
+    data = {"database": describe(store.url), "prefix": prefix,
+            "revision": head_revision()}
+    emit(as_json, data, lambda: click.echo(
+        f"{data['database']}: graph store (prefix {data['prefix']!r}) is at schema "
+        f"{data['revision']}"))
 
 
-# -- sync --extract / --publish / --follow ----------------------------------------------------
-
-def pipeline_sync(
-    state: State,
-    repos: Sequence[str] | None,
-    *,
-    publish: bool,
-    follow: bool,
-    watch: bool,
-    as_json: bool,
-    observer: Any = None,
-) -> None:
-    """The graph side of ``dagfetch sync``: sync then extract (and publish), or follow."""
-    import threading
-
-    database = os.environ.get("DAGFETCH_DATABASE")
-    prefix = os.environ.get("DAGFETCH_TABLE_PREFIX", DEFAULT_PREFIX)
-    with graph_errors(state):
-        pipeline = pipeline_for(state, database, prefix)
-        if watch:
-            stop = threading.Event()
-            try:
-                pipeline.watch(stop=stop, publish=publish, follow=follow, observer=observer,
-                               on_outcomes=lambda outs: _print_outcomes(outs, as_json))
-            except KeyboardInterrupt:
-                stop.set()
-            return
-        if follow:
-            outcomes = pipeline.follow(repos)
-        else:
-            outcomes = pipeline.sync(repos, publish=publish, observer=observer)
-    _print_outcomes(outcomes, as_json)
-    if any(not o.ok for o in outcomes):
-        sys.exit(EXIT_SYNC_FAILED)
-
-
-def _print_outcomes(outcomes: Sequence[Any], as_json: bool) -> None:
-    def as_dict(o: Any) -> dict[str, Any]:
-        ex = o.extraction
-        return {
-            "repo_id": o.repo_id, "version_id": o.version_id, "error": o.error,
-            "changed": bool(o.sync and o.sync.changed), "extracted": o.extracted,
-            "dags": len(ex.results) if ex else 0,
-            "new_graph_versions": sum(r.created for r in ex.results) if ex else 0,
-            "import_errors": len(ex.errors) if ex else 0,
-            "published": o.published, "followed": o.followed,
-        }
-
-    def text() -> None:
-        for o in outcomes:
-            d = as_dict(o)
-            if o.error:
-                click.echo(f"{o.repo_id}: FAILED: {o.error}")
-                continue
-            parts = [f"{o.repo_id}: at {o.version_id}"]
-            if o.followed:
-                parts.append("(followed the published version)")
-            if o.extracted:
-                parts.append(f"{d['dags']} DAGs, {d['new_graph_versions']} new graph versions, "
-                             f"{d['import_errors']} import errors")
-            elif o.extraction is not None:
-                parts.append("(graphs recorded before)")
-            if o.published:
-                parts.append("published")
-            click.echo("  ".join(parts))
-
-    emit(as_json, [as_dict(o) for o in outcomes], text)
-
-
-def register(main: click.Group) -> None:
-    """Called by :mod:`dagfetch.cli` to add these commands."""
-    for command in (graph_group, runs_group, errors_command, db_group):
-        main.add_command(command)
+COMMANDS: tuple[click.Command, ...] = (graph_group, runs_group, errors_command, db_group)

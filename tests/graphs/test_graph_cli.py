@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -11,6 +12,7 @@ from click.testing import CliRunner, Result
 from dagfetch.cli import main
 from dagfetch.testing import LocalRemote
 from tests.graphs.dagfiles import chain_dag, repo_files
+from tests.test_cli import assert_documented
 
 
 @pytest.fixture
@@ -102,3 +104,73 @@ def test_follow_without_anything_published_fails_clearly(
     _, base = setup
     result = run([*base, "sync", "--follow"], code=1)
     assert "no version published yet" in result.output
+
+
+def test_every_graph_command_prints_its_documented_json(
+    setup: tuple[LocalRemote, list[str]], tmp_path: Path
+) -> None:
+    remote, base = setup
+
+    def data(*args: str) -> Any:
+        return json.loads(run([*base, *args, "--json"]).output)
+
+    assert_documented("sync --extract", data("sync", "--extract"))
+    remote.write("etl.py", chain_dag("etl", ["extract", "transform", "load"]))
+    run([*base, "sync", "--extract"])
+    assert_documented("graph list", data("graph", "list"))
+    shown = data("graph", "show", "etl")
+    assert_documented("graph show", shown)
+    assert_documented("graph list", shown["version"])
+    assert shown["version"]["number"] == 2
+    assert_documented("graph history", data("graph", "history", "etl"))
+    assert_documented("graph diff", data("graph", "diff", "etl", "1", "2"))
+    assert_documented("runs pin", data("runs", "pin", "manual__1", "etl"))
+    run_shown = data("runs", "show", "manual__1")
+    assert_documented("runs show", run_shown)
+    assert {"dag_id", "tasks", "edges"} == set(run_shown["graph"])
+    assert_documented("errors", data("errors"))
+    assert_documented("graph gc", data("graph", "gc", "--dry-run"))
+    upgraded = json.loads(run(["db", "upgrade", "--database", f"sqlite:///{tmp_path / 'm.db'}",
+                               "--json"]).output)
+    assert_documented("db upgrade", upgraded)
+    assert (upgraded["prefix"], upgraded["revision"]) == ("dagfetch_", "0001")
+
+
+@pytest.mark.parametrize("command", [["graph", "show", "etl"], ["runs", "show", "manual__1"]])
+def test_json_is_format_json_and_contradicting_it_is_a_usage_error(
+    setup: tuple[LocalRemote, list[str]], command: list[str]
+) -> None:
+    _, base = setup
+    run([*base, "sync", "--extract"])
+    run([*base, "runs", "pin", "manual__1", "etl"])
+    as_json = run([*base, *command, "--json"]).output
+    assert as_json == run([*base, *command, "--format", "json"]).output
+    assert as_json == run([*base, *command, "--format", "json", "--json"]).output
+    assert json.loads(as_json)["edges" if command[0] == "graph" else "graph"]
+    for other in ("dot", "mermaid", "text"):
+        result = run([*base, *command, "--json", "--format", other], code=2)
+        assert f"--json means --format json; it contradicts --format {other}" in result.output
+        assert "Usage:" in result.output
+    # without either, text as before
+    assert run([*base, *command]).output == run([*base, *command, "--format", "text"]).output
+
+
+def test_sync_watch_extract_json_prints_json_lines(
+    setup: tuple[LocalRemote, list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagfetch.graphs.pipeline import GraphPipeline
+
+    remote, base = setup
+    manifest = tmp_path / "watch.toml"
+    manifest.write_text(f'[dag_repositories.dags]\nurl = "{remote.url}"\n'
+                        "refresh_interval = 0.1\n")
+    watch = GraphPipeline.watch
+    monkeypatch.setattr(GraphPipeline, "watch",
+                        lambda self, **options: watch(self, **options, max_rounds=2))
+    out = run(["--manifest", str(manifest), *base[2:], "sync", "--watch", "--extract",
+               "--json"]).output
+    first, second = (json.loads(line) for line in out.splitlines())
+    for row in (first, second):
+        assert_documented("sync --extract", row)
+    assert (first["extracted"], first["new_graph_versions"]) == (True, 1)
+    assert (second["extracted"], second["changed"]) == (False, False)

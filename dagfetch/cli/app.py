@@ -1,0 +1,132 @@
+"""What every command shares: the options of the top-level group (:class:`State`), dagfetch
+errors as exit codes, and output (:func:`emit`, ``--json``, JSON Lines).
+
+Exit codes scripts can rely on:
+
+==  =====================================================================
+0   success
+1   at least one repository failed to sync (the others were synced)
+2   bad usage or configuration: manifest, connection, unknown scheme
+3   not found: no such version in the cache, nor on the remote
+4   any other dagfetch error (cache unusable, lock timeout, ...)
+==  =====================================================================
+
+Command modules import this one and nothing of each other (the graph store's plumbing in
+:mod:`dagfetch.cli.graph_store` aside). It imports only click and dagfetch's leaf modules at
+load time, so ``dagfetch --help`` stays as light as click itself; the workspace is imported
+and built when a command first asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from dagfetch.errors import (
+    ConfigError,
+    DagfetchError,
+    RegistryError,
+    VersionNotFoundError,
+    VersionUnavailableError,
+)
+from dagfetch.redact import mask
+
+if TYPE_CHECKING:
+    from dagfetch.workspace import Workspace
+
+EXIT_SYNC_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_NOT_FOUND = 3
+EXIT_ERROR = 4
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    """Options of the top-level group; the workspace is built on first use."""
+
+    def __init__(self, manifest: str | None, home: str | None, debug: bool) -> None:
+        self.manifest = manifest
+        self.home = home
+        self.debug = debug
+        self._workspace: Workspace | None = None
+
+    @property
+    def workspace(self) -> Workspace:
+        if self._workspace is None:
+            from dagfetch.workspace import Workspace
+
+            self._workspace = Workspace.from_manifest(self.manifest, cache_root=self.home)
+        return self._workspace
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"dagfetch: error: {mask(message)}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def errors_as_exit_codes(state: State) -> Iterator[None]:
+    """Turn dagfetch errors into one clear line and an exit code; tracebacks only on --debug."""
+    try:
+        yield
+    except DagfetchError as exc:
+        if state.debug:
+            raise
+        if isinstance(exc, (ConfigError, RegistryError)):
+            fail(str(exc), EXIT_CONFIG)
+        if isinstance(exc, (VersionNotFoundError, VersionUnavailableError)):
+            fail(str(exc), EXIT_NOT_FOUND)
+        fail(str(exc), EXIT_ERROR)
+
+
+# -- output -----------------------------------------------------------------------------------
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def emit(as_json: bool, data: Any, text: Callable[[], None], *, json_lines: bool = False) -> None:
+    """Print ``data`` as JSON with ``--json``, else call ``text``. With ``json_lines`` (a
+    command that keeps printing, such as ``sync --watch``), ``data`` is a sequence and each
+    item goes on a line of its own, compact, so a consumer can act on every line as it comes
+    (``click.echo`` flushes after each line, also into a pipe)."""
+    if not as_json:
+        text()
+    elif json_lines:
+        for item in data:
+            click.echo(json.dumps(item, sort_keys=True, separators=(",", ":"), default=str))
+    else:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def format_options(formats: Sequence[str]) -> Callable[[F], F]:
+    """``--format`` (one of ``formats``, ``text`` by default) and ``--json``, which means
+    ``--format json``. The command reads the two with :func:`chosen_format`."""
+    def decorate(f: F) -> F:
+        f = json_option(f)
+        return click.option(
+            "--format", "fmt", type=click.Choice(list(formats)), default="text",
+            show_default=True, help="How to print it (--json is --format json).",
+        )(f)
+
+    return decorate
+
+
+def chosen_format(fmt: str, as_json: bool) -> str:
+    """The one format ``--format`` and ``--json`` ask for; a contradiction is a usage error."""
+    if not as_json:
+        return fmt
+    ctx = click.get_current_context()
+    if fmt != "json" and ctx.get_parameter_source("fmt") is not ParameterSource.DEFAULT:
+        raise click.UsageError(f"--json means --format json; it contradicts --format {fmt}",
+                               ctx=ctx)
+    return "json"

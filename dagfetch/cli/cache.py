@@ -1,0 +1,206 @@
+"""Commands over the local cache: ``status``, ``versions``, ``path``, ``pin``, ``unpin``,
+``gc``, and ``plugins`` (the URL schemes the cache can be filled from)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from dagfetch.cli.app import (
+    EXIT_NOT_FOUND,
+    State,
+    emit,
+    errors_as_exit_codes,
+    fail,
+    json_option,
+    pass_state,
+)
+
+
+@click.command()
+@json_option
+@pass_state
+def status(state: State, as_json: bool) -> None:
+    """Each repository's current version, last check, last success and last error."""
+    with errors_as_exit_codes(state):
+        rows = state.workspace.status()
+
+    def text() -> None:
+        for s in rows:
+            click.echo(f"{s.repo_id}  {s.url}")
+            click.echo(f"  current:       {s.current or '(never synced)'}  ({s.versions} kept)")
+            click.echo(f"  last check:    {s.last_check_at or '-'}")
+            click.echo(f"  last success:  {s.last_success_at or '-'}")
+            if s.last_error:
+                click.echo(
+                    f"  last error:    {s.last_error.get('at')}: {s.last_error.get('message')}"
+                )
+
+    emit(as_json, [s.to_json() for s in rows], text)
+
+
+@click.command()
+@click.argument("repo")
+@json_option
+@pass_state
+def versions(state: State, repo: str, as_json: bool) -> None:
+    """Versions of REPO in the cache, newest first, and whether evicted ones can come back."""
+    with errors_as_exit_codes(state):
+        entries = state.workspace.versions(repo)
+    rows: list[dict[str, Any]] = [
+        {
+            "version_id": e.version.version_id,
+            "fetched_at": e.version.fetched_at.isoformat(),
+            "files": len(e.version.files),
+            "bytes": e.version.total_size,
+            "current": e.current,
+            "present": e.present,
+            "materialized": e.materialized,
+            "pinned_by": list(e.pinned_by),
+            "refetchable": e.refetchable,
+            "source_url": e.version.source_url,
+        }
+        for e in entries
+    ]
+
+    def text() -> None:
+        if not rows:
+            click.echo(f"{repo}: no versions yet")
+        for r in rows:
+            marks = ["current"] if r["current"] else []
+            if r["pinned_by"]:
+                marks.append("pinned by " + ", ".join(r["pinned_by"]))
+            if r["present"] and not r["materialized"]:
+                marks.append("stored (tree rebuilt locally on use)")
+            if not r["present"]:
+                marks.append(
+                    "evicted, can be re-fetched"
+                    if r["refetchable"]
+                    else "evicted, CANNOT be re-fetched (the remote keeps no history)"
+                )
+            click.echo(
+                f"{r['version_id']}  {r['fetched_at']}  {r['files']} files  "
+                f"{' | '.join(marks)}".rstrip()
+            )
+
+    emit(as_json, rows, text)
+
+
+@click.command()
+@click.argument("repo")
+@click.argument("version", required=False)
+@json_option
+@pass_state
+def path(state: State, repo: str, version: str | None, as_json: bool) -> None:
+    """Print the folder of REPO's current VERSION (fetching an evicted one again if possible)."""
+    with errors_as_exit_codes(state):
+        folder = state.workspace.path(repo, version)
+    # a version's folder is named by its id (<root>/<repo_id>/<version_id>, docs/cache.md):
+    # the id of the current version comes from the folder resolved, never a second look
+    data = {"repo_id": repo, "version_id": folder.name, "path": str(folder)}
+    emit(as_json, data, lambda: click.echo(str(folder)))
+
+
+@click.command()
+@click.argument("repo")
+@click.argument("version")
+@click.option("--holder", default="cli", show_default=True, help="Who holds the pin.")
+@json_option
+@pass_state
+def pin(state: State, repo: str, version: str, holder: str, as_json: bool) -> None:
+    """Keep VERSION of REPO through gc until unpinned."""
+    with errors_as_exit_codes(state):
+        folder = state.workspace.pin(repo, version, holder)
+    data = {"repo_id": repo, "version_id": version, "holder": holder, "path": str(folder)}
+    emit(as_json, data, lambda: click.echo(str(folder)))
+
+
+@click.command()
+@click.argument("repo")
+@click.argument("version")
+@click.option("--holder", default="cli", show_default=True)
+@json_option
+@pass_state
+def unpin(state: State, repo: str, version: str, holder: str, as_json: bool) -> None:
+    """Release a pin taken with `dagfetch pin`."""
+    with errors_as_exit_codes(state):
+        if not state.workspace.unpin(repo, version, holder):
+            fail(f"{repo}: version {version} is not pinned by {holder!r}", EXIT_NOT_FOUND)
+    # nothing to say on success, as before; --json says what was released
+    emit(as_json, {"repo_id": repo, "version_id": version, "holder": holder}, lambda: None)
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Say what would go, remove nothing.")
+@click.option(
+    "--grace",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Keep the trees of versions retired less than this ago (default 600).",
+)
+@json_option
+@pass_state
+def gc(state: State, dry_run: bool, grace: float | None, as_json: bool) -> None:
+    """Evict old versions (keeping current, the newest keep_versions and pinned ones), store
+    the trees of kept versions nobody reads (rebuilt locally on use), and remove file
+    contents no kept version uses."""
+    with errors_as_exit_codes(state):
+        report = state.workspace.gc(dry_run=dry_run, grace_seconds=grace)
+    data = {
+        "evicted": [list(e) for e in report.evicted],
+        "stored": [list(e) for e in report.stored],
+        "objects_removed": report.objects_removed,
+        "bytes_freed": report.bytes_freed,
+        "dry_run": report.dry_run,
+    }
+
+    def text() -> None:
+        verb = "would evict" if dry_run else "evicted"
+        for repo_id, version_id in report.evicted:
+            click.echo(f"{verb} {repo_id} {version_id}")
+        for repo_id, version_id in report.stored:
+            click.echo(
+                f"{'would store' if dry_run else 'stored'} {repo_id} {version_id} "
+                "(tree removed; rebuilt from local contents on use)"
+            )
+        click.echo(
+            f"{report.objects_removed} objects, {report.bytes_freed} bytes "
+            f"{'would be ' if dry_run else ''}freed"
+        )
+
+    emit(as_json, data, text)
+
+
+@click.command()
+@json_option
+def plugins(as_json: bool) -> None:
+    """URL schemes, the class serving each, and the distribution that provides it."""
+    from dagfetch.registry import Registry
+
+    registry = Registry()
+    rows: list[dict[str, Any]] = [
+        {
+            "scheme": scheme,
+            "value": p.value,
+            "distribution": p.distribution,
+            "version": p.version,
+            "conflict": len(claims) > 1,
+        }
+        for scheme, claims in sorted(registry.providers().items())
+        for p in claims
+    ]
+
+    def text() -> None:
+        width = max((len(r["scheme"]) for r in rows), default=6)
+        for r in rows:
+            note = "  (CONFLICT: set scheme_providers)" if r["conflict"] else ""
+            click.echo(
+                f"{r['scheme']:<{width}}  {r['value']}  [{r['distribution']} {r['version']}]{note}"
+            )
+
+    emit(as_json, rows, text)
+
+
+COMMANDS: tuple[click.Command, ...] = (status, versions, path, pin, unpin, gc, plugins)

@@ -1,0 +1,95 @@
+"""The graph store as the commands reach it: the ``--database`` / ``--table-prefix`` options,
+which database they name, and graph-store errors as exit codes. Shared by the graph commands
+(:mod:`dagfetch.cli.graph`) and the graph side of ``sync`` (:mod:`dagfetch.cli.sync`).
+
+The database is ``--database`` (or ``$DAGFETCH_DATABASE``), else the manifest's ``database``,
+else the SQLite file under the cache root.
+
+Nothing of :mod:`dagfetch.graphs` is imported at load time: it brings SQLAlchemy and Alembic,
+which only a command that opens the store should pay for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from dagfetch.cli.app import EXIT_NOT_FOUND, State, errors_as_exit_codes, fail
+from dagfetch.errors import ManifestError
+
+if TYPE_CHECKING:
+    from dagfetch.graphs import GraphStore
+    from dagfetch.graphs.pipeline import GraphPipeline
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# dagfetch.graphs.schema.DEFAULT_PREFIX, spelt out because importing that module brings
+# SQLAlchemy into every --help (a test keeps the two equal)
+DEFAULT_PREFIX = "dagfetch_"
+
+
+def store_options(f: F) -> F:
+    f = click.option("--database", envvar="DAGFETCH_DATABASE",
+                     help="SQLAlchemy URL of the graph store (default: the manifest's "
+                          "`database`, else a SQLite file under the cache root).")(f)
+    f = click.option("--table-prefix", "prefix", envvar="DAGFETCH_TABLE_PREFIX",
+                     default=DEFAULT_PREFIX, show_default=True,
+                     help="Prefix of the store's table names.")(f)
+    return f
+
+
+def environment_options() -> tuple[str | None, str]:
+    """``(database, prefix)`` for a command without the store options (``sync --extract``):
+    the environment variables the options read."""
+    return (os.environ.get("DAGFETCH_DATABASE"),
+            os.environ.get("DAGFETCH_TABLE_PREFIX", DEFAULT_PREFIX))
+
+
+@contextmanager
+def graph_errors(state: State) -> Iterator[None]:
+    """:func:`errors_as_exit_codes`, and exit code 3 when a DAG, version or run is not in the
+    store."""
+    from dagfetch.graphs.errors import GraphNotFoundError
+
+    with errors_as_exit_codes(state):
+        try:
+            yield
+        except GraphNotFoundError as exc:
+            if state.debug:
+                raise
+            fail(str(exc), EXIT_NOT_FOUND)
+
+
+def open_store(state: State, database: str | None, prefix: str, *,
+               upgrade: bool = False) -> GraphStore:
+    """The store the options name. Reading commands never change the schema: an old one is
+    reported with the `db upgrade` hint (the default SQLite file is created on first use)."""
+    from dagfetch.cache.layout import default_cache_root
+    from dagfetch.graphs import GraphStore
+    from dagfetch.graphs.database import default_url
+
+    url = database
+    if url is None:
+        try:
+            ws = state.workspace
+            url = ws.manifest.database or default_url(ws.cache.root)
+        except ManifestError:
+            if state.manifest:  # a manifest was named and is wrong: say so
+                raise
+            root = state.home if state.home else default_cache_root()
+            url = default_url(root)
+    is_default_sqlite = database is None and url.startswith("sqlite:")
+    return GraphStore(url, prefix=prefix, upgrade=upgrade or is_default_sqlite)
+
+
+def pipeline_for(state: State, database: str | None, prefix: str) -> GraphPipeline:
+    from dagfetch.graphs.pipeline import GraphPipeline
+
+    ws = state.workspace
+    url = database or ws.manifest.database
+    store = open_store(state, url, prefix, upgrade=url is None)
+    return GraphPipeline(ws, store)
