@@ -55,6 +55,12 @@ class Source:
     options: Mapping[str, Any] = attrs.field(factory=dict)
     work_dir: Path | None = None  # a private, persistent folder the backend may use (git store)
 
+    @property
+    def field(self) -> str:
+        """Dotted manifest path of the repository (``dag_repositories.<id>``), for errors:
+        a bad option is reported at ``f"{source.field}.options.<name>"``."""
+        return f"dag_repositories.{self.repo_id}"
+
 
 FileDone = Callable[[RemoteFile], None]
 

@@ -267,7 +267,7 @@ def test_server_stopped_mid_sync_keeps_current_and_next_sync_recovers(
         monkeypatch.setenv("DAGFETCH_CONN_MOTO", server.connection())
         server.client().create_bucket(Bucket="faults")
         remote = S3Remote(server, "faults", concurrency=1, retries=2,
-                          config_kwargs={"retries": {"max_attempts": 1}})
+                          storage_options={"config_kwargs": {"retries": {"max_attempts": 1}}})
         base = {f"d{i}.py": f"v1 {i}".encode() for i in range(5)}
         remote.write_many(base)
         ws = workspace(tmp_path, remote)
