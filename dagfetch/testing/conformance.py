@@ -18,6 +18,7 @@ from dagfetch.errors import (
 )
 from dagfetch.manifest import parse_manifest, url_scheme
 from dagfetch.models import Listing, RemoteFile
+from dagfetch.defaults import registry_for
 from dagfetch.protocol import Capabilities, Fetcher, FetcherFactory, FileDone, Source
 from dagfetch.registry import Registry
 from dagfetch.testing.remote import Remote
@@ -56,7 +57,7 @@ class CountingFetcher:
 
 
 def counting_registry(scheme: str, log: list[str], fail: dict[str, int | None]) -> Registry:
-    real = Registry()
+    real = registry_for()  # dagfetch's defaults, as a Workspace would have them
     inner: FetcherFactory = real.resolve(scheme)
 
     def factory(source: Source) -> Fetcher:
