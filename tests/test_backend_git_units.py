@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,6 +63,30 @@ def test_bad_locations_say_why(url: str, problem: str) -> None:
 def test_scp_like_address_is_ssh_for_the_registry() -> None:
     assert url_scheme("git@github.com:org/repo.git") == "ssh"
     assert Registry().resolve("ssh").__name__ == "GitFetcher"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("url", "scheme"), [
+    ("git@github.com:org/repo.git", "ssh"),
+    ("deploy.bot@git.example.com:team/dags", "ssh"),
+    ("github.com:org/repo.git", None),  # no user: the manifest calls it a missing '//'
+    ("s3:bucket", None),
+    ("/srv/dags", None),
+    ("relative/dags", None),
+])
+def test_the_git_url_form(url: str, scheme: str | None) -> None:
+    from dagfetch.backends.git.urls import scp_like_scheme
+
+    assert scp_like_scheme(url) == scheme
+
+
+def test_the_url_form_needs_no_dulwich() -> None:
+    """The manifest reads the form where the git extra is not installed: importing it must
+    not import the fetcher (dulwich)."""
+    code = ("import sys; sys.modules['dulwich'] = None\n"
+            "from dagfetch.backends.git.urls import scp_like_scheme\n"
+            "assert scp_like_scheme('git@h:r') == 'ssh'\n"
+            "assert 'dagfetch.backends.git.fetcher' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_refs() -> None:
