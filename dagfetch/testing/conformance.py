@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from dagfetch.defaults import registry_for
 from dagfetch.errors import (
     DagfetchError,
     FetchError,
@@ -18,7 +19,6 @@ from dagfetch.errors import (
 )
 from dagfetch.manifest import parse_manifest, url_scheme
 from dagfetch.models import Listing, RemoteFile
-from dagfetch.defaults import registry_for
 from dagfetch.protocol import Capabilities, Fetcher, FetcherFactory, FileDone, Source
 from dagfetch.registry import Registry
 from dagfetch.testing.remote import Remote
