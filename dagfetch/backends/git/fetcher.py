@@ -34,7 +34,14 @@ from dulwich.client import GitClient, LocalGitClient, SSHGitClient, TCPGitClient
 from dulwich.client import Urllib3HttpGitClient as HttpGitClient
 
 from dagfetch.backends.git.auth import GitAuth, SshSession, auth_from_connection
-from dagfetch.backends.git.errors import CorruptData, StoreCorrupt, translated
+from dagfetch.backends.git.errors import (
+    ConnectionDropped,
+    CorruptData,
+    ObjectNotReceived,
+    StoreCorrupt,
+    WantRefused,
+    translated,
+)
 from dagfetch.backends.git.options import GitOptions
 from dagfetch.backends.git.store import BlobSizes, GitStore
 from dagfetch.backends.git.urls import FULL_SHA, GitLocation, RefSpec, parse_location, parse_ref
@@ -215,26 +222,29 @@ class GitFetcher(BaseFetcher):
         try:
             store.fetch(client, path, lambda refs: [commit.encode()], depth=self.depth,
                         where=self.where, conn_id=self.auth.conn_id)
-        except FetchError as exc:
-            text = str(exc)
-            if "not our ref" in text and client.protocol_version != 2:
+        except WantRefused as exc:
+            if client.protocol_version != 2:
                 # a v0/v1 server that sends only ref tips: look for the commit in history
                 self._deepen_until(store, commit)
-            elif not advertised and type(exc) is FetchError and any(
-                sign in text for sign in ("not our ref", "hung up", "is missing", "broke off")
-            ):
-                # git's upload-pack dies without a word on the wire when asked for an object
-                # it does not have: the client sees a hang-up, or a broken pipe if it was still
-                # writing. (For a commit the remote advertised, that is a real failure.)
-                raise VersionUnavailableError(
-                    f"{text}; the remote does not seem to have commit {commit}"
-                ) from None
-            else:
+            elif advertised:
                 raise
+            else:
+                raise self._lacks(exc, commit) from None
+        except (ConnectionDropped, ObjectNotReceived) as exc:
+            # git's upload-pack dies without a word on the wire when asked for an object it
+            # does not have: the client sees a hang-up, or a broken pipe if it was still
+            # writing. (For a commit the remote advertised, that is a real failure.)
+            if advertised:
+                raise
+            raise self._lacks(exc, commit) from None
         if not store.has_commit(commit):
             raise VersionUnavailableError(
                 f"{self.location.display}: the remote does not have commit {commit}"
             )
+
+    @staticmethod
+    def _lacks(exc: FetchError, commit: str) -> VersionUnavailableError:
+        return VersionUnavailableError(f"{exc}; the remote does not seem to have commit {commit}")
 
     def _deepen_until(self, store: GitStore, commit: str) -> None:
         """The server sends only ref tips: fetch branches and tags deeper until ``commit``
