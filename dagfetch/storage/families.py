@@ -27,8 +27,21 @@ from typing import Any, Literal
 import attrs
 
 from dagfetch.connections import Connection
-from dagfetch.storage import connections, tokens
-from dagfetch.storage.tokens import Described
+from dagfetch.storage.connections import (
+    azure_options,
+    extra_as_is,
+    gcs_options,
+    http_options,
+    s3_options,
+)
+from dagfetch.storage.tokens import (
+    Described,
+    describe_any,
+    describe_azure,
+    describe_gcs,
+    describe_http,
+    describe_s3,
+)
 
 ListingKind = Literal["find", "blobs", "index"]
 ConnectionMapper = Callable[[Connection], dict[str, Any]]
@@ -82,27 +95,55 @@ class StoreFamily:
 
 
 S3 = StoreFamily(
-    "s3", frozenset({"s3", "s3a"}), "s3", connections.s3_options, tokens.describe_s3,
+    name="s3",
+    protocols=frozenset({"s3", "s3a"}),
+    extra="s3",
+    connection_options=s3_options,
+    describe=describe_s3,
     version_marker="?versionId=",
 )
 GCS = StoreFamily(
-    "gcs", frozenset({"gs", "gcs"}), "gcs", connections.gcs_options, tokens.describe_gcs,
+    name="gcs",
+    protocols=frozenset({"gs", "gcs"}),
+    extra="gcs",
+    connection_options=gcs_options,
+    describe=describe_gcs,
     version_marker="#",
     download_kwargs={"concurrency": 1},  # one GET per object, no HEAD to plan chunks
 )
 AZURE = StoreFamily(
-    "azure", frozenset({"az", "abfs", "abfss"}), "azure", connections.azure_options,
-    tokens.describe_azure, version_marker="?versionid=", listing="blobs",
+    name="azure",
+    protocols=frozenset({"az", "abfs", "abfss"}),
+    extra="azure",
+    connection_options=azure_options,
+    describe=describe_azure,
+    version_marker="?versionid=",
+    listing="blobs",
 )
 HTTP = StoreFamily(
-    "http", frozenset({"http", "https"}), "http", connections.http_options,
-    tokens.describe_http, listing="index", paths_are_urls=True,
+    name="http",
+    protocols=frozenset({"http", "https"}),
+    extra="http",
+    connection_options=http_options,
+    describe=describe_http,
+    listing="index",
+    paths_are_urls=True,
 )
 LOCAL = StoreFamily(
-    "local", frozenset({"file", "local", "memory"}), None, connections.extra_as_is,
-    tokens.describe_any,
+    name="local",
+    protocols=frozenset({"file", "local", "memory"}),
+    extra=None,
+    connection_options=extra_as_is,
+    describe=describe_any,
 )
-OTHER = StoreFamily("other", frozenset(), None, connections.extra_as_is, tokens.describe_any)
+# any other protocol fsspec implements: the same behaviour as local
+OTHER = StoreFamily(
+    name="other",
+    protocols=frozenset(),
+    extra=None,
+    connection_options=extra_as_is,
+    describe=describe_any,
+)
 
 FAMILIES: tuple[StoreFamily, ...] = (S3, GCS, AZURE, HTTP, LOCAL)
 _BY_PROTOCOL = {protocol: family for family in FAMILIES for protocol in family.protocols}

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import attrs
 import fsspec
 
-from dagfetch.backends.fsspec import http_index
 from dagfetch.backends.fsspec.downloads import (
     RetryPolicy,
     download_async,
@@ -26,6 +25,7 @@ from dagfetch.backends.fsspec.downloads import (
     http_status,
     problem,
 )
+from dagfetch.backends.fsspec.http_index import file_url, list_http
 from dagfetch.backends.fsspec.options import FsspecOptions
 from dagfetch.errors import FetchError, RemoteNotFoundError
 from dagfetch.models import Listing, RemoteFile
@@ -162,7 +162,7 @@ class FsspecFetcher(BaseFetcher):
         return {self._relpath(name): info for name, info in found.items()}
 
     async def _list_index(self) -> dict[str, dict[str, Any]]:
-        return await http_index.list_http(
+        return await list_http(
             self.fs,
             self.root,
             work_dir=self.source.work_dir,
@@ -220,7 +220,7 @@ class FsspecFetcher(BaseFetcher):
 
     def _remote_path(self, remote_file: RemoteFile) -> str:
         if self.family.paths_are_urls:
-            return http_index.file_url(self.root, remote_file.path)
+            return file_url(self.root, remote_file.path)
         path = posixpath.join(self.root, remote_file.path)
         version = remote_file.extra.get(VERSION_KEY)
         if self.version_aware and version:
