@@ -2,8 +2,8 @@
 
 Backends are entry points in the group ``dagfetch.fetchers``: the name is a URL scheme, the
 value a fetcher factory. dagfetch's own are declared the same way in its ``pyproject.toml``,
-so built-ins and third-party plugins travel one road. Entry points are read
-once and loaded only when their scheme is first used.
+so built-ins and third-party plugins travel one road. Entry points are read once and loaded
+only when their scheme is first used.
 
 What a backend needs installed is entry-point metadata too: ``myscheme =
 "mypkg.fetcher:MyFetcher [cloud]"`` names the extra ``cloud`` of its distribution.
