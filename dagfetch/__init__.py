@@ -7,6 +7,7 @@ cache publishes a version. :class:`Workspace` is the entry point for custom sche
 from dagfetch.cache import GcReport, VersionCache
 from dagfetch.cache.store import VersionEntry
 from dagfetch.connections import Connection, ConnectionResolver, Secret
+from dagfetch.defaults import default_registry
 from dagfetch.errors import (
     BackendNotInstalled,
     CacheError,
@@ -28,7 +29,7 @@ from dagfetch.importing import ImportedVersion, import_version, version_imports
 from dagfetch.manifest import Manifest, RepositorySpec, load_manifest, parse_manifest
 from dagfetch.models import CachedFile, Listing, RemoteFile, SyncResult, Version
 from dagfetch.protocol import BaseFetcher, Capabilities, Fetcher, Source, VersionedFetcher
-from dagfetch.registry import Registry, default_registry
+from dagfetch.registry import Registry
 from dagfetch.workspace import RepoStatus, Workspace
 
 __version__ = "0.1.0"

@@ -8,6 +8,10 @@ JSON or TOML, one top-level table ``dag_repositories`` keyed by repository id::
 
 Validation is strict and happens before anything is fetched: every error names the dotted
 path of the offending field, e.g. ``dag_repositories.repo2.url: ...``.
+
+A URL written without ``scheme://`` is a local path, unless a backend's URL form (entry-point
+group ``dagfetch.url_forms``, see :data:`dagfetch.protocol.UrlForm`) recognises it: git's
+``user@host:path`` is one. Forms are read on the first such URL; the URL stays as written.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,8 +27,10 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from dagfetch.errors import ManifestError, UnsafePathError
+from dagfetch._entrypoints import distribution_of, entry_points
+from dagfetch.errors import ConfigError, ManifestError, UnsafePathError
 from dagfetch.paths import safe_relpath
+from dagfetch.protocol import URL_FORMS_GROUP, UrlForm
 from dagfetch.redact import masker
 
 if sys.version_info >= (3, 11):
@@ -34,7 +41,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 CONN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
-_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@host:path, the one scheme-less URL kept
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -104,11 +110,66 @@ class Manifest:
         return [r.id for r in self.repositories]
 
 
+@attrs.frozen
+class NamedForm:
+    """A URL form and the entry point that offered it."""
+
+    name: str
+    distribution: str
+    form: UrlForm = attrs.field(eq=False, repr=False)
+
+    def describe(self) -> str:
+        return f"{self.distribution} ({self.name})"
+
+
+_forms: tuple[NamedForm, ...] | None = None
+_forms_lock = threading.Lock()
+
+
+def url_forms(*, reload: bool = False) -> tuple[NamedForm, ...]:
+    """The URL forms installed plugins offer, loaded once per process (``reload`` reads the
+    entry points again, for a plugin installed since)."""
+    global _forms
+    with _forms_lock:
+        if _forms is None or reload:
+            loaded = []
+            for ep in sorted(entry_points(URL_FORMS_GROUP), key=lambda e: e.name):
+                dist, version = distribution_of(ep)
+                try:
+                    form = ep.load()
+                except Exception as exc:
+                    raise ConfigError(
+                        f"URL form {ep.name!r} of {dist} {version} failed to load "
+                        f"({type(exc).__name__}: {exc}); reinstall {dist}"
+                    ) from exc
+                if not callable(form):
+                    raise ConfigError(f"URL form {ep.name!r} of {dist} {version} is not callable")
+                loaded.append(NamedForm(ep.name, dist, form))
+            _forms = tuple(loaded)
+        return _forms
+
+
+def _scheme_by_form(url: str) -> str | None:
+    """The scheme the URL forms give ``url`` (written without ``scheme://``), if any."""
+    claims: dict[str, list[str]] = {}
+    for named in url_forms():
+        scheme = named.form(url)
+        if scheme is None:
+            continue
+        if not isinstance(scheme, str) or not SCHEME.match(scheme.lower()):
+            raise ConfigError(f"URL form {named.describe()} returned {scheme!r}, not a scheme")
+        claims.setdefault(scheme.lower(), []).append(named.describe())
+    if len(claims) > 1:
+        said = "; ".join(f"{', '.join(who)} say {scheme}" for scheme, who in claims.items())
+        raise ConfigError(f"URL forms disagree about {url!r}: {said}; write it with scheme://")
+    return next(iter(claims), None)
+
+
 def url_scheme(url: str) -> str:
-    """The URL's scheme; a plain path (no ``scheme://``) is ``file``, and an scp-like git
-    address (``git@host:org/repo.git``) is ``ssh``."""
+    """The URL's scheme. One written without ``scheme://`` gets the scheme a URL form gives it
+    (``git@host:org/repo.git`` is ``ssh``), else it is a plain path: ``file``."""
     if "://" not in url:
-        return "ssh" if _SCP_LIKE.match(url) else "file"
+        return _scheme_by_form(url) or "file"
     return url.split("://", 1)[0].lower()
 
 
@@ -271,9 +332,12 @@ def _parse_repo(
 
 def _check_url(url: str, field: str, base_dir: Path | None, fail: Any) -> str:
     if "://" not in url:
-        if _SCP_LIKE.match(url):
-            # scp-like git address (git@host:path) is the one scheme-less form we keep as is
-            return url
+        try:
+            by_form = _scheme_by_form(url)
+        except ConfigError as exc:
+            raise fail(field, str(exc)) from exc
+        if by_form is not None:
+            return url  # a backend's own form (git@host:path): kept as written
         if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url) and not re.match(r"^[A-Za-z]:[\\/]", url):
             raise fail(field, f"{url!r} is missing '//' after the scheme")
         return "file://" + str(_resolve(Path(url), base_dir))

@@ -8,6 +8,10 @@ registered under a URL scheme in the entry-point group ``dagfetch.fetchers``. A 
 - :meth:`Fetcher.fetch` downloads the given files into a staging directory;
 - declares its :class:`Capabilities` instead of failing deep inside when asked for more.
 
+A backend whose URLs can be written without ``scheme://`` (git's ``git@host:path``) also
+offers a :data:`UrlForm` in the entry-point group ``dagfetch.url_forms``: the manifest asks
+the forms what such a URL is before taking it for a local path.
+
 A fetcher never writes into the cache itself, never decides what changed, and never checks
 paths for traversal: the cache does all three, the same way for every backend. Implementers
 need not import anything from dagfetch but the value types in :mod:`dagfetch.models`.
@@ -55,6 +59,12 @@ class Source:
     options: Mapping[str, Any] = attrs.field(factory=dict)
     work_dir: Path | None = None  # a private, persistent folder the backend may use (git store)
 
+    @property
+    def field(self) -> str:
+        """Dotted manifest path of the repository (``dag_repositories.<id>``), for errors:
+        a bad option is reported at ``f"{source.field}.options.<name>"``."""
+        return f"dag_repositories.{self.repo_id}"
+
 
 FileDone = Callable[[RemoteFile], None]
 
@@ -92,6 +102,13 @@ class VersionedFetcher(Fetcher, Protocol):
 
 
 FetcherFactory = Callable[[Source], Fetcher]
+
+URL_FORMS_GROUP = "dagfetch.url_forms"
+UrlForm = Callable[[str], str | None]
+"""A callable taking a URL written without ``scheme://`` and returning the scheme that serves
+it, or None when the URL is not of its form. Offered as an entry point in
+:data:`URL_FORMS_GROUP`; read only when a manifest holds such a URL. The URL reaches the
+fetcher as written: the form names the scheme, it does not rewrite the URL."""
 
 
 class BaseFetcher:

@@ -1,25 +1,40 @@
-"""Which backend serves which URL scheme.
+"""Which backend serves which URL scheme: a generic loader that knows no backend.
 
 Backends are entry points in the group ``dagfetch.fetchers``: the name is a URL scheme, the
-value a fetcher factory. dagfetch's own backends are declared the same way in its
-``pyproject.toml``, so built-ins and third-party plugins travel one road. Entry points are read
-once and loaded only when their scheme is first used.
+value a fetcher factory. dagfetch's own are declared the same way in its ``pyproject.toml``,
+so built-ins and third-party plugins travel one road. Entry points are read once and loaded
+only when their scheme is first used.
+
+What a backend needs installed is entry-point metadata too: ``myscheme =
+"mypkg.fetcher:MyFetcher [cloud]"`` names the extra ``cloud`` of its distribution.
+Before loading, the registry checks from the distribution's metadata that the requirements of
+those extras are installed; a missing one (or an ImportError while loading) is
+:class:`BackendNotInstalled` saying ``pip install '<dist>[<extras>]'`` (or, with no extras
+declared, ``reinstall <dist>``), chained to the cause. Any third-party distribution gets the
+same by declaring its extras.
 
 A compound scheme ``outer+inner`` (``zip+s3``, ``git+https``) is served by ``outer+inner`` if
-registered, else by ``outer``. A scheme no entry point claims but that fsspec knows is served
-by the generic fsspec backend. When two distributions claim one scheme the lookup fails and
-names both, unless ``prefer`` (the manifest's ``scheme_providers``) picks one.
+registered, else by ``outer``. When two distributions claim one scheme the lookup fails and
+names both, unless ``prefer`` (the manifest's ``scheme_providers``) picks one. A scheme no
+entry point claims goes to the ``fallback`` handed in, if any: :mod:`dagfetch.defaults` hands
+in the generic fsspec backend for fsspec's stores.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import attrs
 
-from dagfetch._entrypoints import EntryPoint, distribution_of, entry_points
+from dagfetch._entrypoints import (
+    EntryPoint,
+    distribution_of,
+    entry_points,
+    install_hint,
+    unmet_requirements,
+)
 from dagfetch.errors import (
     BackendNotInstalled,
     RegistryError,
@@ -31,42 +46,51 @@ from dagfetch.protocol import FetcherFactory
 GROUP = "dagfetch.fetchers"
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 
-# Schemes users expect, and what to install for them: the hint of an unknown-scheme error.
-INSTALL_HINTS: Mapping[str, str] = {
-    "s3": "pip install 'dagfetch[s3]'",
-    "s3a": "pip install 'dagfetch[s3]'",
-    "gs": "pip install 'dagfetch[gcs]'",
-    "gcs": "pip install 'dagfetch[gcs]'",
-    "az": "pip install 'dagfetch[azure]'",
-    "abfs": "pip install 'dagfetch[azure]'",
-    "abfss": "pip install 'dagfetch[azure]'",
-    "http": "pip install 'dagfetch[http]'",
-    "https": "pip install 'dagfetch[http]'",
-    "git": "pip install 'dagfetch[git]'",
-    "ssh": "pip install 'dagfetch[git]'",
-    "zip": "pip install dagfetch-zip",
-}
+Fallback = Callable[[str], FetcherFactory | None]
+"""Serves a scheme no entry point claims: the factory for it, or None."""
 
 
 @attrs.frozen
 class Provider:
-    """One entry point claiming a scheme, with the distribution that declared it."""
+    """One entry point claiming a scheme, with the distribution that declared it.
+    ``value`` is the object reference (``module:attr``); ``extras`` the extras of the
+    distribution it needs."""
 
     scheme: str
     value: str
     distribution: str
     version: str
     entry_point: EntryPoint = attrs.field(eq=False, repr=False)
+    extras: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, ep: EntryPoint) -> Provider:
+        dist, version = distribution_of(ep)
+        value = ep.value.split("[", 1)[0].strip()
+        return cls(ep.name.lower(), value, dist, version, ep, tuple(ep.extras))
 
     def describe(self) -> str:
         return f"{self.distribution} {self.version} ({self.value})"
 
+    @property
+    def install_hint(self) -> str | None:
+        """``pip install '<dist>[<extras>]'``, when the entry point names extras."""
+        return install_hint(self.distribution, self.extras) if self.extras else None
+
 
 class Registry:
-    """Maps URL schemes to fetcher factories. Thread-safe; one per process is typical."""
+    """Maps URL schemes to fetcher factories. Thread-safe.
 
-    def __init__(self, prefer: Mapping[str, str] | None = None) -> None:
+    A bare ``Registry()`` serves the schemes entry points (and :meth:`register`) claim, and
+    nothing else. ``fallback`` serves a scheme no one claims (return None to refuse it);
+    :func:`dagfetch.defaults.registry_for` builds one with dagfetch's fsspec fallback, which
+    is what :class:`~dagfetch.workspace.Workspace` uses."""
+
+    def __init__(
+        self, prefer: Mapping[str, str] | None = None, fallback: Fallback | None = None
+    ) -> None:
         self._prefer = dict(prefer or {})
+        self._fallback = fallback
         self._providers: dict[str, list[Provider]] | None = None
         self._loaded: dict[str, FetcherFactory] = {}
         self._registered: dict[str, FetcherFactory] = {}
@@ -87,8 +111,7 @@ class Registry:
             if self._providers is None:
                 found: dict[str, list[Provider]] = {}
                 for ep in entry_points(GROUP):
-                    dist, version = distribution_of(ep)
-                    claim = Provider(ep.name.lower(), ep.value, dist, version, ep)
+                    claim = Provider.of(ep)
                     claims = found.setdefault(claim.scheme, [])
                     # the same distribution can be seen twice on sys.path (editable + site)
                     if all(c.distribution != claim.distribution for c in claims):
@@ -116,14 +139,12 @@ class Registry:
                 with self._lock:
                     self._loaded[scheme] = factory
                 return factory
-        hint = INSTALL_HINTS.get(scheme) or INSTALL_HINTS.get(scheme.split("+")[0])
-        # a scheme with a dedicated dagfetch backend must not fall through to fsspec's own
-        # implementation of it (fsspec has a 'git' and a 'zip' of its own)
-        if hint is None and _fsspec_knows(scheme):
-            from dagfetch.backends.fsspec import FsspecFetcher
-
-            return FsspecFetcher
-        raise UnknownSchemeError(scheme, self.schemes(), hint)
+        fallback = self._fallback(scheme) if self._fallback is not None else None
+        if fallback is not None:
+            with self._lock:
+                self._loaded[scheme] = fallback
+            return fallback
+        raise UnknownSchemeError(scheme, self.schemes())
 
     def _pick(self, scheme: str) -> Provider | None:
         claims = self.providers().get(scheme, [])
@@ -143,10 +164,17 @@ class Registry:
         return claims[0]
 
     def _load(self, provider: Provider) -> FetcherFactory:
+        unmet = unmet_requirements(provider.entry_point)
+        if unmet:
+            needs = ", ".join(requirement for requirement, _ in unmet)
+            raise BackendNotInstalled(
+                provider.scheme,
+                f"{provider.describe()} needs {needs}, not installed; {provider.install_hint}",
+            ) from unmet[0][1]
         try:
             loaded = provider.entry_point.load()
         except ImportError as exc:
-            hint = INSTALL_HINTS.get(provider.scheme, f"reinstall {provider.distribution}")
+            hint = provider.install_hint or f"reinstall {provider.distribution}"
             raise BackendNotInstalled(
                 provider.scheme, f"{provider.describe()} failed to import ({exc}); {hint}"
             ) from exc
@@ -170,19 +198,3 @@ def _check_scheme(scheme: str) -> str:
 
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _fsspec_knows(scheme: str) -> bool:
-    from fsspec.registry import known_implementations, registry
-
-    return scheme in known_implementations or scheme in registry
-
-
-_default: Registry | None = None
-
-
-def default_registry() -> Registry:
-    global _default
-    if _default is None:
-        _default = Registry()
-    return _default

@@ -25,6 +25,7 @@ import attrs
 from dagfetch.cache import GcReport, VersionCache
 from dagfetch.cache.store import VersionEntry
 from dagfetch.connections import ConnectionResolver
+from dagfetch.defaults import registry_for
 from dagfetch.errors import ConfigError, DagfetchError, ManifestError, RegistryError
 from dagfetch.importing import ImportedVersion, import_version
 from dagfetch.manifest import Manifest, RepositorySpec, load_manifest
@@ -82,7 +83,7 @@ class Workspace:
     ) -> None:
         self.manifest = manifest
         self.cache = VersionCache(cache_root)
-        self.registry = registry or Registry(prefer=manifest.scheme_providers)
+        self.registry = registry or registry_for(manifest.scheme_providers)
         self.connections = connections or ConnectionResolver(manifest.connections_file)
         self.syncer = Syncer(self.cache)
 

@@ -4,7 +4,7 @@ registry tests go through importlib-metadata exactly as an installed plugin woul
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,11 +16,15 @@ def installed(
     version: str,
     entry_points: Mapping[str, Mapping[str, str]],
     modules: Mapping[str, str] | None = None,
+    requires: Sequence[str] = (),
 ) -> Iterator[Path]:
+    """``requires`` are ``Requires-Dist`` lines (``pkg>=1; extra == "cloud"``)."""
     site.mkdir(parents=True, exist_ok=True)
     info = site / f"{name.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    metadata = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    metadata += [f"Requires-Dist: {line}" for line in requires]
+    (info / "METADATA").write_text("\n".join(metadata) + "\n")
     lines = []
     for group, eps in entry_points.items():
         lines.append(f"[{group}]")

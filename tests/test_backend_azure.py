@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from dagfetch.backends.fsspec_tokens import describe
 from dagfetch.errors import FetchError
 from dagfetch.manifest import parse_manifest
+from dagfetch.storage import describe
 from dagfetch.testing import FetcherConformance
 from dagfetch.workspace import Workspace
 from tests.servers.azure import ACCOUNT, ACCOUNT_KEY, CONTAINER, Azurite, azurite  # noqa: F401

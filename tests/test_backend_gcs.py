@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from dagfetch.backends.fsspec_options import storage_options, versioned_path
-from dagfetch.backends.fsspec_tokens import describe
 from dagfetch.connections import connection_from_mapping
 from dagfetch.manifest import parse_manifest
+from dagfetch.storage import describe, storage_options, versioned_path
 from dagfetch.testing import FetcherConformance
 from dagfetch.workspace import Workspace
 from tests.servers.gcs import BUCKET, GcsEmulator, gcs_server  # noqa: F401 - fixture

@@ -264,8 +264,11 @@ def test_bad_options_name_the_field(daemon_remote: GitRemote, tmp_path: Path) ->
     for options, field in (({"depth": -1}, "depth"), ({"lfs": "fetch"}, "lfs"),
                            ({"shallow": True}, "shallow")):
         ws = make_ws(daemon_remote, tmp_path, options=options)
-        with pytest.raises(ManifestError, match=rf"dag_repositories\.{REPO}.*options\.{field}"):
+        with pytest.raises(ManifestError) as caught:
             ws.validate()
+        # the option itself, not the url: `dag_repositories.<id>.options.<name>: ...`
+        assert caught.value.field == f"dag_repositories.{REPO}.options.{field}"
+        assert str(caught.value).startswith(f"dag_repositories.{REPO}.options.{field}: ")
 
 
 # -- the tree ------------------------------------------------------------------------------------

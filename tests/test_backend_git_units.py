@@ -6,19 +6,36 @@ from __future__ import annotations
 import inspect
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from dulwich.errors import ChecksumMismatch, GitProtocolError, HangupException
 
 from dagfetch.backends.git.auth import SshSession, auth_from_connection
-from dagfetch.backends.git.errors import DULWICH_ERRORS, translate
+from dagfetch.backends.git.errors import (
+    DULWICH_ERRORS,
+    ConnectionDropped,
+    CorruptData,
+    ObjectNotReceived,
+    StoreCorrupt,
+    WantRefused,
+    translate,
+)
 from dagfetch.backends.git.urls import parse_location, parse_ref
 from dagfetch.connections import connection_from_mapping
-from dagfetch.errors import ConfigError, DagfetchError, RemoteNotFoundError
-from dagfetch.manifest import url_scheme
+from dagfetch.errors import (
+    ConfigError,
+    DagfetchError,
+    FetchError,
+    ManifestError,
+    RemoteNotFoundError,
+)
+from dagfetch.manifest import parse_manifest, url_scheme
 from dagfetch.protocol import Source
 from dagfetch.registry import Registry
+from dagfetch.workspace import Workspace
 
 
 @pytest.mark.parametrize(("url", "transport", "host", "port", "path", "user", "base"), [
@@ -64,6 +81,30 @@ def test_scp_like_address_is_ssh_for_the_registry() -> None:
     assert Registry().resolve("ssh").__name__ == "GitFetcher"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(("url", "scheme"), [
+    ("git@github.com:org/repo.git", "ssh"),
+    ("deploy.bot@git.example.com:team/dags", "ssh"),
+    ("github.com:org/repo.git", None),  # no user: the manifest calls it a missing '//'
+    ("s3:bucket", None),
+    ("/srv/dags", None),
+    ("relative/dags", None),
+])
+def test_the_git_url_form(url: str, scheme: str | None) -> None:
+    from dagfetch.backends.git.urls import scp_like_scheme
+
+    assert scp_like_scheme(url) == scheme
+
+
+def test_the_url_form_needs_no_dulwich() -> None:
+    """The manifest reads the form where the git extra is not installed: importing it must
+    not import the fetcher (dulwich)."""
+    code = ("import sys; sys.modules['dulwich'] = None\n"
+            "from dagfetch.backends.git.urls import scp_like_scheme\n"
+            "assert scp_like_scheme('git@h:r') == 'ssh'\n"
+            "assert 'dagfetch.backends.git.fetcher' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_refs() -> None:
     assert parse_ref(None).candidates == ("HEAD",)
     sha = "A" * 40
@@ -83,11 +124,24 @@ def test_fetcher_options_are_checked_by_name(tmp_path: Path) -> None:
         return GitFetcher(Source("r", "git://h/r.git", options=options, work_dir=tmp_path))
 
     assert make(depth=0).depth is None
+    assert make(protocol_version=2, timeout=5).timeout == 5.0
     for options, key in (({"depth": "1"}, "depth"), ({"submodules": "fetch"}, "submodules"),
-                         ({"timeout": 0}, "timeout"), ({"protocol_version": 3}, "protocol"),
-                         ({"branch": "x"}, "branch")):
-        with pytest.raises(ConfigError, match=f"options.{key}"):
+                         ({"timeout": 0}, "timeout"), ({"protocol_version": 3},
+                                                       "protocol_version"),
+                         ({"lfs": "fetch"}, "lfs"), ({"branch": "x"}, "branch")):
+        with pytest.raises(ManifestError) as caught:
             make(**options)
+        assert caught.value.field == f"dag_repositories.r.options.{key}"
+
+
+def test_a_misspelt_option_fails_validation_naming_it(tmp_path: Path) -> None:
+    manifest = parse_manifest({"dag_repositories": {"x": {
+        "url": "git://h/r.git", "options": {"dpeth": 1}}}})
+    with pytest.raises(ManifestError) as caught:
+        Workspace(manifest, cache_root=tmp_path / "c").validate()
+    assert caught.value.field == "dag_repositories.x.options.dpeth"
+    assert str(caught.value).startswith(
+        "dag_repositories.x.options.dpeth: unknown option; did you mean 'depth'?")
 
 
 # -- credentials -----------------------------------------------------------------------------
@@ -173,3 +227,30 @@ def test_lower_errors_are_translated_and_masked() -> None:
 
     assert isinstance(translate(NotGitRepository(), "w"), RemoteNotFoundError)
     assert os.environ.get("DAGFETCH_HOME")  # the suite's conftest keeps a fake cache root
+
+
+@pytest.mark.parametrize(("exc", "local", "typed"), [
+    (GitProtocolError("ERR upload-pack: not our ref 0123456789"), False, WantRefused),
+    (HangupException([b"fatal: git upload-pack: not our ref 0123456789"]), False, WantRefused),
+    (HangupException(), False, ConnectionDropped),
+    (GitProtocolError("[Errno 32] Broken pipe"), False, ConnectionDropped),
+    (KeyError(b"0123456789"), False, ObjectNotReceived),
+    (KeyError(b"0123456789"), True, StoreCorrupt),
+    (ChecksumMismatch(b"a" * 40, b"b" * 40), False, CorruptData),
+])
+def test_conditions_the_fetcher_acts_on_are_typed(
+    exc: BaseException, local: bool, typed: type[FetchError]
+) -> None:
+    """The fetcher branches on these types (deepen the history, or say the remote lacks the
+    commit), never on message text."""
+    error = translate(exc, "git://h/r.git (ref main)", local=local)
+    assert type(error) is typed
+    assert isinstance(error, FetchError) and "git://h/r.git" in str(error)
+
+
+def test_the_fetcher_never_branches_on_message_text() -> None:
+    import dagfetch.backends.git.fetcher as fetcher_module
+
+    source = Path(fetcher_module.__file__ or "").read_text()
+    for sign in ("not our ref", "hung up", "broke off", "is missing"):
+        assert f'"{sign}"' not in source, sign

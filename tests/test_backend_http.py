@@ -306,8 +306,8 @@ def test_server_stopped_mid_sync(own_server: StaticServer, tmp_path: Path) -> No
 
 
 def test_retry_policy_classifies_lower_library_errors() -> None:
-    from dagfetch.backends.fsspec import _transient
-    from dagfetch.backends.fsspec_http import HttpStatusError
+    from dagfetch.backends.fsspec.downloads import is_transient as _transient
+    from dagfetch.backends.fsspec.http_index import HttpStatusError
 
     class BotoLike(Exception):
         response = {"ResponseMetadata": {"HTTPStatusCode": 503}}  # noqa: RUF012

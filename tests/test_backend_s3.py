@@ -255,6 +255,49 @@ def test_bad_option_names_the_field(conn_env: MotoServer, tmp_path: Path) -> Non
         workspace(tmp_path, remote).sync_one("r")
 
 
+@pytest.mark.parametrize(("options", "name", "words"), [
+    ({"concurrencyy": 8}, "concurrencyy", "unknown option; did you mean 'concurrency'?"),
+    ({"config_kwargs": {}}, "config_kwargs", "unknown option"),  # belongs in storage_options
+    ({"storage_options": "anon=true"}, "storage_options", "is not a table"),
+    ({"version_aware": "yes"}, "version_aware", "is not true or false"),
+])
+def test_a_misspelt_option_fails_validation_naming_it(
+    tmp_path: Path, options: dict[str, Any], name: str, words: str
+) -> None:
+    """Before anything is fetched (no server here), not at sync time inside aiobotocore."""
+    manifest = parse_manifest(
+        {"dag_repositories": {"x": {"url": "s3://bucket/dags", "options": options}}}
+    )
+    with pytest.raises(ManifestError) as caught:
+        Workspace(manifest, cache_root=tmp_path / "cache").validate()
+    assert caught.value.field == f"dag_repositories.x.options.{name}"
+    assert str(caught.value).startswith(f"dag_repositories.x.options.{name}: ")
+    assert words in str(caught.value)
+
+
+def test_storage_options_reach_the_file_system_over_the_connection(
+    buckets: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection points at a closed port; ``storage_options`` names the real endpoint
+    and wins, so the sync reaches moto."""
+    monkeypatch.setenv("DAGFETCH_CONN_MOTO",
+                       buckets.connection(endpoint_url="http://127.0.0.1:1"))
+    remote = S3Remote(buckets, PLAIN, storage_options={
+        "endpoint_url": buckets.endpoint,
+        "config_kwargs": {"connect_timeout": 7},
+    })
+    remote.write_many({"dag.py": b"x = 1\n"})
+    ws = workspace(tmp_path, remote)
+    fetcher = ws.fetcher_for(ws.manifest.get("r"))
+    try:
+        assert fetcher.fs.endpoint_url == buckets.endpoint  # type: ignore[attr-defined]
+        assert fetcher.fs.config_kwargs == {"connect_timeout": 7}  # type: ignore[attr-defined]
+    finally:
+        fetcher.close()
+    assert ws.sync_one("r").changed
+    assert (ws.path("r") / "dag.py").read_bytes() == b"x = 1\n"
+
+
 # -- faults --------------------------------------------------------------------------------------
 
 
@@ -267,7 +310,7 @@ def test_server_stopped_mid_sync_keeps_current_and_next_sync_recovers(
         monkeypatch.setenv("DAGFETCH_CONN_MOTO", server.connection())
         server.client().create_bucket(Bucket="faults")
         remote = S3Remote(server, "faults", concurrency=1, retries=2,
-                          config_kwargs={"retries": {"max_attempts": 1}})
+                          storage_options={"config_kwargs": {"retries": {"max_attempts": 1}}})
         base = {f"d{i}.py": f"v1 {i}".encode() for i in range(5)}
         remote.write_many(base)
         ws = workspace(tmp_path, remote)

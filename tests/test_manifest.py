@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dagfetch import manifest as manifest_module
 from dagfetch.errors import ManifestError
-from dagfetch.manifest import load_manifest, parse_duration, parse_manifest
+from dagfetch.manifest import load_manifest, parse_duration, parse_manifest, url_forms
+from dagfetch.protocol import URL_FORMS_GROUP
 from dagfetch.workspace import Workspace
+from tests.distfactory import installed
 
 
 def repo(**fields: Any) -> dict[str, Any]:
@@ -150,3 +155,75 @@ def test_a_password_in_a_url_is_masked_from_then_on() -> None:
     assert mask("failed for https://bot:url-Pass-7d1e@example.invalid") == (
         "failed for https://bot:***@example.invalid"
     )
+
+
+# -- URLs written without scheme:// ------------------------------------------------------------
+
+
+def test_scp_like_git_address_is_kept_as_written_and_served_by_ssh() -> None:
+    """The git backend's URL form (an entry point), not the manifest, knows this address."""
+    spec = parse_manifest(repo(url="git@git.example.com:team/dags.git")).get("repo1")
+    assert spec.url == "git@git.example.com:team/dags.git"
+    assert spec.scheme == "ssh"
+    names = {f.name: f.distribution for f in url_forms()}
+    assert names["scp-like"] == "dagfetch"
+
+
+@pytest.fixture
+def fresh_forms(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Forms are read once per process: forget them before and after the test."""
+    monkeypatch.setattr(manifest_module, "_forms", None)
+    yield
+    url_forms(reload=True)
+
+
+FORMS = """
+LOADED = True
+def at_form(url):
+    return "memory" if url.startswith("mem@") else None
+def also_at(url):
+    return "file" if url.startswith("mem@") else None
+def bad_scheme(url):
+    return "not a scheme" if url.startswith("odd@") else None
+"""
+
+
+@pytest.mark.usefixtures("fresh_forms")
+def test_a_url_form_from_a_plugins_entry_point(tmp_path: Path) -> None:
+    with installed(tmp_path / "site", "form-plugin", "1.0",
+                   {URL_FORMS_GROUP: {"mem-at": "formmod:at_form"}}, {"formmod": FORMS}):
+        parse_manifest(repo())  # URLs with scheme:// never read the forms
+        assert "formmod" not in sys.modules
+        spec = parse_manifest(repo(url="mem@team/dags")).get("repo1")
+        assert "formmod" in sys.modules
+        assert spec.url == "mem@team/dags" and spec.scheme == "memory"
+        # a URL no form claims is still a path, and a mistyped scheme still an error
+        assert parse_manifest(repo(url="/srv/dags")).get("repo1").scheme == "file"
+        with pytest.raises(ManifestError, match="missing '//'"):
+            parse_manifest(repo(url="s3:bucket"))
+
+
+@pytest.mark.usefixtures("fresh_forms")
+def test_url_forms_that_disagree_or_misbehave_name_the_url_field(tmp_path: Path) -> None:
+    forms = {"mem-at": "formmod:at_form", "also-at": "formmod:also_at",
+             "odd": "formmod:bad_scheme"}
+    with installed(tmp_path / "site", "form-plugin", "1.0", {URL_FORMS_GROUP: forms},
+                   {"formmod": FORMS}):
+        with pytest.raises(ManifestError, match="URL forms disagree") as caught:
+            parse_manifest(repo(url="mem@team/dags"))
+        assert caught.value.field == "dag_repositories.repo1.url"
+        assert "form-plugin (also-at) say file" in str(caught.value)
+        with pytest.raises(ManifestError, match=r"form-plugin \(odd\) returned 'not a scheme'"):
+            parse_manifest(repo(url="odd@x"))
+
+
+@pytest.mark.usefixtures("fresh_forms")
+def test_a_url_form_that_fails_to_load_names_its_distribution(tmp_path: Path) -> None:
+    with installed(tmp_path / "site", "broken-form", "2.0",
+                   {URL_FORMS_GROUP: {"nope": "brokenformmod:form"}},
+                   {"brokenformmod": "import no_such_module_anywhere\n"}):
+        with pytest.raises(ManifestError) as caught:
+            parse_manifest(repo(url="somewhere/relative"))
+        assert caught.value.field == "dag_repositories.repo1.url"
+        assert "URL form 'nope' of broken-form 2.0 failed to load" in str(caught.value)
+        assert "reinstall broken-form" in str(caught.value)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import dagfetch
+from dagfetch import _entrypoints, defaults
 from dagfetch.backends.fsspec import FsspecFetcher
 from dagfetch.errors import (
     BackendNotInstalled,
@@ -38,6 +41,29 @@ def test_builtin_schemes_come_from_dagfetchs_own_entry_points() -> None:
     for scheme in ("file", "memory", "s3", "gs", "az", "http", "https"):
         assert providers[scheme][0].distribution == "dagfetch"
     assert Registry().resolve("file") is FsspecFetcher
+
+
+@pytest.mark.parametrize(
+    ("scheme", "extras"),
+    [("s3", ("s3",)), ("gs", ("gcs",)), ("abfss", ("azure",)), ("https", ("http",)),
+     ("git+ssh", ("git",)), ("ssh", ("git",)), ("file", ()), ("memory", ())],
+)
+def test_builtin_entry_points_declare_the_extra_they_need(
+    scheme: str, extras: tuple[str, ...]
+) -> None:
+    (provider,) = Registry().providers()[scheme]
+    assert provider.extras == extras
+    assert "[" not in provider.value  # the object reference alone, as `dagfetch plugins` shows
+    expected = f"pip install 'dagfetch[{extras[0]}]'" if extras else None
+    assert provider.install_hint == expected
+
+
+def test_the_registry_imports_no_backend() -> None:
+    """The registry is a generic loader: no import of dagfetch.backends, at any level."""
+    tree = ast.parse(Path(sys.modules["dagfetch.registry"].__file__ or "").read_text())
+    imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in imported if m and m.startswith("dagfetch.backends")]
 
 
 def test_plugins_load_lazily_on_first_use(tmp_path: Path) -> None:
@@ -116,14 +142,101 @@ def test_compound_scheme_falls_back_to_its_outer_scheme(tmp_path: Path) -> None:
         assert Registry().resolve("outer+s3").__name__ == "O"
 
 
-def test_unknown_scheme_names_the_known_ones_and_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    registry = Registry()
-    monkeypatch.setattr(registry, "_providers", {})  # as if only dagfetch's core were installed
-    with pytest.raises(UnknownSchemeError) as caught:
-        registry.resolve("git+https")
-    assert "pip install 'dagfetch[git]'" in str(caught.value)
-    with pytest.raises(UnknownSchemeError, match="no fetcher for URL scheme 'nosuch'"):
+def test_unknown_scheme_names_the_known_ones() -> None:
+    with pytest.raises(UnknownSchemeError, match="no fetcher for URL scheme 'nosuch'") as caught:
         Registry().resolve("nosuch")
+    assert "s3" in str(caught.value) and "file" in str(caught.value)
+
+
+ABSENT = "dagfetch-test-absent-package"
+
+
+def test_missing_requirement_of_an_entry_points_extra_names_the_install_command(
+    tmp_path: Path,
+) -> None:
+    """A third-party distribution gets install hints from its own metadata: the entry point
+    names an extra, the extra's requirement is not installed, and the module is never
+    imported."""
+    with installed(
+        tmp_path / "site",
+        "cloud-store",
+        "3.1",
+        {GROUP: {"cloudy": "cloudmod:C [cloud]"}},
+        {"cloudmod": PLUGIN.format(cls="C")},
+        requires=[
+            "attrs>=20",  # a base requirement: installed with the distribution, not checked
+            f"{ABSENT}-base; python_version >= '3'",  # a base one with a marker: not checked
+            f'{ABSENT}>=1.2; extra == "cloud"',
+            'attrs; extra == "cloud"',  # installed: not named
+            f'{ABSENT}-other; extra == "other"',  # another extra: not named
+        ],
+    ):
+        with pytest.raises(BackendNotInstalled) as caught:
+            Registry().resolve("cloudy")
+        message = str(caught.value)
+        assert message.startswith("cloudy:// is not usable here: cloud-store 3.1 (cloudmod:C)")
+        assert f"needs {ABSENT}>=1.2, not installed; pip install 'cloud-store[cloud]'" in message
+        assert "other" not in message and "-base" not in message
+        assert isinstance(caught.value.__cause__, ImportError)  # PackageNotFoundError
+        assert "cloudmod" not in sys.modules  # checked from metadata, before any import
+
+
+def test_an_extra_requiring_another_distributions_extra_is_followed(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    with (
+        installed(site, "inner-dep", "1.0", {}, requires=[f'{ABSENT}; extra == "deep"']),
+        installed(
+            site,
+            "outer-store",
+            "1.0",
+            {GROUP: {"outer": "outermod:O [net]"}},
+            {"outermod": PLUGIN.format(cls="O")},
+            requires=['inner-dep[deep]>=1; extra == "net"'],
+        ),
+        pytest.raises(BackendNotInstalled, match=rf"needs {ABSENT}, not installed; pip install "
+                                                 r"'outer-store\[net\]'"),
+    ):
+        Registry().resolve("outer")
+
+
+def test_import_error_while_loading_names_the_extras_or_says_reinstall(tmp_path: Path) -> None:
+    broken = "import no_such_module_anywhere\n"
+    site = tmp_path / "site"
+    with (
+        installed(site, "plain-store", "1.0", {GROUP: {"plain": "plainmod:P"}},
+                  {"plainmod": broken}),
+        installed(site, "extra-store", "1.0", {GROUP: {"extra": "extramod:E [fast]"}},
+                  {"extramod": broken}, requires=['attrs; extra == "fast"']),
+    ):
+        with pytest.raises(BackendNotInstalled, match="failed to import") as plain:
+            Registry().resolve("plain")
+        assert str(plain.value).endswith("; reinstall plain-store")
+        assert isinstance(plain.value.__cause__, ImportError)
+        with pytest.raises(BackendNotInstalled) as extra:
+            Registry().resolve("extra")
+        assert str(extra.value).endswith("; pip install 'extra-store[fast]'")
+
+
+def test_dagfetchs_own_backend_without_its_extra_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As if s3fs were not installed: the hint comes from the `[s3]` of dagfetch's own entry
+    point and the requirements of its `s3` extra, not from a table in the core."""
+    real = _entrypoints._distribution
+
+    def lookup(name: str) -> object:
+        if name == "s3fs":
+            raise _entrypoints.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(_entrypoints, "_distribution", lookup)
+    with pytest.raises(BackendNotInstalled) as caught:
+        Registry().resolve("s3")
+    assert "needs s3fs>=" in str(caught.value)
+    assert str(caught.value).endswith("pip install 'dagfetch[s3]'")
+    manifest = parse_manifest({"dag_repositories": {"r": {"url": "s3://bucket/dags"}}})
+    with pytest.raises(ManifestError, match=r"dag_repositories\.r\.url: .*dagfetch\[s3\]"):
+        Workspace(manifest).validate()
 
 
 def test_missing_backend_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,9 +252,43 @@ def test_missing_backend_package_names_the_extra(monkeypatch: pytest.MonkeyPatch
     assert isinstance(caught.value.__cause__, ImportError)
 
 
-def test_any_installed_fsspec_protocol_works_without_an_entry_point(tmp_path: Path) -> None:
+def test_a_bare_registry_serves_entry_points_only() -> None:
     # 'simplecache' is an fsspec protocol dagfetch declares no entry point for
-    assert Registry().resolve("simplecache") is FsspecFetcher
+    with pytest.raises(UnknownSchemeError):
+        Registry().resolve("simplecache")
+
+
+def test_the_fallback_is_handed_in() -> None:
+    asked: list[str] = []
+
+    def fallback(scheme: str) -> type[FsspecFetcher] | None:
+        asked.append(scheme)
+        return FsspecFetcher if scheme == "mine" else None
+
+    registry = Registry(fallback=fallback)
+    assert registry.resolve("mine") is FsspecFetcher
+    assert registry.resolve("mine") is FsspecFetcher  # remembered
+    with pytest.raises(UnknownSchemeError):
+        registry.resolve("theirs")
+    assert asked == ["mine", "theirs"]
+    assert registry.resolve("file") is FsspecFetcher  # entry points come first
+    assert asked == ["mine", "theirs"]
+
+
+def test_the_composition_root_hands_in_the_fsspec_fallback(tmp_path: Path) -> None:
+    # any installed fsspec protocol works without an entry point ...
+    assert defaults.registry_for().resolve("simplecache") is FsspecFetcher
+    assert dagfetch.default_registry() is defaults.default_registry()
+    assert dagfetch.default_registry().resolve("simplecache") is FsspecFetcher
+    manifest = parse_manifest({"dag_repositories": {"r": {"url": str(tmp_path)}}})
+    assert Workspace(manifest, cache_root=tmp_path / "c").registry.resolve("simplecache") is (
+        FsspecFetcher
+    )
+    # ... except fsspec's views of other data, which are never used as stores
+    for scheme in ("zip", "tar", "libarchive", "git", "reference", "zip+s3", "nosuch"):
+        assert defaults.fsspec_fallback(scheme) is None, scheme
+    with pytest.raises(UnknownSchemeError):
+        defaults.registry_for().resolve("tar")
 
 
 def test_register_in_process_refuses_to_clobber() -> None:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from dagfetch.defaults import registry_for
 from dagfetch.errors import (
     DagfetchError,
     FetchError,
@@ -56,7 +57,7 @@ class CountingFetcher:
 
 
 def counting_registry(scheme: str, log: list[str], fail: dict[str, int | None]) -> Registry:
-    real = Registry()
+    real = registry_for()  # dagfetch's defaults, as a Workspace would have them
     inner: FetcherFactory = real.resolve(scheme)
 
     def factory(source: Source) -> Fetcher:

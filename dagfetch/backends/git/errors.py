@@ -7,12 +7,23 @@ fails if a dulwich exception class is missing from :data:`DULWICH_ERRORS`.
 
 What the mapping says, in the terms a user acts on::
 
-    remote       the server refused or broke the conversation   -> FetchError
+    remote       the server refused the conversation             -> FetchError
+    dropped      the server hung up or broke off                  -> ConnectionDropped, or
+                 (its last words: "not our ref")                  -> WantRefused
     auth         credentials missing or wrong                    -> FetchError (names conn_id)
     missing      no repository at that URL                       -> RemoteNotFoundError
     corrupt      bytes that fail git's checks                    -> CorruptData / StoreCorrupt
     config       an address or option dagfetch cannot use        -> ConfigError
     local        a worktree/index/commit-side error we never expect while fetching
+
+The typed errors of the git backend, so the fetcher branches on types, never on text::
+
+    dagfetch.errors.FetchError
+    ├── WantRefused          the server will not send an object asked for by its id
+    ├── ConnectionDropped    the server hung up or broke off while negotiating or sending
+    ├── ObjectNotReceived    an object the fetch needed did not arrive
+    └── CorruptData          bytes that fail git's checks (the store is rebuilt once)
+        └── StoreCorrupt     ... in the local object store
 
 Messages are built from the redacted location and passed through :func:`mask`.
 """
@@ -42,7 +53,7 @@ from dulwich.bundle_uri import BundleURIError
 from dagfetch.errors import ConfigError, DagfetchError, FetchError, RemoteNotFoundError
 from dagfetch.redact import mask
 
-Kind = Literal["remote", "auth", "missing", "corrupt", "config", "local"]
+Kind = Literal["remote", "dropped", "auth", "missing", "corrupt", "config", "local"]
 
 # Every exception class dulwich defines in the modules a fetch loads. Listed one by one, not
 # by base class, so a new dulwich class shows up as a failing test, not a surprise.
@@ -57,9 +68,9 @@ DULWICH_ERRORS: dict[type[BaseException], tuple[Kind, str]] = {
     _errors.ObjectMissing: ("corrupt", "an object is missing"),
     _errors.ApplyDeltaError: ("corrupt", "a pack delta does not apply"),
     _errors.NotGitRepository: ("missing", "no git repository there"),
-    _errors.GitProtocolError: ("remote", "the server broke off"),
+    _errors.GitProtocolError: ("dropped", "the server broke off"),
     _errors.SendPackError: ("remote", "push refused"),
-    _errors.HangupException: ("remote", "the server hung up"),
+    _errors.HangupException: ("dropped", "the server hung up"),
     _errors.UnexpectedCommandError: ("remote", "unexpected reply from the server"),
     _errors.FileFormatException: ("corrupt", "a file is not in git's format"),
     _errors.PackedRefsException: ("corrupt", "packed-refs is not in git's format"),
@@ -100,6 +111,22 @@ DULWICH_ERRORS: dict[type[BaseException], tuple[Kind, str]] = {
 }
 
 
+class WantRefused(FetchError):
+    """The server refused an object asked for by its id (git's ``not our ref``): a protocol
+    v0/v1 server without ``uploadpack.allowReachableSHA1InWant`` sends only ref tips, and
+    any server refuses a commit it does not have."""
+
+
+class ConnectionDropped(FetchError):
+    """The server hung up or broke off the conversation (a protocol error, a broken pipe)
+    while negotiating or sending the pack. git's upload-pack does this, without a word on
+    the wire, when asked for an object it does not have."""
+
+
+class ObjectNotReceived(FetchError):
+    """An object the fetch needed is not there after it (the server did not send it)."""
+
+
 class CorruptData(FetchError):
     """Git data failed git's checks: a damaged pack from the server, or a damaged local
     object store. The fetcher rebuilds its store and tries once more before giving up."""
@@ -136,6 +163,12 @@ def translate(exc: BaseException, where: str, *, conn_id: str | None = None,
             return RemoteNotFoundError(text)
         if kind == "config":
             return ConfigError(text)
+        if kind == "dropped":
+            # the one condition git reports only in words: its ERR line or its stderr
+            if "not our ref" in detail:
+                return WantRefused(f"{where}: the server refuses to send an object by its id "
+                                   f"({detail})")
+            return ConnectionDropped(text)
         if kind == "corrupt":
             if local:
                 return StoreCorrupt(f"{text}; the local object store is damaged")
@@ -148,8 +181,9 @@ def translate(exc: BaseException, where: str, *, conn_id: str | None = None,
         return CorruptData(f"{where}: the data received is damaged ({detail})")
     if isinstance(exc, KeyError):
         # dulwich's object store answers a missing object with a bare KeyError
-        cls = StoreCorrupt if local else FetchError
-        return cls(f"{where}: object {detail} is missing")
+        if local:
+            return StoreCorrupt(f"{where}: object {detail} is missing")
+        return ObjectNotReceived(f"{where}: object {detail} is missing")
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return FetchError(f"{where}: cannot reach the server ({type(exc).__name__}: {detail})")
     if isinstance(exc, OSError):

@@ -13,9 +13,10 @@ A sync costs one ref lookup when nothing changed. Otherwise::
 The version id is the commit sha. :meth:`GitFetcher.list_version` fetches any commit the
 remote still has by its sha, after the branch moved on or was force-pushed.
 
-Manifest ``options``: ``depth`` (default 1; 0 = full history), ``submodules`` (``error`` |
-``skip``), ``lfs`` (``error`` | ``warn`` | ``skip``), ``timeout`` (seconds, HTTP),
-``protocol_version`` (0, 1 or 2; default: the highest both sides speak).
+Manifest ``options`` (:class:`~dagfetch.backends.git.options.GitOptions`): ``depth``
+(default 1; 0 = full history), ``submodules`` (``error`` | ``skip``), ``lfs`` (``error`` |
+``warn`` | ``skip``), ``timeout`` (seconds, HTTP), ``protocol_version`` (0, 1 or 2; default:
+the highest both sides speak).
 """
 
 from __future__ import annotations
@@ -27,18 +28,27 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from dulwich.client import GitClient, LocalGitClient, SSHGitClient, TCPGitClient
 from dulwich.client import Urllib3HttpGitClient as HttpGitClient
 
 from dagfetch.backends.git.auth import GitAuth, SshSession, auth_from_connection
-from dagfetch.backends.git.errors import CorruptData, StoreCorrupt, translated
+from dagfetch.backends.git.errors import (
+    ConnectionDropped,
+    CorruptData,
+    ObjectNotReceived,
+    StoreCorrupt,
+    WantRefused,
+    translated,
+)
+from dagfetch.backends.git.options import GitOptions
 from dagfetch.backends.git.store import BlobSizes, GitStore
 from dagfetch.backends.git.urls import FULL_SHA, GitLocation, RefSpec, parse_location, parse_ref
 from dagfetch.cache.objects import git_blob_hasher
-from dagfetch.errors import ConfigError, FetchError, RemoteNotFoundError, VersionUnavailableError
+from dagfetch.errors import FetchError, RemoteNotFoundError, VersionUnavailableError
 from dagfetch.models import Listing, RemoteFile
+from dagfetch.options import parse_options
 from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
 from dagfetch.redact import get_logger
 
@@ -49,21 +59,12 @@ T = TypeVar("T")
 LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
 LFS_POINTER_MAX = 1024
 GITLINK = 0o160000
-DEFAULT_TIMEOUT = 60.0
 # Depths tried, in turn, to find a commit on a server that refuses to send a commit by its
 # id (protocol v0/v1 without uploadpack.allowReachableSHA1InWant); None = full history.
 DEEPEN_STEPS: tuple[int | None, ...] = (50, 1000, None)
 # Bytes of blobs a listing read (to learn their sizes) kept for the fetch that follows, so a
 # cold sync inflates each blob once, not twice; beyond this the fetch reads them again.
 KEEP_LISTED_BYTES = 16 << 20
-_OPTIONS = {"depth", "submodules", "lfs", "timeout", "protocol_version"}
-
-
-def _choice(options: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
-    value = options.get(key, allowed[0])
-    if value not in allowed:
-        raise ConfigError(f"options.{key}: {value!r} is not one of {', '.join(allowed)}")
-    return str(value)
 
 
 def git_blob_id(data: bytes) -> str:
@@ -80,25 +81,12 @@ class GitFetcher(BaseFetcher):
         self.location: GitLocation = parse_location(source.url)
         self.ref: RefSpec = parse_ref(source.ref)
         self.auth: GitAuth = auth_from_connection(source.connection)
-        options = dict(source.options)
-        unknown = sorted(set(options) - _OPTIONS)
-        if unknown:
-            raise ConfigError(f"options.{unknown[0]}: unknown git option (known: "
-                              f"{', '.join(sorted(_OPTIONS))})")
-        depth = options.get("depth", 1)
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
-            raise ConfigError(f"options.depth: {depth!r} is not a whole number >= 0")
-        self.depth: int | None = depth or None
-        self.submodules = _choice(options, "submodules", ("error", "skip"))
-        self.lfs = _choice(options, "lfs", ("error", "warn", "skip"))
-        timeout = options.get("timeout", DEFAULT_TIMEOUT)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ConfigError(f"options.timeout: {timeout!r} is not a positive number of seconds")
-        self.timeout = float(timeout)
-        protocol = options.get("protocol_version")
-        if protocol not in (None, 0, 1, 2):
-            raise ConfigError(f"options.protocol_version: {protocol!r} is not 0, 1 or 2")
-        self.protocol_version: int | None = protocol
+        self.options = parse_options(GitOptions, source.options, field=f"{source.field}.options")
+        self.depth: int | None = self.options.depth or None
+        self.submodules = self.options.submodules
+        self.lfs = self.options.lfs
+        self.timeout = self.options.timeout
+        self.protocol_version: int | None = self.options.protocol_version
         self.where = f"{self.location.display} (ref {self.ref.text})"
         self._tmp_work: Path | None = None
         self._listed_commit: str | None = None
@@ -234,26 +222,29 @@ class GitFetcher(BaseFetcher):
         try:
             store.fetch(client, path, lambda refs: [commit.encode()], depth=self.depth,
                         where=self.where, conn_id=self.auth.conn_id)
-        except FetchError as exc:
-            text = str(exc)
-            if "not our ref" in text and client.protocol_version != 2:
+        except WantRefused as exc:
+            if client.protocol_version != 2:
                 # a v0/v1 server that sends only ref tips: look for the commit in history
                 self._deepen_until(store, commit)
-            elif not advertised and type(exc) is FetchError and any(
-                sign in text for sign in ("not our ref", "hung up", "is missing", "broke off")
-            ):
-                # git's upload-pack dies without a word on the wire when asked for an object
-                # it does not have: the client sees a hang-up, or a broken pipe if it was still
-                # writing. (For a commit the remote advertised, that is a real failure.)
-                raise VersionUnavailableError(
-                    f"{text}; the remote does not seem to have commit {commit}"
-                ) from None
-            else:
+            elif advertised:
                 raise
+            else:
+                raise self._lacks(exc, commit) from None
+        except (ConnectionDropped, ObjectNotReceived) as exc:
+            # git's upload-pack dies without a word on the wire when asked for an object it
+            # does not have: the client sees a hang-up, or a broken pipe if it was still
+            # writing. (For a commit the remote advertised, that is a real failure.)
+            if advertised:
+                raise
+            raise self._lacks(exc, commit) from None
         if not store.has_commit(commit):
             raise VersionUnavailableError(
                 f"{self.location.display}: the remote does not have commit {commit}"
             )
+
+    @staticmethod
+    def _lacks(exc: FetchError, commit: str) -> VersionUnavailableError:
+        return VersionUnavailableError(f"{exc}; the remote does not seem to have commit {commit}")
 
     def _deepen_until(self, store: GitStore, commit: str) -> None:
         """The server sends only ref tips: fetch branches and tags deeper until ``commit``

@@ -10,6 +10,10 @@ Accepted (the manifest ``url``)::
 
 Credentials never belong in the URL: a password in it is refused, so it cannot end up in
 logs, errors or cache metadata. A user name (``git@...``) is fine.
+
+:func:`scp_like_scheme` is the backend's URL form (entry-point group ``dagfetch.url_forms``):
+it tells the manifest that ``user@host:path``, written without ``scheme://``, is served by
+the ``ssh`` scheme, so such a URL is not taken for a local path.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from dagfetch.errors import ConfigError
 Transport = Literal["git", "http", "ssh", "file"]
 
 _SCP_LIKE = re.compile(r"^(?:(?P<user>[\w.+-]+)@)?(?P<host>[\w.-]+):(?P<path>(?!//).+)$")
+# What the manifest takes for an scp-like address: the user is required, or `host:path` would
+# swallow a mistyped `s3:bucket` (which the manifest reports as missing its '//')
+_SCP_FORM = re.compile(r"^[\w.-]+@[\w.-]+:")
 FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _HEX = re.compile(r"^[0-9a-fA-F]{7,39}$")
 _SCHEMES: dict[str, Transport] = {
@@ -71,6 +78,11 @@ class GitLocation:
     def display(self) -> str:
         """How messages name the repository."""
         return self.base_url
+
+
+def scp_like_scheme(url: str) -> str | None:
+    """A :data:`dagfetch.protocol.UrlForm`: ``user@host:path`` is an SSH address (``ssh``)."""
+    return "ssh" if _SCP_FORM.match(url) else None
 
 
 def parse_location(url: str) -> GitLocation:

@@ -9,8 +9,15 @@ refusing zip slip, symlinks out of the tree and zip bombs.
 
 from dagfetch_zip.errors import ArchiveError, ArchiveLimitError
 from dagfetch_zip.fetcher import ZipFetcher
-from dagfetch_zip.limits import Limits
+from dagfetch_zip.limits import Limits, ZipOptions
 
 __version__ = "0.1.0"
 
-__all__ = ["ArchiveError", "ArchiveLimitError", "Limits", "ZipFetcher", "__version__"]
+__all__ = [
+    "ArchiveError",
+    "ArchiveLimitError",
+    "Limits",
+    "ZipFetcher",
+    "ZipOptions",
+    "__version__",
+]

@@ -16,12 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-import fsspec
-import fsspec.core
-
-from dagfetch.backends.fsspec_options import storage_options
 from dagfetch.errors import (
-    BackendNotInstalled,
     DagfetchError,
     FetchError,
     ManifestError,
@@ -29,63 +24,51 @@ from dagfetch.errors import (
     VerificationError,
 )
 from dagfetch.models import Listing, RemoteFile
+from dagfetch.options import parse_options
 from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
 from dagfetch.redact import get_logger, mask, redact_url
+from dagfetch.storage import open_filesystem
 from dagfetch_zip.archive import Member, declared_entries, read_table
 from dagfetch_zip.errors import ArchiveError, ArchiveLimitError
-from dagfetch_zip.limits import Limits, human
+from dagfetch_zip.limits import ZipOptions, human
 
 log = get_logger(__name__)
 
-DEFAULT_BLOCK_SIZE = 256 * 1024
 _CHUNK = 256 * 1024
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024  # larger archives spill to a temporary file
 
 
 class ZipFetcher(BaseFetcher):
-    """Options (the manifest entry's ``options``): the limits of :class:`Limits`
+    """Options (the manifest entry's ``options``, see :class:`ZipOptions`): the limits
     (``max_member_size``, ``max_total_size``, ``max_ratio``, ``ratio_min_size``,
-    ``max_members``), ``block_size`` (bytes per ranged read), and anything else, passed to
-    the inner file system as storage options. ``conn_id`` credentials map as for the
-    built-in fsspec backend."""
+    ``max_members``), ``block_size`` (bytes per ranged read) and ``storage_options`` (for
+    the inner store's file system); any other key is refused. ``conn_id`` credentials map
+    as for the built-in fsspec backend (:mod:`dagfetch.storage`)."""
 
     capabilities = Capabilities(incremental=True, versioned=False, named_versions=False,
                                 concurrent=False)
 
     def __init__(self, source: Source) -> None:
         super().__init__(source)
-        field = f"dag_repositories.{source.repo_id}"
         scheme, _, rest = source.url.partition("://")
         _, plus, inner = scheme.partition("+")
         if not plus or not inner or not rest:
             raise ManifestError(
-                f"{field}.url",
+                f"{source.field}.url",
                 f"{redact_url(source.url)!r}: say which store holds the archive, as in "
                 "zip+file:///srv/dags.zip, zip+s3://bucket/dags.zip or zip+https://host/dags.zip",
             )
         self.protocol = inner.lower()
         self.where = redact_url(source.url)
-        options = dict(source.options)
-        self.limits = Limits.pop_from(options, f"{field}.options")
-        self.block_size = options.pop("block_size", DEFAULT_BLOCK_SIZE)
-        if (isinstance(self.block_size, bool) or not isinstance(self.block_size, int)
-                or self.block_size <= 0):
-            raise ManifestError(f"{field}.options.block_size",
-                                f"must be a positive integer, got {self.block_size!r}")
+        self.options = parse_options(ZipOptions, source.options, field=f"{source.field}.options")
+        self.limits = self.options  # the limits are the first fields of the options
+        self.block_size = self.options.block_size
         self.subdir = source.subdir.strip("/") if source.subdir else None
-        kwargs = {**storage_options(self.protocol, source.connection), **options}
-        try:
-            self.fs, self.path = fsspec.core.url_to_fs(f"{inner}://{rest}", **kwargs)
-        except (ImportError, ValueError) as exc:
-            raise BackendNotInstalled(
-                source.url.split("://", 1)[0],
-                mask(f"{exc}; install the fsspec implementation for {self.protocol}:// "
-                     f"(dagfetch's extras: pip install 'dagfetch[s3]', '[gcs]', '[azure]', "
-                     f"'[http]')"),
-            ) from exc
-        except Exception as exc:
-            raise FetchError(f"{self.where}: cannot open the file system: {mask(str(exc))}"
-                             ) from None
+        store = open_filesystem(
+            f"{inner}://{rest}", source.connection, self.options.storage_options,
+            where=self.where,
+        )
+        self.fs, self.path = store.fs, store.path
         # the archive opened by the last list(), reused by fetch() so one sync reads the
         # central directory once; fetch() still checks every member against the listing
         self._open: tuple[IO[bytes], zipfile.ZipFile, dict[str, Member]] | None = None

@@ -1,56 +1,50 @@
-"""Safety limits against zip bombs, read from the manifest entry's ``options``.
+"""Safety limits against zip bombs, and the rest of the manifest entry's ``options``.
 
 A zip bomb is small on the wire and huge once inflated: one highly compressible member
 (``max_member_size``, ``max_ratio``), many of them (``max_total_size``), or a central
 directory with millions of entries (``max_members``). Every limit is checked from the
 central directory before a byte of member data is read, and extraction counts the bytes
 it writes instead of trusting the header.
+
+The options are declared with dagfetch's :func:`dagfetch.options.option`, so a bad or unknown
+one fails validation naming ``dag_repositories.<id>.options.<name>``.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from dagfetch.errors import ManifestError
+from dagfetch.options import option
 
 MiB = 1024 * 1024
+DEFAULT_BLOCK_SIZE = 256 * 1024
 
 
 @attrs.frozen
 class Limits:
-    max_member_size: int = 100 * MiB
-    max_total_size: int = 1024 * MiB
-    max_ratio: float = 100.0
+    max_member_size: int = option(
+        100 * MiB, gt=0, help="bytes, per member, uncompressed"
+    )
+    max_total_size: int = option(1024 * MiB, gt=0, help="bytes, all members together")
+    max_ratio: float = option(
+        100.0, gt=0, help="uncompressed:compressed, for members of ratio_min_size or more"
+    )
     # small members may compress absurdly well (a file of blank lines) and cannot hurt
-    ratio_min_size: int = 1 * MiB
-    max_members: int = 20_000
+    ratio_min_size: int = option(1 * MiB, gt=0, help="smaller members are exempt from max_ratio")
+    max_members: int = option(20_000, gt=0, help="entries in the archive")
 
-    @classmethod
-    def pop_from(cls, options: MutableMapping[str, Any], field: str) -> Limits:
-        """Take the limit options out of ``options`` (the rest goes to fsspec). ``field`` is
-        the manifest path of the options table, for errors."""
-        values: dict[str, Any] = {}
-        for a in attrs.fields(cls):
-            if a.name not in options:
-                continue
-            value = options.pop(a.name)
-            wanted = float if a.name == "max_ratio" else int
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or (wanted is int and not float(value).is_integer())
-                or value <= 0
-            ):
-                raise ManifestError(
-                    f"{field}.{a.name}",
-                    f"must be a positive {'number' if wanted is float else 'integer'}, "
-                    f"got {value!r}",
-                )
-            values[a.name] = wanted(value)
-        return cls(**values)
+
+@attrs.frozen
+class ZipOptions(Limits):
+    """The whole ``options`` table: the limits, plus how the archive is read."""
+
+    block_size: int = option(DEFAULT_BLOCK_SIZE, gt=0, help="bytes per ranged read")
+    storage_options: Mapping[str, Any] = option(
+        {}, help="keyword arguments for the inner store's fsspec file system"
+    )
 
 
 def human(nbytes: int) -> str:

@@ -289,6 +289,33 @@ def test_bad_block_size_names_the_manifest_field(tmp_path: Path) -> None:
     assert caught.value.field == "dag_repositories.z.options.block_size"
 
 
+@pytest.mark.parametrize(("options", "name", "words"), [
+    ({"max_member_sise": 1}, "max_member_sise", "did you mean 'max_member_size'?"),
+    ({"anon": True}, "anon", "unknown option"),  # inner-store settings go in storage_options
+    ({"storage_options": ["anon"]}, "storage_options", "is not a table"),
+])
+def test_a_misspelt_option_fails_validation_naming_it(
+    tmp_path: Path, options: dict[str, object], name: str, words: str
+) -> None:
+    ws = workspace(tmp_path, "zip+file:///nowhere/bundle.zip", options=options)
+    with pytest.raises(ManifestError) as caught:
+        ws.validate()
+    assert caught.value.field == f"dag_repositories.z.options.{name}"
+    assert words in str(caught.value)
+
+
+def test_storage_options_reach_the_inner_file_system(tmp_path: Path) -> None:
+    fetcher = ZipFetcher(Source("z", "zip+memory:///a/bundle.zip", options={
+        "storage_options": {"skip_instance_cache": True, "probe": "inner"},  # fsspec's own
+        "max_members": 7,
+    }))
+    try:
+        assert fetcher.fs.storage_options == {"probe": "inner"}  # fsspec keeps what it passes on
+        assert fetcher.limits.max_members == 7
+    finally:
+        fetcher.close()
+
+
 def test_plain_zip_scheme_asks_for_the_inner_store(tmp_path: Path) -> None:
     ws = workspace(tmp_path, "zip:///srv/bundle.zip")
     with pytest.raises(ManifestError, match="say which store holds the archive") as caught:

@@ -16,6 +16,9 @@ Index pages are fetched conditionally: :class:`IndexCache` keeps each page's ``E
 ``Last-Modified`` and body in the backend's private folder, sends ``If-None-Match`` /
 ``If-Modified-Since``, and a ``304 Not Modified`` reuses the stored page, so a check of an
 unchanged repository transfers no page bodies.
+
+:func:`list_http` is the whole listing as the fsspec backend runs it: requests through fsspec's
+HTTP session (its headers, auth, SSL settings), each retried by the backend's policy.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ from collections.abc import Awaitable, Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
+from dagfetch.backends.fsspec.downloads import RetryPolicy
 from dagfetch.errors import FetchError, RemoteNotFoundError
 from dagfetch.redact import redact_url
 
@@ -192,6 +196,38 @@ async def _head_where_needed(
 
 
 def file_url(root: str, rel: str) -> str:
-    from urllib.parse import quote
-
     return root + quote(rel, safe="/")
+
+
+async def list_http(
+    fs: Any, root: str, *, work_dir: Path | None, retry: RetryPolicy, concurrency: int
+) -> dict[str, dict[str, Any]]:
+    """List the folder URL ``root`` through the HTTP file system ``fs``, index pages fetched
+    conditionally against those kept in ``work_dir`` (the repository's private folder)."""
+    session = await fs.set_session()
+    request_kwargs = dict(fs.kwargs)
+    pages = IndexCache(work_dir / "http-index.json" if work_dir is not None else None)
+
+    async def request(method: str, url: str) -> tuple[int, dict[str, str], str]:
+        async def once() -> tuple[int, dict[str, str], str]:
+            kwargs = dict(request_kwargs)
+            if method == "GET":
+                conditional = pages.conditional_headers(url)
+                kwargs["headers"] = {**kwargs.get("headers", {}), **conditional}
+            async with session.request(method, url, **kwargs) as response:
+                if method == "GET" and response.status == 304:
+                    cached = pages.not_modified(url)
+                    if cached is not None:
+                        return 200, dict(response.headers), cached
+                body = await response.text() if method == "GET" else ""
+                if response.status in (408, 429) or response.status >= 500:
+                    raise HttpStatusError(response.status, url)
+                if method == "GET" and response.status == 200:
+                    pages.remember(url, dict(response.headers), body)
+                return response.status, dict(response.headers), body
+
+        return await retry.run(once)
+
+    found = await list_index(root, request, concurrency=concurrency)
+    pages.save()
+    return found

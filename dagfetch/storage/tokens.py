@@ -1,6 +1,7 @@
 """Turn an fsspec ``info`` dict into a change token, a verifiable digest and version data.
 
-Each store names its change marker differently; this module is the one place that knows how.
+Each store names its change marker differently; this module is the one place that knows how
+(the family table in :mod:`dagfetch.storage.families` says which function serves which store).
 A token must change whenever the content does; equal tokens promise equal bytes. Tokens are
 content markers where the store has one (S3 ETag, GCS md5Hash, Azure ETag), so rewriting a
 file with the same bytes is not a change; the object version (S3 VersionId, GCS generation,
@@ -23,8 +24,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-
-from dagfetch.backends.fsspec_options import AZURE, GCS, HTTP, S3
 
 VERSION_KEY = "version_id"  # the RemoteFile.extra key holding the object version
 
@@ -69,39 +68,51 @@ def _real_version(value: Any) -> str | None:
     return None if value in (None, "", "null") else str(value)
 
 
-def describe(protocol: str, info: Mapping[str, Any], *, version_aware: bool = False) -> Described:
-    """Token, digest and (when ``version_aware``) object version of one listed object."""
-    if protocol in S3:
-        etag = _etag(info)
-        version = _real_version(info.get("VersionId")) if version_aware else None
-        if etag:
-            # no digest from the ETag: under SSE-KMS / SSE-C a single-part ETag looks like an
-            # MD5 but is not one; botocore checks the response's own checksum instead
-            return Described(f"etag:{etag}", None, version)
-    elif protocol in GCS:
-        generation = _real_version(info.get("generation")) if version_aware else None
-        md5 = _b64_to_hex(info["md5Hash"]) if info.get("md5Hash") else None
-        if md5:
-            return Described(f"md5:{md5}", f"md5:{md5}", generation)
-        crc = _first(info, "crc32c")
-        gen = _first(info, "generation")
-        if crc and gen:
-            return Described(f"crc32c:{crc}:generation:{gen}", None, generation)
-    elif protocol in AZURE:
-        version = _real_version(info.get("version_id")) if version_aware else None
-        settings = info.get("content_settings") or {}
-        raw_md5 = settings.get("content_md5") if isinstance(settings, Mapping) else None
-        md5 = _b64_to_hex(raw_md5) if raw_md5 else None
-        etag = _etag(info)
-        if etag:
-            return Described(f"etag:{etag}", f"md5:{md5}" if md5 else None, version)
-    elif protocol in HTTP:
-        etag = _etag(info)
-        if etag:
-            return Described(f"etag:{etag}")
-        modified = _first(info, "last_modified", "Last-Modified")
-        if modified:
-            return Described(f"modified:{modified}")
+def describe_s3(info: Mapping[str, Any], version_aware: bool = False) -> Described:
+    etag = _etag(info)
+    version = _real_version(info.get("VersionId")) if version_aware else None
+    if etag:
+        # no digest from the ETag: under SSE-KMS / SSE-C a single-part ETag looks like an
+        # MD5 but is not one; botocore checks the response's own checksum instead
+        return Described(f"etag:{etag}", None, version)
+    return describe_any(info)
+
+
+def describe_gcs(info: Mapping[str, Any], version_aware: bool = False) -> Described:
+    generation = _real_version(info.get("generation")) if version_aware else None
+    md5 = _b64_to_hex(info["md5Hash"]) if info.get("md5Hash") else None
+    if md5:
+        return Described(f"md5:{md5}", f"md5:{md5}", generation)
+    crc = _first(info, "crc32c")
+    gen = _first(info, "generation")
+    if crc and gen:
+        return Described(f"crc32c:{crc}:generation:{gen}", None, generation)
+    return describe_any(info)
+
+
+def describe_azure(info: Mapping[str, Any], version_aware: bool = False) -> Described:
+    version = _real_version(info.get("version_id")) if version_aware else None
+    settings = info.get("content_settings") or {}
+    raw_md5 = settings.get("content_md5") if isinstance(settings, Mapping) else None
+    md5 = _b64_to_hex(raw_md5) if raw_md5 else None
+    etag = _etag(info)
+    if etag:
+        return Described(f"etag:{etag}", f"md5:{md5}" if md5 else None, version)
+    return describe_any(info)
+
+
+def describe_http(info: Mapping[str, Any], version_aware: bool = False) -> Described:
+    etag = _etag(info)
+    if etag:
+        return Described(f"etag:{etag}")
+    modified = _first(info, "last_modified", "Last-Modified")
+    if modified:
+        return Described(f"modified:{modified}")
+    return describe_any(info)
+
+
+def describe_any(info: Mapping[str, Any], version_aware: bool = False) -> Described:
+    """Local, memory and any other file system: whatever marker the info carries."""
     return Described(change_token(info), digest(info))
 
 

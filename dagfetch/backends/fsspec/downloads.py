@@ -1,0 +1,222 @@
+"""Downloads and the retry policy of the fsspec backend.
+
+Every request (a listing page, a HEAD, a download) goes through :class:`RetryPolicy`:
+retried with exponential backoff on throttling, 5xx, timeouts and broken connections, never
+on a missing object or a refusal. Downloads run through a fixed set of workers pulling from
+one iterator, so memory stays bounded by the concurrency, not by the number of files (a task
+or a future per file cost ~2 KB each: 200 MB for 100,000 files). The first file that fails
+for good stops the others and fails the fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from dagfetch.errors import FetchError, RemoteNotFoundError
+from dagfetch.models import RemoteFile
+from dagfetch.protocol import FileDone
+from dagfetch.redact import mask
+
+T = TypeVar("T")
+Job = tuple[RemoteFile, str, Path]  # what to download, from where, to where
+Failed = Callable[[RemoteFile, BaseException], FetchError]
+
+_DENIED = (401, 403)
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status a lower library's error carries, whatever it calls it."""
+    for name in ("status", "status_code", "code"):
+        value = getattr(exc, name, None)
+        if isinstance(value, int) and 100 <= value <= 599:
+            return value
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        value = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth another try: throttling, 5xx, timeouts and broken connections."""
+    if isinstance(
+        exc,
+        (
+            FileNotFoundError,
+            PermissionError,
+            IsADirectoryError,
+            NotADirectoryError,
+            RemoteNotFoundError,
+        ),
+    ):
+        return False
+    status = http_status(exc)
+    if status is not None:
+        return status in (408, 429) or status >= 500
+    text = repr(exc)
+    if any(word in text for word in ("Throttl", "SlowDown", "TooManyRequests")):
+        return True
+    if isinstance(exc, FetchError):
+        return False
+    if isinstance(exc, (OSError, TimeoutError, asyncio.TimeoutError, ConnectionError)):
+        return True
+    # aiohttp's and azure-core's connection errors are not all OSErrors
+    return type(exc).__name__ in (
+        "ClientConnectionError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ClientPayloadError",
+        "ServiceRequestError",
+        "ServiceResponseError",
+    )
+
+
+def problem(exc: BaseException) -> str:
+    """A lower library's error in a user's words, masked."""
+    status = http_status(exc)
+    if status in _DENIED or isinstance(exc, PermissionError):
+        return f"access denied (HTTP {status or 403}); check the credentials of its conn_id"
+    text = mask(str(exc)) or type(exc).__name__
+    return text if status is None or str(status) in text else f"HTTP {status}: {text}"
+
+
+class RetryPolicy:
+    """``attempts`` tries per request (the ``retries`` option counts attempts, not retries),
+    with exponential backoff and jitter, on :func:`is_transient` errors only."""
+
+    def __init__(self, attempts: int) -> None:
+        self.attempts = attempts
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "stop": stop_after_attempt(self.attempts),
+            "wait": wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
+            "retry": retry_if_exception(is_transient),
+            "reraise": True,
+        }
+
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return Retrying(**self._settings())(function, *args, **kwargs)
+
+    async def run(self, make: Callable[[], Awaitable[T]]) -> T:
+        async for attempt in AsyncRetrying(**self._settings()):
+            with attempt:
+                return await make()
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+
+async def download_async(
+    jobs: Sequence[Job],
+    get: Callable[[str, str], Awaitable[Any]],
+    *,
+    concurrency: int,
+    retry: RetryPolicy,
+    failed: Failed,
+    on_file_done: FileDone | None,
+) -> None:
+    """Run ``get(remote, local)`` for every job on the current event loop, ``concurrency``
+    at once; the first failure cancels the rest and is raised as ``failed`` makes it."""
+
+    async def one(job: Job) -> None:
+        remote_file, remote, local = job
+        try:
+            await retry.run(lambda: get(remote, str(local)))
+        except Exception as exc:
+            raise failed(remote_file, exc) from None
+        if on_file_done is not None:
+            on_file_done(remote_file)
+
+    pending = iter(jobs)
+
+    async def worker() -> None:
+        for job in pending:
+            await one(job)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(jobs)))]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        # the first failure (or a timeout cancelling us) stops every other download
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            raise failure
+
+
+def download_threads(
+    jobs: Sequence[Job],
+    get: Callable[[str, str], Any],
+    *,
+    concurrency: int,
+    timeout: float | None,
+    retry: RetryPolicy,
+    failed: Failed,
+    on_file_done: FileDone | None,
+    where: str,
+) -> None:
+    """The same for file systems without an event loop (file://, memory://), through a
+    bounded thread pool; a batch running past ``timeout`` fails naming ``where``."""
+
+    def one(job: Job) -> None:
+        remote_file, remote, local = job
+        try:
+            retry.call(get, remote, str(local))
+        except Exception as exc:
+            raise failed(remote_file, exc) from None
+        if on_file_done is not None:
+            on_file_done(remote_file)
+
+    if concurrency <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            one(job)
+        return
+    pending: Iterator[Job] = iter(jobs)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            with lock:
+                job = next(pending, None)
+            if job is None:
+                return
+            one(job)
+
+    workers = min(concurrency, len(jobs))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    overran = False
+    try:
+        futures = [pool.submit(worker) for _ in range(workers)]
+        done, not_done = futures_wait(futures, timeout=timeout, return_when=FIRST_EXCEPTION)
+        for future in done:
+            failure = future.exception()
+            if failure is not None:
+                raise failure
+        if not_done:
+            overran = True
+            raise FetchError(
+                f"{where}: the download did not finish within the timeout of {timeout:g} s"
+            )
+    finally:
+        stop.set()
+        # after a failure or a timeout, start nothing more; do not wait for a stuck copy
+        pool.shutdown(wait=not overran, cancel_futures=True)
