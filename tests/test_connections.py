@@ -19,7 +19,7 @@ from dagfetch.connections import (
     connection_from_uri,
     env_var_name,
 )
-from dagfetch.errors import ConnectionError_, FetchError
+from dagfetch.errors import ConnectionConfigError, FetchError
 from dagfetch.manifest import parse_manifest
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.protocol import FileDone, Source
@@ -83,7 +83,7 @@ def test_secrets_backend_plugin_through_an_entry_point(tmp_path: Path) -> None:
         resolver = ConnectionResolver(environ={})
         conn = resolver.resolve("vault_conn")
         assert conn.password is not None and conn.password.reveal() == SECRET
-        with pytest.raises(ConnectionError_, match="1 secrets backend"):
+        with pytest.raises(ConnectionConfigError, match="1 secrets backend"):
             resolver.resolve("other")
 
 
@@ -104,7 +104,7 @@ def test_environment_wins_over_file(tmp_path: Path) -> None:
     ],
 )
 def test_bad_values_name_the_conn_id_and_place(value: str, words: str) -> None:
-    with pytest.raises(ConnectionError_) as caught:
+    with pytest.raises(ConnectionConfigError) as caught:
         ConnectionResolver(environ={"DAGFETCH_CONN_BAD": value}, backends=[]).resolve("bad")
     assert "connection 'bad'" in str(caught.value) and words in str(caught.value)
 

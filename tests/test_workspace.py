@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dagfetch.cli.progress import ProgressBar
-from dagfetch.manifest import parse_manifest
 from dagfetch.models import RemoteFile, SyncResult
+from dagfetch.testing import one_repository
 from dagfetch.workspace import Workspace
 
 
@@ -32,8 +32,7 @@ def make(tmp_path: Path, **fields: object) -> tuple[Path, Workspace]:
     repo.mkdir()
     (repo / "a.py").write_text("a\n")
     (repo / "b.py").write_text("bb\n")
-    manifest = parse_manifest({"dag_repositories": {"r": {"url": str(repo), **fields}}})
-    return repo, Workspace(manifest, cache_root=tmp_path / "cache")
+    return repo, one_repository(str(repo), tmp_path, **fields)
 
 
 def test_observer_sees_each_download(tmp_path: Path) -> None:

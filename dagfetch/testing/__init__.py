@@ -16,5 +16,6 @@ The suite needs pytest; dagfetch itself does not, so import this only from tests
 
 from dagfetch.testing.conformance import CountingFetcher, FetcherConformance
 from dagfetch.testing.remote import LocalRemote, Remote
+from dagfetch.testing.workspace import one_repository
 
-__all__ = ["CountingFetcher", "FetcherConformance", "LocalRemote", "Remote"]
+__all__ = ["CountingFetcher", "FetcherConformance", "LocalRemote", "Remote", "one_repository"]

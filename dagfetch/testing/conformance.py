@@ -17,11 +17,12 @@ from dagfetch.errors import (
     VersionNotFoundError,
     VersionUnavailableError,
 )
-from dagfetch.manifest import parse_manifest, url_scheme
+from dagfetch.manifest import url_scheme
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.protocol import Capabilities, Fetcher, FetcherFactory, FileDone, Source
 from dagfetch.registry import Registry
 from dagfetch.testing.remote import Remote
+from dagfetch.testing.workspace import one_repository
 from dagfetch.workspace import Workspace
 
 REPO = "conf"
@@ -91,10 +92,9 @@ class FetcherConformance:
         self, remote: Remote, tmp_path: Path, downloads: list[str], failure: dict[str, int | None]
     ) -> Callable[..., Workspace]:
         def make(cache: str = "cache", **fields: Any) -> Workspace:
-            entry = {"url": remote.url, **remote.entry, **fields}
-            manifest = parse_manifest({"dag_repositories": {REPO: entry}}, base_dir=tmp_path)
             registry = counting_registry(url_scheme(remote.url), downloads, failure)
-            return Workspace(manifest, cache_root=tmp_path / cache, registry=registry)
+            return one_repository(remote, tmp_path, repo_id=REPO, cache=cache,
+                                  registry=registry, **fields)
 
         return make
 
@@ -117,7 +117,7 @@ class FetcherConformance:
     def seed(remote: Remote, files: dict[str, bytes]) -> None:
         for path, data in files.items():
             remote.write(path, data)
-        remote.publish()
+        remote.push()
 
     BASE: ClassVar[dict[str, bytes]] = {
         "dag_a.py": b"# dag a\n",
@@ -192,7 +192,7 @@ class FetcherConformance:
         ws.sync_one(REPO)
         remote.delete("dag_a.py")
         remote.write("new/dag_c.py", b"# c\n")
-        remote.publish()
+        remote.push()
         ws.sync_one(REPO)
         expected = {k: v for k, v in self.BASE.items() if k != "dag_a.py"}
         expected["new/dag_c.py"] = b"# c\n"
@@ -255,7 +255,7 @@ class FetcherConformance:
             bad = "evil.py"
         else:
             pytest.skip("this remote can store neither '..' names nor symlinks")
-        remote.publish()
+        remote.push()
         with pytest.raises(UnsafePathError) as caught:
             ws.sync_one(REPO)
         assert bad in str(caught.value)

@@ -12,8 +12,8 @@ class Remote(Protocol):
     """A writable remote repository for the suite.
 
     ``url`` is the repository's manifest URL; ``entry`` holds the other manifest fields
-    needed to reach it (``conn_id``, ``options``). Writes may be buffered until ``publish``
-    (git commits and pushes there); stores that write through make ``publish`` a no-op.
+    needed to reach it (``conn_id``, ``options``). Writes may be buffered until ``push``
+    (git commits and pushes there); stores that write through make ``push`` a no-op.
 
     Optional capabilities, read with ``getattr`` and a default of ``False``:
     ``unsafe_names`` (can store a key like ``../x``), ``symlinks`` (can store symlinks, and
@@ -27,7 +27,7 @@ class Remote(Protocol):
 
     def delete(self, path: str) -> None: ...
 
-    def publish(self) -> None: ...
+    def push(self) -> None: ...
 
 
 class LocalRemote:
@@ -57,5 +57,5 @@ class LocalRemote:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target)
 
-    def publish(self) -> None:
+    def push(self) -> None:
         return None

@@ -12,8 +12,7 @@ from dagfetch.graphs import Graph, GraphStore, Task
 from dagfetch.graphs import pipeline as pipeline_mod
 from dagfetch.graphs.extract import extract_version
 from dagfetch.graphs.pipeline import GraphPipeline
-from dagfetch.manifest import parse_manifest
-from dagfetch.testing import LocalRemote
+from dagfetch.testing import LocalRemote, one_repository
 from dagfetch.workspace import Workspace
 from tests.graphs.dagfiles import chain_dag, repo_files
 from tests.servers.git import GitRemote
@@ -22,15 +21,14 @@ REPO = "dags"
 
 
 def workspace(tmp_path: Path, url: str, cache: str = "cache", **top: Any) -> Workspace:
-    manifest = parse_manifest({"dag_repositories": {REPO: {"url": url, "keep_versions": 1}},
-                               **top}, base_dir=tmp_path)
-    return Workspace(manifest, cache_root=tmp_path / cache)
+    return one_repository(url, tmp_path, repo_id=REPO, cache=cache, manifest=top,
+                          keep_versions=1)
 
 
 def seed(remote: Any, files: dict[str, bytes]) -> None:
     for path, data in files.items():
         remote.write(path, data)
-    remote.publish()
+    remote.push()
 
 
 def chain(dag_id: str, task_ids: list[str]) -> Graph:

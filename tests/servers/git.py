@@ -5,7 +5,7 @@
   server that decodes chunked request bodies and checks basic auth; it can also break a
   response half-way or corrupt a pack, to test faults;
 - :class:`GitRemote`: a bare repository under a server root plus a working clone; writes are
-  buffered in the clone and ``publish()`` commits and pushes, as the conformance suite wants.
+  buffered in the clone and ``push()`` commits and pushes, as the conformance suite wants.
 
 Served repositories allow fetching any commit by id (``uploadpack.allowAnySHA1InWant``), as
 hosted services do for protocol v2; :meth:`GitRemote.create` can leave that out.
@@ -56,7 +56,7 @@ def git(*args: str | Path, cwd: Path | None = None) -> str:
 
 
 class GitRemote:
-    """One served repository and a working clone that buffers writes until ``publish``."""
+    """One served repository and a working clone that buffers writes until ``push``."""
 
     unsafe_names = False
     symlinks = True
@@ -100,7 +100,7 @@ class GitRemote:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target)
 
-    def publish(self, message: str = "publish") -> str:
+    def push(self, message: str = "push") -> str:
         git("add", "-A", cwd=self.work)
         git("commit", "-q", "--allow-empty", "-m", message, cwd=self.work)
         git("push", "-q", "origin", f"HEAD:refs/heads/{self.branch}", cwd=self.work)

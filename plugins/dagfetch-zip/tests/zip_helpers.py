@@ -16,7 +16,7 @@ from typing import Any
 
 import fsspec
 
-from dagfetch.manifest import parse_manifest
+from dagfetch.testing import one_repository
 from dagfetch.workspace import Workspace
 
 FIXED_TIME = (2024, 1, 1, 0, 0, 0)
@@ -62,7 +62,7 @@ class ZipRemote:
     def delete(self, path: str) -> None:
         del self.members[path]
 
-    def publish(self) -> None:
+    def push(self) -> None:
         write_atomic(self.path, zip_bytes(self.members))
 
 
@@ -77,14 +77,12 @@ class MemoryZipRemote(ZipRemote):
         self.missing_url = f"zip+memory:///zip-{uuid.uuid4().hex}/missing.zip"
         self.entry = {}
 
-    def publish(self) -> None:
+    def push(self) -> None:
         self.fs.pipe_file(self.key, zip_bytes(self.members))
 
 
 def workspace(tmp_path: Path, url: str, **fields: Any) -> Workspace:
-    manifest = parse_manifest({"dag_repositories": {"z": {"url": url, **fields}}},
-                              base_dir=tmp_path)
-    return Workspace(manifest, cache_root=tmp_path / "cache")
+    return one_repository(url, tmp_path, repo_id="z", **fields)
 
 
 # -- a real HTTP server with Range support --------------------------------------------------

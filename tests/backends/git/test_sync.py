@@ -16,7 +16,7 @@ from dagfetch.errors import (
     RemoteNotFoundError,
     VersionUnavailableError,
 )
-from tests.git_helpers import (
+from tests.backends.git.helpers import (
     REPO,
     drop_store,
     make_ws,
@@ -24,9 +24,7 @@ from tests.git_helpers import (
     snapshot,
     tree_files,
 )
-from tests.servers.git import GitRemote, GitServers, git, git_servers
-
-__all__ = ["git_servers"]
+from tests.servers.git import GitRemote, GitServers, git
 
 BASE = {"dag_a.py": b"# a\n", "lib/util.py": b"X = 1\n"}
 
@@ -44,7 +42,7 @@ def http_remote(git_servers: GitServers, tmp_path: Path) -> GitRemote:
 def seed(remote: GitRemote, files: dict[str, bytes], message: str = "publish") -> str:
     for path, data in files.items():
         remote.write(path, data)
-    return remote.publish(message)
+    return remote.push(message)
 
 
 # -- the cheap check ---------------------------------------------------------------------------
@@ -277,7 +275,7 @@ def test_bad_options_name_the_field(daemon_remote: GitRemote, tmp_path: Path) ->
 def test_symlinks_inside_the_tree_are_kept(daemon_remote: GitRemote, tmp_path: Path) -> None:
     seed(daemon_remote, BASE)
     daemon_remote.symlink("dags/util.py", "../lib/util.py")
-    daemon_remote.publish()
+    daemon_remote.push()
     ws = make_ws(daemon_remote, tmp_path)
     ws.sync_one(REPO)
     link = ws.path(REPO) / "dags/util.py"

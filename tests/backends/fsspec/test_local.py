@@ -30,7 +30,7 @@ class MemoryRemote:
     def delete(self, path: str) -> None:
         self.fs.rm_file(f"{self.root}/{path}")
 
-    def publish(self) -> None:
+    def push(self) -> None:
         return None
 
 

@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from dagfetch.errors import FetchError, UnsafePathError
-from dagfetch.manifest import parse_manifest
 from dagfetch.models import SyncResult
-from dagfetch.testing import FetcherConformance
+from dagfetch.testing import FetcherConformance, one_repository
 from dagfetch.workspace import Workspace
-from tests.servers.http import PASSWORD, USER, StaticServer, http_server  # noqa: F401
+from tests.servers.http import PASSWORD, USER, StaticServer
 from tests.servers.procs import StopAfterFirstFile
 
 
@@ -42,7 +41,7 @@ class HttpRemote:
     def delete(self, path: str) -> None:
         self.server.delete(f"{self.prefix}/{path}")
 
-    def publish(self) -> None:
+    def push(self) -> None:
         return None
 
 
@@ -50,7 +49,7 @@ BASIC = json.dumps({"conn_type": "http", "login": USER, "password": PASSWORD})
 
 
 @pytest.fixture
-def http(http_server: StaticServer, monkeypatch: pytest.MonkeyPatch) -> StaticServer:  # noqa: F811
+def http(http_server: StaticServer, monkeypatch: pytest.MonkeyPatch) -> StaticServer:
     monkeypatch.setenv("DAGFETCH_CONN_HTTP_BASIC", BASIC)
     return http_server
 
@@ -59,12 +58,6 @@ class TestHttpConformance(FetcherConformance):
     @pytest.fixture
     def remote(self, http: StaticServer) -> HttpRemote:
         return HttpRemote(http)
-
-
-def workspace(tmp_path: Path, remote: HttpRemote, **fields: Any) -> Workspace:
-    entry = {"url": remote.url, **remote.entry, **fields}
-    manifest = parse_manifest({"dag_repositories": {"r": entry}}, base_dir=tmp_path)
-    return Workspace(manifest, cache_root=tmp_path / "cache")
 
 
 def since(server: StaticServer, mark: int, prefix: str) -> list[tuple[str, str, int]]:
@@ -82,7 +75,7 @@ def synced(http: StaticServer, tmp_path: Path) -> tuple[HttpRemote, Workspace]:
     remote = HttpRemote(http)
     for path, data in BASE.items():
         remote.write(path, data)
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
     ws.sync_one("r")
     return remote, ws
 
@@ -130,7 +123,7 @@ def test_plain_index_falls_back_to_one_head_per_file(http: StaticServer, tmp_pat
         remote.write(path, data)
     http.index_metadata = False
     try:
-        ws = workspace(tmp_path, remote)
+        ws = one_repository(remote, tmp_path)
         ws.sync_one("r")
         mark = len(http.requests)
         assert not ws.sync_one("r").changed
@@ -148,7 +141,7 @@ def test_server_without_validators_is_a_clear_error(http: StaticServer, tmp_path
     http.validators = False
     try:
         with pytest.raises(FetchError, match="neither ETag nor Last-Modified"):
-            workspace(tmp_path, remote).sync_one("r")
+            one_repository(remote, tmp_path).sync_one("r")
     finally:
         http.validators = True
 
@@ -158,7 +151,7 @@ def test_link_escaping_the_repository_is_refused_by_name(
 ) -> None:
     remote = HttpRemote(http)
     remote.write("a.py", b"a")
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
     good = ws.sync_one("r")
     http.extra_links[f"/{remote.prefix}/"] = ['<a href="..%2Fescaped.py" data-etag="x">e</a>']
     with pytest.raises(UnsafePathError, match=r"\.\./escaped\.py"):
@@ -189,7 +182,7 @@ def test_bearer_token_and_wrong_token(
         monkeypatch.setenv("DAGFETCH_CONN_HTTP_TOKEN", json.dumps({"extra": {"token": token}}))
         remote = HttpRemote(server, conn_id="http_token")
         remote.write("a.py", b"a")
-        ws = workspace(tmp_path, remote)
+        ws = one_repository(remote, tmp_path)
         assert ws.sync_one("r").changed
         assert (ws.path("r") / "a.py").read_bytes() == b"a"
 
@@ -214,11 +207,11 @@ def test_basic_auth_secret_stays_out_of_logs_and_cache(
     caplog.set_level(logging.INFO)
     remote = HttpRemote(http)
     remote.write("a.py", b"a")
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
     ws.sync_one("r")
     no_auth = HttpRemote(http, conn_id=None)
     with pytest.raises(FetchError, match="access denied"):
-        workspace(tmp_path / "other", no_auth).sync_one("r")
+        one_repository(no_auth, tmp_path / "other").sync_one("r")
     _no_leak(PASSWORD, [r.getMessage() for r in caplog.records], tmp_path)
 
 
@@ -239,7 +232,7 @@ def _seeded(server: StaticServer, tmp_path: Path, **options: Any) -> tuple[HttpR
     remote = HttpRemote(server, **options)
     for path, data in BASE.items():
         remote.write(path, data)
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
     return remote, ws, ws.sync_one("r")
 
 

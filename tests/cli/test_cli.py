@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from dagfetch.cli import main
+from tests.checkout import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("sqlalchemy", "alembic", "tqdm", "s3fs", "dulwich", "aiohttp")
 
 

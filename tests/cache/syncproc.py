@@ -1,6 +1,6 @@
 """Run in a child process by the cache tests: sync one repository of a manifest.
 
-    python -m tests.syncproc MANIFEST CACHE REPO [--slow MARKER]
+    python -m tests.cache.syncproc MANIFEST CACHE REPO [--slow MARKER]
 
 With ``--slow``, downloads go one file at a time with a pause, and MARKER is created once the
 first file is written: the parent then knows the child is mid-download (to SIGKILL it).

@@ -12,10 +12,8 @@ import pytest
 from dagfetch.backends.git import fetcher as git_fetcher
 from dagfetch.backends.git.store import SIZES_FILE, GitStore
 from dagfetch.errors import FetchError, VerificationError
-from tests.git_helpers import REPO, make_ws, store_path, tree_files
-from tests.servers.git import GitRemote, GitServers, git_servers
-
-__all__ = ["git_servers"]
+from tests.backends.git.helpers import REPO, make_ws, store_path, tree_files
+from tests.servers.git import GitRemote, GitServers
 
 FILES = {f"dags/d{i % 3}/f{i:03}.py": f"# dag {i}\nX = {i}\n".encode() for i in range(60)}
 LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
@@ -28,7 +26,7 @@ def remote(git_servers: GitServers, tmp_path: Path) -> GitRemote:
     remote = GitRemote.create(git_servers.root, tmp_path, git_servers.daemon.url)
     for path, data in FILES.items():
         remote.write(path, data)
-    remote.publish()
+    remote.push()
     return remote
 
 
@@ -60,7 +58,7 @@ def test_cold_sync_reads_each_blob_once_and_no_change_reads_none(
     assert blob_reads == []  # sizes came from the remembered file
 
     remote.write("dags/d0/f000.py", b"# changed\n")
-    remote.publish()
+    remote.push()
     second = ws.sync_one(REPO)
     assert (second.downloaded, second.reused) == (1, len(FILES) - 1)
     assert len(blob_reads) == 1  # the one new blob, read once
@@ -82,10 +80,10 @@ def test_blobs_beyond_the_kept_bytes_are_read_again(
 
 def test_lfs_flag_is_remembered_with_the_size(remote: GitRemote, tmp_path: Path) -> None:
     remote.write("data/model.bin", LFS_POINTER)
-    remote.publish()
+    remote.push()
     make_ws(remote, tmp_path, options={"lfs": "warn"}).sync_one(REPO)
     remote.write("dags/d0/f000.py", b"# changed\n")
-    remote.publish()
+    remote.push()
     # same cache, same store: the pointer's blob is not read again, its flag is remembered
     with pytest.raises(FetchError, match=r"LFS pointer file\(s\) \('data/model.bin'\)"):
         make_ws(remote, tmp_path).sync_one(REPO)
@@ -116,7 +114,7 @@ def test_wrong_remembered_size_fails_one_sync_then_heals(
     data["blobs"][damaged][0] += 7
     path.write_text(json.dumps(data))
     remote.write("dags/d1/f001.py", b"# changed\n")
-    remote.publish()
+    remote.push()
 
     with pytest.raises(VerificationError, match="the listing said"):
         ws.sync_one(REPO)

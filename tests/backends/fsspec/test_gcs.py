@@ -10,11 +10,9 @@ from typing import Any
 import pytest
 
 from dagfetch.connections import connection_from_mapping
-from dagfetch.manifest import parse_manifest
 from dagfetch.storage import describe, storage_options, versioned_path
-from dagfetch.testing import FetcherConformance
-from dagfetch.workspace import Workspace
-from tests.servers.gcs import BUCKET, GcsEmulator, gcs_server  # noqa: F401 - fixture
+from dagfetch.testing import FetcherConformance, one_repository
+from tests.servers.gcs import BUCKET, GcsEmulator
 
 
 class GcsRemote:
@@ -37,12 +35,12 @@ class GcsRemote:
     def delete(self, path: str) -> None:
         self.fs.rm_file(f"{BUCKET}/{self.prefix}/{path}")
 
-    def publish(self) -> None:
+    def push(self) -> None:
         return None
 
 
 @pytest.fixture
-def gcs(gcs_server: GcsEmulator, monkeypatch: pytest.MonkeyPatch) -> GcsEmulator:  # noqa: F811
+def gcs(gcs_server: GcsEmulator, monkeypatch: pytest.MonkeyPatch) -> GcsEmulator:
     monkeypatch.setenv("DAGFETCH_CONN_GCS_EMULATOR", gcs_server.connection())
     return gcs_server
 
@@ -53,17 +51,11 @@ class TestGcsConformance(FetcherConformance):
         return GcsRemote(gcs)
 
 
-def workspace(tmp_path: Path, remote: GcsRemote, **fields: Any) -> Workspace:
-    entry = {"url": remote.url, **remote.entry, **fields}
-    manifest = parse_manifest({"dag_repositories": {"r": entry}}, base_dir=tmp_path)
-    return Workspace(manifest, cache_root=tmp_path / "cache")
-
-
 def test_no_change_sync_only_lists(gcs: GcsEmulator, tmp_path: Path) -> None:
     remote = GcsRemote(gcs)
     for i in range(20):
         remote.write(f"d{i}.py", f"# {i}\n".encode())
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
     ws.sync_one("r")
     mark = gcs.mark()
     assert not ws.sync_one("r").changed
@@ -81,7 +73,7 @@ def test_version_aware_records_and_requests_the_generation(
 ) -> None:
     remote = GcsRemote(gcs, version_aware=True)
     remote.write("a.py", b"a1")
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
     fetcher = ws.fetcher_for(ws.manifest.get("r"))
     try:
         assert fetcher.capabilities.versioned

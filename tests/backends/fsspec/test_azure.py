@@ -12,11 +12,9 @@ from typing import Any
 import pytest
 
 from dagfetch.errors import FetchError
-from dagfetch.manifest import parse_manifest
 from dagfetch.storage import describe
-from dagfetch.testing import FetcherConformance
-from dagfetch.workspace import Workspace
-from tests.servers.azure import ACCOUNT, ACCOUNT_KEY, CONTAINER, Azurite, azurite  # noqa: F401
+from dagfetch.testing import FetcherConformance, one_repository
+from tests.servers.azure import ACCOUNT, ACCOUNT_KEY, CONTAINER, Azurite
 
 
 class AzureRemote:
@@ -37,12 +35,12 @@ class AzureRemote:
     def delete(self, path: str) -> None:
         self.fs.rm_file(f"{CONTAINER}/{self.prefix}/{path}")
 
-    def publish(self) -> None:
+    def push(self) -> None:
         return None
 
 
 @pytest.fixture
-def az(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Azurite:  # noqa: F811
+def az(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Azurite:
     monkeypatch.setenv("DAGFETCH_CONN_AZURITE", azurite.connection())
     return azurite
 
@@ -53,18 +51,11 @@ class TestAzureConformance(FetcherConformance):
         return AzureRemote(az)
 
 
-def workspace(tmp_path: Path, remote: AzureRemote, cache: str = "cache",
-              **fields: Any) -> Workspace:
-    entry = {"url": remote.url, **remote.entry, **fields}
-    manifest = parse_manifest({"dag_repositories": {"r": entry}}, base_dir=tmp_path)
-    return Workspace(manifest, cache_root=tmp_path / cache)
-
-
 def test_no_change_sync_only_lists(az: Azurite, tmp_path: Path) -> None:
     remote = AzureRemote(az)
     for i in range(20):
         remote.write(f"d{i}.py", f"# {i}\n".encode())
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
     ws.sync_one("r")
     mark = az.mark()
     assert not ws.sync_one("r").changed
@@ -100,7 +91,7 @@ def _check_no_leak(secret: str, texts: list[str], cache: Path) -> None:
 
 @pytest.mark.parametrize("how", ["account_key", "sas"])
 def test_account_key_and_sas_connections(
-    how: str, azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    how: str, azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="dagfetch")
@@ -117,26 +108,26 @@ def test_account_key_and_sas_connections(
     monkeypatch.setenv("DAGFETCH_CONN_AZ_ALT", json.dumps(conn))
     remote = AzureRemote(azurite, conn_id="az_alt")
     remote.write("a.py", b"a")
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
     assert ws.sync_one("r").changed
     assert (ws.path("r") / "a.py").read_bytes() == b"a"
     missing = AzureRemote(azurite, conn_id="az_alt")
     missing.url = missing.missing_url
     with pytest.raises(FetchError) as caught:
-        workspace(tmp_path, missing).sync_one("r")
+        one_repository(missing, tmp_path).sync_one("r")
     texts = [r.getMessage() for r in caplog.records] + [str(caught.value)]
     _check_no_leak(secret, texts, tmp_path / "cache")
 
 
 def test_wrong_key_is_a_clear_error_without_the_key(
-    azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    azurite: Azurite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wrong = "V3JvbmcgS2V5IGZvciBBenVyaXRlIHRlc3RzIG9ubHkgISEhISEhISEhISEhISEhISEhISE="
     monkeypatch.setenv("DAGFETCH_CONN_AZ_WRONG", json.dumps(
         {"login": ACCOUNT, "password": wrong, "extra": {"blob_endpoint": azurite.endpoint}}))
     remote = AzureRemote(azurite, conn_id="az_wrong", retries=1)
     remote.write("a.py", b"a")
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
     with pytest.raises(FetchError) as caught:
         ws.sync_one("r")
     message = str(caught.value)

@@ -24,8 +24,7 @@ from dagfetch.errors import (
 from dagfetch.manifest import load_manifest
 from dagfetch.models import RemoteFile
 from dagfetch.workspace import Workspace
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.checkout import ROOT
 
 
 @pytest.fixture
@@ -55,7 +54,7 @@ def version_dirs(cache: Path) -> list[str]:
 
 def run_child(manifest: Path, cache: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.syncproc", str(manifest), str(cache), "r", *extra],
+        [sys.executable, "-m", "tests.cache.syncproc", str(manifest), str(cache), "r", *extra],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -12,11 +12,9 @@ import pytest
 
 from dagfetch.errors import FetchError
 from dagfetch.testing import FetcherConformance
-from tests.git_helpers import REPO, make_ws
-from tests.servers.git import HTTP_PASSWORD, HTTP_USER, GitRemote, GitServers, git_servers
-from tests.servers.git_ssh import GitSshServer, git_ssh
-
-__all__ = ["git_servers", "git_ssh"]  # the session fixtures, imported so pytest finds them
+from tests.backends.git.helpers import REPO, make_ws
+from tests.servers.git import HTTP_PASSWORD, HTTP_USER, GitRemote, GitServers
+from tests.servers.git_ssh import GitSshServer
 
 HTTP_CONN = "git_http_ci"
 SSH_CONN = "git_ssh_ci"
@@ -78,7 +76,7 @@ def _ssh_remote(git_servers: GitServers, git_ssh: GitSshServer, tmp_path: Path) 
     remote = GitRemote.create(git_servers.root, tmp_path, git_ssh.url,
                               entry={"conn_id": SSH_CONN})
     remote.write("dag.py", b"# d\n")
-    remote.publish()
+    remote.push()
     return remote
 
 

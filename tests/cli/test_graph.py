@@ -11,8 +11,8 @@ from click.testing import CliRunner, Result
 
 from dagfetch.cli import main
 from dagfetch.testing import LocalRemote
+from tests.cli.test_cli import assert_documented
 from tests.graphs.dagfiles import chain_dag, repo_files
-from tests.test_cli import assert_documented
 
 
 @pytest.fixture

@@ -14,24 +14,17 @@ import pytest
 
 from dagfetch.errors import FetchError, ImmutableSourceChanged, ManifestError
 from dagfetch.manifest import parse_manifest
-from dagfetch.testing import FetcherConformance
+from dagfetch.testing import FetcherConformance, one_repository
 from dagfetch.workspace import Workspace
 from tests.servers.procs import StopAfterFirstFile
-from tests.servers.s3 import (  # noqa: F401 - fixtures
-    ACCESS_KEY,
-    SECRET_KEY,
-    SESSION_TOKEN,
-    MotoServer,
-    aws_env,
-    moto_server,
-)
+from tests.servers.s3 import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, MotoServer
 
 PLAIN = "dags-plain"
 VERSIONED = "dags-versioned"
 
 
 @pytest.fixture(scope="module")
-def buckets(moto_server: MotoServer) -> MotoServer:  # noqa: F811
+def buckets(moto_server: MotoServer) -> MotoServer:
     client = moto_server.client()
     client.create_bucket(Bucket=PLAIN)
     client.create_bucket(Bucket=VERSIONED)
@@ -65,7 +58,7 @@ class S3Remote:
     def delete(self, path: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(path))
 
-    def publish(self) -> None:
+    def push(self) -> None:
         return None
 
 
@@ -91,12 +84,6 @@ class TestS3VersionedConformance(FetcherConformance):
         return S3Remote(conn_env, VERSIONED, version_aware=True)
 
 
-def workspace(tmp_path: Path, remote: S3Remote, **fields: Any) -> Workspace:
-    entry = {"url": remote.url, **remote.entry, **fields}
-    manifest = parse_manifest({"dag_repositories": {"r": entry}}, base_dir=tmp_path)
-    return Workspace(manifest, cache_root=tmp_path / "cache")
-
-
 def object_gets(requests: list[tuple[str, str, int]]) -> list[str]:
     return [path for method, path, _ in requests if method == "GET" and "list-type" not in path
             and "versions" not in path.split("?", 1)[-1]]
@@ -118,7 +105,7 @@ def test_thousand_objects_no_change_lists_only_and_one_change_gets_one(
     started = time.monotonic()
     remote.write_many(files)
     print(f"seeding 1,000 objects: {time.monotonic() - started:.2f} s")
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
 
     mark = conn_env.mark()
     started = time.monotonic()
@@ -158,7 +145,7 @@ def test_evicted_version_refetched_exactly_by_version_id(
 ) -> None:
     remote = S3Remote(conn_env, VERSIONED, version_aware=True)
     remote.write_many({"a.py": b"a1", "b.py": b"b1", "lib/c.py": b"c1"})
-    ws = workspace(tmp_path, remote, keep_versions=1)
+    ws = one_repository(remote, tmp_path, keep_versions=1)
     first = ws.sync_one("r")
     record = {f.path: f for f in ws.current("r").files}  # type: ignore[union-attr]
     old_version_of_a = record["a.py"].extra["version_id"]
@@ -188,7 +175,7 @@ def test_version_aware_on_an_unversioned_bucket_admits_no_history(
 ) -> None:
     remote = S3Remote(conn_env, PLAIN, version_aware=True)
     remote.write("a.py", b"a1")
-    ws = workspace(tmp_path, remote, keep_versions=1)
+    ws = one_repository(remote, tmp_path, keep_versions=1)
     ws.sync_one("r")
     [entry] = ws.versions("r")
     assert entry.refetchable is False
@@ -202,7 +189,7 @@ def test_immutable_repository_that_changes_is_an_error(
 ) -> None:
     remote = S3Remote(conn_env, PLAIN)
     remote.write_many({"a.py": b"a", "b.py": b"b"})
-    ws = workspace(tmp_path, remote, immutable=True)
+    ws = one_repository(remote, tmp_path, immutable=True)
     good = ws.sync_one("r")
     assert not ws.sync_one("r").changed
     remote.write("a.py", b"a, rewritten under the same release URL")
@@ -237,11 +224,11 @@ def test_connection_uri_with_session_token_and_no_secret_leaks(
     remote = S3Remote(buckets, PLAIN)
     remote.entry["conn_id"] = "moto_uri"
     remote.write("a.py", b"a")
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
     assert ws.sync_one("r").changed
     ws.sync_one("r")
     # a failing sync too: its message and the recorded last_error must be clean as well
-    bad = workspace(tmp_path, S3Remote(buckets, "no-such-bucket-here"), conn_id="moto_uri")
+    bad = one_repository(S3Remote(buckets, "no-such-bucket-here"), tmp_path, conn_id="moto_uri")
     with pytest.raises(FetchError) as caught:
         bad.sync_one("r")
     texts = [r.getMessage() for r in caplog.records] + [str(caught.value), repr(caught.value)]
@@ -252,7 +239,7 @@ def test_connection_uri_with_session_token_and_no_secret_leaks(
 def test_bad_option_names_the_field(conn_env: MotoServer, tmp_path: Path) -> None:
     remote = S3Remote(conn_env, PLAIN, concurrency=0)
     with pytest.raises(ManifestError, match=r"dag_repositories\.r\.options\.concurrency"):
-        workspace(tmp_path, remote).sync_one("r")
+        one_repository(remote, tmp_path).sync_one("r")
 
 
 @pytest.mark.parametrize(("options", "name", "words"), [
@@ -287,7 +274,7 @@ def test_storage_options_reach_the_file_system_over_the_connection(
         "config_kwargs": {"connect_timeout": 7},
     })
     remote.write_many({"dag.py": b"x = 1\n"})
-    ws = workspace(tmp_path, remote)
+    ws = one_repository(remote, tmp_path)
     fetcher = ws.fetcher_for(ws.manifest.get("r"))
     try:
         assert fetcher.fs.endpoint_url == buckets.endpoint  # type: ignore[attr-defined]
@@ -302,7 +289,7 @@ def test_storage_options_reach_the_file_system_over_the_connection(
 
 
 def test_server_stopped_mid_sync_keeps_current_and_next_sync_recovers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_env: None  # noqa: F811
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_env: None
 ) -> None:
     server = MotoServer(tmp_path / "fault.log")
     server.start()
@@ -313,7 +300,7 @@ def test_server_stopped_mid_sync_keeps_current_and_next_sync_recovers(
                           storage_options={"config_kwargs": {"retries": {"max_attempts": 1}}})
         base = {f"d{i}.py": f"v1 {i}".encode() for i in range(5)}
         remote.write_many(base)
-        ws = workspace(tmp_path, remote)
+        ws = one_repository(remote, tmp_path)
         good = ws.sync_one("r")
         changed = {f"d{i}.py": f"v2 {i}".encode() for i in range(5)}
         remote.write_many(changed)

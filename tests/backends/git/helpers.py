@@ -9,7 +9,8 @@ from typing import Any
 
 from dulwich.repo import Repo
 
-from dagfetch.manifest import parse_manifest, url_scheme
+from dagfetch.manifest import url_scheme
+from dagfetch.testing import one_repository
 from dagfetch.testing.conformance import counting_registry
 from dagfetch.workspace import Workspace
 from tests.servers.git import GitRemote
@@ -21,12 +22,11 @@ def make_ws(remote: GitRemote, tmp_path: Path, cache: str = "cache",
             downloads: list[str] | None = None, **fields: Any) -> Workspace:
     """A workspace with one repository ``dags`` served by ``remote``; ``downloads`` (when
     given) collects the path of every file the fetcher is asked to download."""
-    entry = {"url": remote.url, **remote.entry, **fields}
-    manifest = parse_manifest({"dag_repositories": {REPO: entry}}, base_dir=tmp_path)
     registry = None
     if downloads is not None:
-        registry = counting_registry(url_scheme(entry["url"]), downloads, {"after": None})
-    return Workspace(manifest, cache_root=tmp_path / cache, registry=registry)
+        registry = counting_registry(url_scheme(remote.url), downloads, {"after": None})
+    return one_repository(remote, tmp_path, repo_id=REPO, cache=cache, registry=registry,
+                          **fields)
 
 
 def tree_files(path: Path) -> dict[str, bytes]:

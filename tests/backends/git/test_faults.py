@@ -17,17 +17,15 @@ import pytest
 
 from dagfetch.errors import FetchError, ManifestError
 from dagfetch.workspace import Workspace
-from tests.git_helpers import REPO, make_ws, store_path, tree_files
+from tests.backends.git.helpers import REPO, make_ws, store_path, tree_files
+from tests.checkout import ROOT
 from tests.servers.git import (
     HTTP_PASSWORD,
     HTTP_USER,
     GitRemote,
     GitServers,
     free_port,
-    git_servers,
 )
-
-__all__ = ["git_servers"]
 
 BASE = {"dag_a.py": b"# a\n" * 50, "lib/util.py": b"X = 1\n" * 50}
 NEXT = {"dag_a.py": b"# a, next\n" * 50, "dag_b.py": b"# b\n" * 300}
@@ -41,7 +39,7 @@ def http_remote(git_servers: GitServers, tmp_path: Path) -> GitRemote:
 def seed(remote: GitRemote, files: dict[str, bytes]) -> str:
     for path, data in files.items():
         remote.write(path, data)
-    return remote.publish()
+    return remote.push()
 
 
 def leftovers(ws: Workspace) -> list[str]:
@@ -170,7 +168,7 @@ def test_sigkill_mid_fetch_then_sync_recovers(
     server.release.clear()
     server.stall_after = 300
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(manifest), str(tmp_path / "cache")],
-                             cwd=Path(__file__).parent.parent)
+                             cwd=ROOT)
     try:
         assert server.stalled.wait(30), "the child never reached the pack"
         os.kill(child.pid, signal.SIGKILL)
