@@ -4,7 +4,7 @@ Data flows one way: manifest -> registry picks a fetcher -> fetcher lists and do
 cache publishes a version. :class:`Workspace` is the entry point for custom schedulers.
 """
 
-from dagfetch.cache import GcReport, VersionCache
+from dagfetch.cache import GcReport, VersionCache, VersionRecord
 from dagfetch.cache.store import VersionEntry
 from dagfetch.connections import Connection, ConnectionResolver, Secret
 from dagfetch.defaults import default_registry
@@ -12,6 +12,7 @@ from dagfetch.errors import (
     BackendNotInstalled,
     CacheError,
     ConfigError,
+    ConnectionConfigError,
     DagfetchError,
     FetchError,
     ImmutableSourceChanged,
@@ -25,6 +26,14 @@ from dagfetch.errors import (
     VersionNotFoundError,
     VersionUnavailableError,
 )
+from dagfetch.graphs.errors import (
+    ExtractionError,
+    GraphNotFoundError,
+    GraphStoreError,
+    InvalidGraphError,
+    RunAlreadyPinnedError,
+    SchemaNotReadyError,
+)
 from dagfetch.importing import ImportedVersion, import_version, version_imports
 from dagfetch.manifest import Manifest, RepositorySpec, load_manifest, parse_manifest
 from dagfetch.models import CachedFile, Listing, RemoteFile, SyncResult, Version
@@ -32,7 +41,7 @@ from dagfetch.protocol import BaseFetcher, Capabilities, Fetcher, Source, Versio
 from dagfetch.registry import Registry
 from dagfetch.workspace import RepoStatus, Workspace
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "BackendNotInstalled",
@@ -42,13 +51,18 @@ __all__ = [
     "Capabilities",
     "ConfigError",
     "Connection",
+    "ConnectionConfigError",
     "ConnectionResolver",
     "DagfetchError",
+    "ExtractionError",
     "FetchError",
     "Fetcher",
     "GcReport",
+    "GraphNotFoundError",
+    "GraphStoreError",
     "ImmutableSourceChanged",
     "ImportedVersion",
+    "InvalidGraphError",
     "Listing",
     "Manifest",
     "ManifestError",
@@ -58,6 +72,8 @@ __all__ = [
     "RemoteNotFoundError",
     "RepoStatus",
     "RepositorySpec",
+    "RunAlreadyPinnedError",
+    "SchemaNotReadyError",
     "SchemeConflictError",
     "Secret",
     "Source",
@@ -69,6 +85,7 @@ __all__ = [
     "VersionCache",
     "VersionEntry",
     "VersionNotFoundError",
+    "VersionRecord",
     "VersionUnavailableError",
     "VersionedFetcher",
     "Workspace",

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import attrs
 
-from dagfetch.errors import ConnectionError_
+from dagfetch.errors import ConnectionConfigError
 from dagfetch.redact import MASK, masker
 
 if sys.version_info >= (3, 11):
@@ -94,16 +94,16 @@ def connection_from_uri(conn_id: str, uri: str) -> Connection:
         parts = urlsplit(uri)
         port = parts.port
     except ValueError as exc:
-        raise ConnectionError_(conn_id, f"not a valid connection URI ({exc})") from None
+        raise ConnectionConfigError(conn_id, f"not a valid connection URI ({exc})") from None
     if not parts.scheme:
-        raise ConnectionError_(conn_id, "connection URI has no scheme (like 's3://...')")
+        raise ConnectionConfigError(conn_id, "connection URI has no scheme (like 's3://...')")
     extra: dict[str, Any] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "__extra__":
             try:
                 extra.update(json.loads(value))
             except json.JSONDecodeError:
-                raise ConnectionError_(conn_id, "__extra__ is not valid JSON") from None
+                raise ConnectionConfigError(conn_id, "__extra__ is not valid JSON") from None
         else:
             extra[key] = value
     return _build(
@@ -124,7 +124,7 @@ def connection_from_mapping(conn_id: str, data: Mapping[str, Any]) -> Connection
     allowed = {"conn_type", "host", "port", "login", "password", "schema", "extra", "uri"}
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise ConnectionError_(
+        raise ConnectionConfigError(
             conn_id, f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
         )
     if "uri" in data:
@@ -134,15 +134,15 @@ def connection_from_mapping(conn_id: str, data: Mapping[str, Any]) -> Connection
         try:
             extra = json.loads(extra)
         except json.JSONDecodeError:
-            raise ConnectionError_(conn_id, "'extra' is not valid JSON") from None
+            raise ConnectionConfigError(conn_id, "'extra' is not valid JSON") from None
     if not isinstance(extra, Mapping):
-        raise ConnectionError_(conn_id, "'extra' must be an object")
+        raise ConnectionConfigError(conn_id, "'extra' must be an object")
     port = data.get("port")
     if port is not None:
         try:
             port = int(port)
         except (TypeError, ValueError):
-            raise ConnectionError_(conn_id, "'port' must be a number") from None
+            raise ConnectionConfigError(conn_id, "'port' must be a number") from None
     return _build(conn_id, {**data, "port": port, "extra": dict(extra)})
 
 
@@ -197,10 +197,12 @@ def _parse_value(conn_id: str, value: Any, where: str) -> Connection:
             try:
                 decoded = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise ConnectionError_(conn_id, f"{where} holds invalid JSON ({exc.msg})") from None
+                raise ConnectionConfigError(
+                    conn_id, f"{where} holds invalid JSON ({exc.msg})"
+                ) from None
             return connection_from_mapping(conn_id, decoded)
         return connection_from_uri(conn_id, text)
-    raise ConnectionError_(
+    raise ConnectionConfigError(
         conn_id, f"{where} holds a {type(value).__name__}, not a URI or an object"
     )
 
@@ -231,7 +233,7 @@ class ConnectionResolver:
         where = [f"${env_name}"]
         if self._file():
             where.append(f"connections file {self._file()}")
-        raise ConnectionError_(
+        raise ConnectionConfigError(
             conn_id,
             f"not found (looked in {', '.join(where)} and "
             f"{len(self._backends())} secrets backend(s))",
@@ -252,13 +254,13 @@ class ConnectionResolver:
                     text = path.read_text(encoding="utf-8")
                     data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
                 except FileNotFoundError:
-                    raise ConnectionError_("*", f"connections file {path} not found") from None
+                    raise ConnectionConfigError("*", f"connections file {path} not found") from None
                 except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-                    raise ConnectionError_(
+                    raise ConnectionConfigError(
                         "*", f"connections file {path} is not valid: {type(exc).__name__}"
                     ) from None
                 if not isinstance(data, dict):
-                    raise ConnectionError_("*", f"connections file {path} must be a table")
+                    raise ConnectionConfigError("*", f"connections file {path} must be a table")
                 self._file_cache = data
         return self._file_cache
 

@@ -5,19 +5,22 @@ The tree, so callers can catch as broadly or narrowly as they need::
     DagfetchError
     ├── ConfigError                 bad manifest, connection or option; raised before any fetch
     │   ├── ManifestError           names the field path: ``dag_repositories.repo2.url``
-    │   └── ConnectionError_        a conn_id that cannot be resolved or parsed
+    │   └── ConnectionConfigError   a conn_id that cannot be resolved or parsed
     ├── RegistryError
-    │   ├── UnknownSchemeError      names the known schemes and the extra to install
-    │   ├── BackendNotInstalled     a known scheme whose package is missing (chained ImportError)
+    │   ├── UnknownSchemeError      no backend claims the scheme; names the known ones
+    │   ├── BackendNotInstalled     a claimed scheme whose packages are missing; names the
+    │   │                           `pip install` that fixes it (chained to the ImportError)
     │   └── SchemeConflictError     two distributions claim one scheme; names both
-    ├── UnsafePathError             a remote path that would escape the cache; names the path
+    ├── UnsafePathError             a remote path that would escape the cache; ``path`` and
+    │                               ``problem`` say which and why
     ├── FetchError                  the remote failed us (listing, download, verification)
     │   ├── RemoteNotFoundError     also a FileNotFoundError
-    │   └── VerificationError       downloaded bytes do not match the listing
+    │   ├── VerificationError       downloaded bytes do not match the listing
+    │   ├── VersionUnavailableError the version cannot be fetched again (no history on the remote)
+    │   └── ImmutableSourceChanged  an immutable repository changed under the same URL
     ├── VersionNotFoundError        no such version in the cache (also a LookupError)
-    ├── VersionUnavailableError     the version cannot be fetched again (no history on the remote)
-    ├── ImmutableSourceChanged      an immutable repository changed under the same URL
-    └── CacheError                  the cache root is unusable or corrupt
+    ├── CacheError                  the cache root is unusable or corrupt
+    └── (graph store and extraction errors: see :mod:`dagfetch.graphs.errors`)
 
 Messages never carry secrets: they are built from redacted URLs and passed through
 :func:`dagfetch.redact.mask` where they quote a lower library.
@@ -45,12 +48,17 @@ class ManifestError(ConfigError):
         super().__init__(f"{where}{field}: {problem}" if field else f"{where}{problem}")
 
 
-class ConnectionError_(ConfigError):
+class ConnectionConfigError(ConfigError):
     """A ``conn_id`` cannot be resolved or its value cannot be parsed."""
 
     def __init__(self, conn_id: str, problem: str) -> None:
         self.conn_id = conn_id
+        self.problem = problem
         super().__init__(f"connection {conn_id!r}: {problem}")
+
+
+#: The 0.1.0 name of :class:`ConnectionConfigError`, kept so existing ``except`` clauses work.
+ConnectionError_ = ConnectionConfigError
 
 
 class RegistryError(DagfetchError):
@@ -89,6 +97,7 @@ class UnsafePathError(DagfetchError):
 
     def __init__(self, path: str, problem: str) -> None:
         self.path = path
+        self.problem = problem
         super().__init__(f"refusing remote path {path!r}: {problem}")
 
 

@@ -5,6 +5,8 @@ files into :class:`Graph` values in a separate process; :class:`GraphPipeline` r
 extraction and recording as one job, and follow mode for the other nodes.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from dagfetch.graphs.errors import (
     GraphNotFoundError,
     GraphStoreError,
@@ -26,7 +28,20 @@ from dagfetch.graphs.model import (
     Task,
     diff,
 )
-from dagfetch.graphs.store import GraphStore
+
+if TYPE_CHECKING:
+    from dagfetch.graphs.store import GraphStore
+
+
+def __getattr__(name: str) -> Any:
+    # the store brings SQLAlchemy and Alembic: loaded when first named, so that importing the
+    # light parts of this package (its errors, its model) costs a command nothing
+    if name == "GraphStore":
+        from dagfetch.graphs.store import GraphStore
+
+        return GraphStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Edge",

@@ -3,6 +3,7 @@
 ::
 
     DagfetchError
+    ├── ExtractionError             extraction as a whole could not run (worker, extractor)
     └── GraphStoreError             the database failed us or holds something unexpected
         ├── InvalidGraphError       a graph that cannot be stored (duplicate task, dangling edge)
         ├── SchemaNotReadyError     the database is not at the newest schema: run `db upgrade`
@@ -35,3 +36,8 @@ class GraphNotFoundError(GraphStoreError, LookupError):
 
 class RunAlreadyPinnedError(GraphStoreError):
     """A run asked to move to another graph: a run's graph never changes once pinned."""
+
+
+class ExtractionError(DagfetchError):
+    """Extraction as a whole could not run (the worker would not start, bad extractor name).
+    A DAG file that fails is not this: it becomes an import error of that file."""

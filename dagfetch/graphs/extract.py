@@ -32,8 +32,8 @@ from typing import Any
 import attrs
 
 from dagfetch._entrypoints import entry_points
-from dagfetch.errors import ConfigError, DagfetchError
-from dagfetch.graphs.errors import InvalidGraphError
+from dagfetch.errors import ConfigError
+from dagfetch.graphs.errors import ExtractionError, InvalidGraphError
 from dagfetch.graphs.model import Edge, Graph, Task
 from dagfetch.importing import dag_files, import_version
 from dagfetch.redact import get_logger, mask
@@ -47,10 +47,6 @@ DEFAULT_FILE_TIMEOUT = 30.0
 WORKER_START_TIMEOUT = 120.0
 
 Extractor = Callable[[ModuleType], Iterable[Graph]]
-
-
-class ExtractionError(DagfetchError):
-    """Extraction as a whole could not run (the worker would not start, bad extractor name)."""
 
 
 # -- extractors -----------------------------------------------------------------------------

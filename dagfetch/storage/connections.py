@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dagfetch.connections import Connection, Secret
-from dagfetch.errors import ConnectionError_
+from dagfetch.errors import ConnectionConfigError
 
 
 def extra_as_is(conn: Connection) -> dict[str, Any]:
@@ -51,7 +51,7 @@ def _flag(conn: Connection, value: Any, name: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
         return value.lower() in ("true", "1", "yes")
-    raise ConnectionError_(conn.conn_id, f"{name!r} must be true or false, not {value!r}")
+    raise ConnectionConfigError(conn.conn_id, f"{name!r} must be true or false, not {value!r}")
 
 
 def s3_options(conn: Connection) -> dict[str, Any]:
@@ -94,9 +94,11 @@ def gcs_options(conn: Connection) -> dict[str, Any]:
             try:
                 keyfile = json.loads(keyfile)
             except json.JSONDecodeError:
-                raise ConnectionError_(conn.conn_id, "'keyfile_dict' is not valid JSON") from None
+                raise ConnectionConfigError(
+                    conn.conn_id, "'keyfile_dict' is not valid JSON"
+                ) from None
         if not isinstance(keyfile, Mapping):
-            raise ConnectionError_(conn.conn_id, "'keyfile_dict' must be a JSON object")
+            raise ConnectionConfigError(conn.conn_id, "'keyfile_dict' must be a JSON object")
         out["token"] = dict(keyfile)
     elif token is not None:
         out["token"] = token
@@ -161,7 +163,7 @@ def http_options(conn: Connection) -> dict[str, Any]:
     out: dict[str, Any] = {}
     headers = extra.pop("headers", None) or {}
     if not isinstance(headers, Mapping):
-        raise ConnectionError_(conn.conn_id, "'headers' must be an object of header: value")
+        raise ConnectionConfigError(conn.conn_id, "'headers' must be an object of header: value")
     headers = dict(headers)
     token = _pop(extra, "bearer_token", "token")
     if token:

@@ -11,7 +11,7 @@ from dagfetch_zip.errors import ArchiveError, ArchiveLimitError
 from dagfetch_zip.fetcher import ZipFetcher
 from dagfetch_zip.limits import Limits, ZipOptions
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "ArchiveError",

@@ -140,7 +140,7 @@ def _checked_name(info: zipfile.ZipInfo, where: str) -> str | None:
     try:
         path = safe_relpath(name)
     except UnsafePathError as exc:
-        raise UnsafePathError(info.orig_filename, f"{_problem(exc)} (member of {where})") from None
+        raise UnsafePathError(info.orig_filename, f"{exc.problem} (member of {where})") from None
     return None if info.is_dir() else path
 
 
@@ -151,7 +151,7 @@ def _link_target(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: str, where: s
     try:
         return safe_link_target(path, target)
     except UnsafePathError as exc:
-        raise UnsafePathError(info.orig_filename, f"{_problem(exc)} (member of {where})") from None
+        raise UnsafePathError(info.orig_filename, f"{exc.problem} (member of {where})") from None
 
 
 def _check_member(info: zipfile.ZipInfo, limits: Limits, where: str) -> None:
@@ -178,8 +178,3 @@ def _check_member(info: zipfile.ZipInfo, limits: Limits, where: str) -> None:
             f"{human(info.file_size)}), more than max_ratio={limits.max_ratio:g}",
             "max_ratio", name,
         )
-
-
-def _problem(exc: UnsafePathError) -> str:
-    """The problem part of an UnsafePathError, without its 'refusing remote path' prefix."""
-    return str(exc).removeprefix(f"refusing remote path {exc.path!r}: ")
