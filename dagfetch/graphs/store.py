@@ -75,6 +75,10 @@ class GraphStore:
     ) -> None:
         self.url = db.parse_url(url)
         self.tables: GraphTables = schema.tables(prefix)
+        missing = db.sqlite_file(self.url)
+        if not upgrade and engine is None and missing is not None and not missing.exists():
+            # connecting would create an empty file: a second database nobody asked for
+            raise db.schema_behind(self.url, self.tables, None)
         self.engine = engine if engine is not None else db.make_engine(self.url)
         try:
             if upgrade:
@@ -91,9 +95,16 @@ class GraphStore:
         return self.tables
 
     @classmethod
-    def for_cache(cls, cache_root: str | Path, url: str | None = None, **kwargs: Any) -> GraphStore:
-        """``url``, else the SQLite file under the cache root."""
-        return cls(url or db.default_url(cache_root), **kwargs)
+    def for_cache(
+        cls, cache_root: str | Path, url: str | None = None, *, upgrade: bool | None = None,
+        **kwargs: Any,
+    ) -> GraphStore:
+        """``url``, else the SQLite file under the cache root. The rule of every command:
+        the default file is created (and migrated) on first use; a configured database is
+        only opened, and refused when its schema is behind (``upgrade`` overrides)."""
+        if upgrade is None:
+            upgrade = url is None
+        return cls(url or db.default_url(cache_root), upgrade=upgrade, **kwargs)
 
     def __repr__(self) -> str:
         return f"GraphStore({db.describe(self.url)!r}, prefix={self.tables.prefix!r})"

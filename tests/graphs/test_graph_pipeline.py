@@ -82,9 +82,10 @@ def test_sync_extracts_each_new_version_once_into_sqlite_under_the_cache(
 def test_the_manifest_database_key_chooses_the_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     remote = LocalRemote(tmp_path / "remote")
+    GraphStore(url).close()  # a configured database is created by `db upgrade`, not on use
     pipeline = GraphPipeline(workspace(tmp_path, remote.url, database=url))
     assert str(pipeline.store.url) == url
-    assert (tmp_path / "elsewhere.db").exists()
+    assert not (tmp_path / "cache" / ".dagfetch" / "graphs.sqlite3").exists()
 
 
 def test_a_pinned_run_keeps_graph_and_code_through_two_changes_and_gc(
