@@ -56,11 +56,12 @@ def project(tmp_path: Path) -> Path:
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "dagfetch.toml").write_text(
-        f'database = "sqlite:///state/graphs.db"\n\n[dag_repositories.dags]\nurl = "{remote.url}"\n')
+        'database = "sqlite:///state/graphs.db"\n\n'
+        f'[dag_repositories.dags]\nurl = "{remote.url}"\n')
     return folder
 
 
-@pytest.mark.parametrize("url, expected", [
+@pytest.mark.parametrize(("url", "expected"), [
     ("sqlite:///graphs.db", "sqlite:///{base}/graphs.db"),
     ("sqlite:///state/g.db?timeout=5", "sqlite:///{base}/state/g.db?timeout=5"),
     ("sqlite+pysqlite:///g.db", "sqlite+pysqlite:///{base}/g.db"),
