@@ -125,13 +125,32 @@ def pinned_graph(
 def list_runs(
     conn: Connection, tables: GraphTables, dag_id: str | None = None
 ) -> list[RunPin]:
-    """Every pinned run (of one DAG), newest pin first."""
-    dag, run = tables.dag, tables.run
-    query = (sa.select(run, dag.c.dag_id).join(dag, dag.c.id == run.c.dag_pk)
-             .order_by(run.c.pinned_at.desc(), run.c.id.desc()))
+    """Every pinned run (of one DAG), newest pin first, in one query whatever their number."""
+    dag, run, graph_version = tables.dag, tables.run, tables.graph_version
+    source_version, dag_source = tables.source_version, tables.dag_source
+    query = (
+        sa.select(run.c.run_id, run.c.pinned_at, run.c.released_at, dag.c.dag_id,
+                  dag.c.latest_number, *dag_columns(tables), graph_version,
+                  source_version.c.repo_id, source_version.c.version_id.label("source_version"),
+                  dag_source.c.file_path)
+        .join(dag, dag.c.id == run.c.dag_pk)
+        .join(graph_version, graph_version.c.id == run.c.graph_version_id)
+        .outerjoin(source_version, source_version.c.id == run.c.source_version_pk)
+        .outerjoin(dag_source, (dag_source.c.source_version_pk == run.c.source_version_pk)
+                   & (dag_source.c.dag_pk == run.c.dag_pk))
+        .order_by(run.c.pinned_at.desc(), run.c.id.desc())
+    )
     if dag_id is not None:
         query = query.where(dag.c.dag_id == dag_id)
-    return [pin_of(conn, tables, row) for row in conn.execute(query).all()]
+    pins = []
+    for row in conn.execute(query):
+        source = (SourceRef(row.repo_id, row.source_version, row.file_path or "")
+                  if row.repo_id is not None else None)
+        version = graph_version_of(row.dag_id, row, dag_row=row,
+                                   latest=row.number == row.latest_number)
+        pins.append(RunPin(row.run_id, row.dag_id, version, source, row.pinned_at,
+                           row.released_at))
+    return pins
 
 
 def release_run(

@@ -242,3 +242,22 @@ def test_links_without_a_file_hash_are_not_counted(store: GraphStore) -> None:
         store.record_extraction("r", f"v{n}", [("c.py", chain("c", ["x", f"t{n}"]))], {},
                                 file_count=1)
     assert store.unstable_dags() == []
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+def test_runs_are_listed_newest_first_and_released_once(store: GraphStore) -> None:
+    extract(store, "r", "v1", {"a": A, "b": B})
+    store.pin_run("r1", "a")
+    store.pin_run("r2", "b")
+    store.pin_run("r3", "a", source=None)
+    assert [(p.run_id, p.dag_id) for p in store.runs()] == [("r3", "a"), ("r2", "b"),
+                                                             ("r1", "a")]
+    assert [p.run_id for p in store.runs("a")] == ["r3", "r1"]
+    assert store.runs()[-1].source == SourceRef("r", "v1", "a.py")
+    released = store.release_run("r1")
+    assert released.released_at is not None and store.run("r1").released_at is not None
+    assert store.release_run("r1").released_at == released.released_at
+    assert [p.released_at is None for p in store.runs()] == [True, True, False]
+    with pytest.raises(GraphNotFoundError, match="no run 'r9'"):
+        store.release_run("r9")
