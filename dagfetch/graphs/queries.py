@@ -192,11 +192,13 @@ def import_errors(
         source_version, source_version.c.id == import_error.c.source_version_pk)
     if version_id is not None:
         query = query.where(source_version.c.version_id == version_id)
-    else:
-        newest = (sa.select(sa.func.max(source_version.c.id))
+    else:  # newest by extraction time: a version extracted again after a revert is newest
+        newest = (sa.select(source_version.c.repo_id,
+                            sa.func.max(source_version.c.extracted_at).label("at"))
                   .where(source_version.c.extracted_at.is_not(None))
-                  .group_by(source_version.c.repo_id))
-        query = query.where(source_version.c.id.in_(newest))
+                  .group_by(source_version.c.repo_id).subquery())
+        query = query.join(newest, (newest.c.repo_id == source_version.c.repo_id)
+                           & (newest.c.at == source_version.c.extracted_at))
     if repo_id is not None:
         query = query.where(source_version.c.repo_id == repo_id)
     rows = conn.execute(query.order_by(source_version.c.repo_id, import_error.c.file_path)).all()
