@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dagfetch.graphs.database import CHUNK
 from dagfetch.graphs.model import Graph, GraphDiff, UnstableDag, diff
 from dagfetch.graphs.queries import load_graph
 from dagfetch.graphs.schema import GraphTables
@@ -66,17 +67,20 @@ def _of_repository(
         .where(source_version.c.repo_id == repo_id, source_version.c.extracted_at.is_not(None))
         .order_by(source_version.c.extracted_at.desc(), source_version.c.id.desc())
         .limit(window))]
+    if len(newest) <= min_changes:  # too few extractions for that many changes
+        return []
     position = {source_pk: index for index, source_pk in enumerate(reversed(newest))}
     query = (sa.select(dag_source.c.source_version_pk, dag_source.c.graph_version_id,
                        dag_source.c.file_path, dag_source.c.file_hash, dag.c.dag_id)
              .join(dag, dag.c.id == dag_source.c.dag_pk)
              .where(dag_source.c.source_version_pk.in_(newest),
                     dag.c.owner_repo_id == repo_id))
-    if dag_ids is not None:
+    if dag_ids is not None and len(dag_ids) <= CHUNK:  # else filtered below, not in SQL
         query = query.where(dag.c.dag_id.in_(sorted(dag_ids)))
     by_dag: dict[str, dict[int, Any]] = {}
     for row in conn.execute(query):
-        by_dag.setdefault(row.dag_id, {})[position[row.source_version_pk]] = row
+        if dag_ids is None or row.dag_id in dag_ids:
+            by_dag.setdefault(row.dag_id, {})[position[row.source_version_pk]] = row
     found = []
     for dag_id, links in sorted(by_dag.items()):
         changes, pairs = _changes(links)

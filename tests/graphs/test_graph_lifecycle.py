@@ -233,6 +233,8 @@ def test_a_dag_whose_graph_changes_while_its_file_does_not_is_unstable(
     assert "'extract_1700000005'" in clock.describe()
     assert "edges rewired among the same tasks in 5 of 5" in found["rewired"].what[0]
     assert [i.dag_id for i in store.unstable_dags("r", dag_ids=["clock", "steady"])] == ["clock"]
+    many = ["clock", *(f"other{i}" for i in range(CHUNK + 1))]  # more than one IN list takes
+    assert [i.dag_id for i in store.unstable_dags("r", dag_ids=many)] == ["clock"]
     assert store.unstable_dags("r", window=3) == []  # 2 changes: below the threshold
     assert store.unstable_dags("other") == []
 
