@@ -114,7 +114,7 @@ def row_counts(store: GraphStore) -> dict[str, int]:
 
 
 def lifecycle(config: Config) -> tuple[list[Row], list[Target]]:
-    rounds = 60 if config.quick else 1_000
+    rounds = 20 if config.quick else 1_000
     scenario = "graph lifecycle"
     root: Path = config.workdir
     remote = LocalRemote(root / "remote")
