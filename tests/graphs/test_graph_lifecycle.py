@@ -191,6 +191,13 @@ def test_gc_deletes_children_first_in_chunks(store: GraphStore) -> None:
             counts["source_version"], counts["task"]) == (many, many, many, 1, 2 * many)
 
 
+def test_the_databases_enforce_the_foreign_keys_gc_must_respect(store: GraphStore) -> None:
+    """So a gc that deleted a parent before its children would fail here, not pass."""
+    store.record(A)
+    with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
+        conn.execute(store.tables.graph_version.delete())
+
+
 def test_gc_never_leaves_a_row_pointing_at_nothing(store: GraphStore) -> None:
     """Every foreign key of the schema, checked by query after a gc that removed some of
     everything (the databases enforce them too: SQLite with PRAGMA foreign_keys=ON)."""
