@@ -16,6 +16,7 @@ MODULES = [
     "benchmarks.scenario_s3",
     "benchmarks.scenario_graphs",
     "benchmarks.scenario_git",
+    "benchmarks.scenario_lifecycle",
 ]
 
 

@@ -248,8 +248,25 @@ def parse_manifest(
     database = data.get("database")
     if database is not None and not isinstance(database, str):
         raise fail("database", "must be a SQLAlchemy URL string")
+    if database is not None:
+        database = _resolve_sqlite(database, base_dir)
 
     return Manifest(tuple(repos), dict(providers), connections_path, database, source)
+
+
+# sqlite:///relative/path (three slashes and no fourth): SQLAlchemy would open it against the
+# working directory; the manifest's other paths resolve against the manifest's folder
+_RELATIVE_SQLITE = re.compile(r"^(sqlite(?:\+\w+)?:///)(?!/)([^?]+)(\?.*)?$")
+
+
+def _resolve_sqlite(url: str, base_dir: Path | None) -> str:
+    """A relative SQLite ``database`` made absolute against ``base_dir``; any other URL as
+    given (parsed here by pattern, so reading a manifest never imports SQLAlchemy)."""
+    match = _RELATIVE_SQLITE.match(url)
+    if match is None or base_dir is None or match.group(2) == ":memory:":
+        return url
+    prefix, path, query = match.groups()
+    return f"{prefix}{_resolve(Path(path), base_dir)}{query or ''}"
 
 
 def _resolve(path: Path, base_dir: Path | None) -> Path:

@@ -47,6 +47,7 @@ def test_quick_benchmarks_run_and_report_every_scenario(tmp_path: Path) -> None:
         "git cold",
         "git no change",
         "git one commit",
+        "graph lifecycle",
     ]
     if postgres_answers():
         expected.append("graphs postgres")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -66,30 +67,35 @@ def graph_errors(state: State) -> Iterator[None]:
 
 def open_store(state: State, database: str | None, prefix: str, *,
                upgrade: bool = False) -> GraphStore:
-    """The store the options name. Reading commands never change the schema: an old one is
-    reported with the `db upgrade` hint (the default SQLite file is created on first use)."""
-    from dagfetch.cache.layout import default_cache_root
+    """The store the options name, by the one rule of every command: the default SQLite file
+    under the cache root is created on first use; a configured database (``--database``,
+    ``$DAGFETCH_DATABASE``, the manifest's ``database``) is only changed by ``db upgrade``
+    (``upgrade``), and refused with its hint when its schema is behind."""
     from dagfetch.graphs import GraphStore
-    from dagfetch.graphs.database import default_url
 
     url = database
     if url is None:
         try:
-            ws = state.workspace
-            url = ws.manifest.database or default_url(ws.cache.root)
+            url = state.workspace.manifest.database
         except ManifestError:
             if state.manifest:  # a manifest was named and is wrong: say so
                 raise
-            root = state.home if state.home else default_cache_root()
-            url = default_url(root)
-    is_default_sqlite = database is None and url.startswith("sqlite:")
-    return GraphStore(url, prefix=prefix, upgrade=upgrade or is_default_sqlite)
+    if url is None:
+        return GraphStore.for_cache(_cache_root(state), prefix=prefix)
+    return GraphStore(url, prefix=prefix, upgrade=upgrade)
+
+
+def _cache_root(state: State) -> Path:
+    from dagfetch.cache.layout import default_cache_root
+
+    try:
+        return Path(state.workspace.cache.root)
+    except ManifestError:  # no manifest here: the cache root the options name
+        return Path(state.home) if state.home else default_cache_root()
 
 
 def pipeline_for(state: State, database: str | None, prefix: str) -> GraphPipeline:
     from dagfetch.graphs.pipeline import GraphPipeline
 
     ws = state.workspace
-    url = database or ws.manifest.database
-    store = open_store(state, url, prefix, upgrade=url is None)
-    return GraphPipeline(ws, store)
+    return GraphPipeline(ws, open_store(state, database, prefix))

@@ -165,6 +165,8 @@ def _outcome_json(outcome: RepoOutcome) -> dict[str, Any]:
         "import_errors": len(extraction.errors) if extraction else 0,
         "published": outcome.published,
         "followed": outcome.followed,
+        "vanished": list(extraction.vanished) if extraction else [],
+        "unstable": [item.dag_id for item in outcome.unstable],
     }
 
 
@@ -183,6 +185,8 @@ def _print_outcomes(outcomes: Sequence[RepoOutcome], as_json: bool, *,
             if outcome.extracted:
                 parts.append(f"{row['dags']} DAGs, {row['new_graph_versions']} new graph "
                              f"versions, {row['import_errors']} import errors")
+                if row["vanished"]:
+                    parts.append(f"now inactive: {', '.join(row['vanished'])}")
             elif outcome.extraction is not None:
                 parts.append("(graphs recorded before)")
             if outcome.published:

@@ -26,6 +26,7 @@ from dagfetch.graphs.model import (
     RunPin,
     SourceRef,
     Task,
+    UnstableDag,
     diff,
 )
 
@@ -61,5 +62,6 @@ __all__ = [
     "SchemaNotReadyError",
     "SourceRef",
     "Task",
+    "UnstableDag",
     "diff",
 ]

@@ -207,15 +207,27 @@ def upgrade(engine: Engine, tables: GraphTables, revision: str = "head") -> None
         ) from None
 
 
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL (None for an in-memory database or another backend)."""
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
 def check_schema(engine: Engine, tables: GraphTables, url: URL) -> None:
+    """Refuse a database whose schema is not this dagfetch's newest (without changing it)."""
     current = current_revision(engine, tables)
-    head = head_revision()
-    if current != head:
-        state = "has no graph store tables" if current is None else f"is at schema {current}"
-        raise SchemaNotReadyError(
-            f"database {describe(url)} {state} (prefix {tables.prefix!r}); this dagfetch needs "
-            f"{head}: run `dagfetch db upgrade` or GraphStore.upgrade()"
-        )
+    if current != head_revision():
+        raise schema_behind(url, tables, current)
+
+
+def schema_behind(url: URL, tables: GraphTables, current: str | None) -> SchemaNotReadyError:
+    """The one message of every command that finds the schema behind (or missing)."""
+    state = "has no graph store tables" if current is None else f"is at schema {current}"
+    return SchemaNotReadyError(
+        f"database {describe(url)} {state} (prefix {tables.prefix!r}); this dagfetch needs "
+        f"{head_revision()}: run `dagfetch db upgrade` or GraphStore.upgrade()"
+    )
 
 
 def database_error(url: URL, exc: BaseException) -> GraphStoreError:

@@ -222,6 +222,10 @@ class SourceRef:
 
 @attrs.frozen
 class GraphVersion:
+    """A graph version of a DAG. ``active`` is the DAG's: false once the repository that
+    defined it last no longer does (``vanished_in``: that repository's source version and
+    the file that used to define the DAG; ``vanished_at``: when that was recorded)."""
+
     dag_id: str
     number: int
     graph_hash: str
@@ -229,10 +233,18 @@ class GraphVersion:
     edge_count: int
     created_at: datetime
     latest: bool
+    vanished_in: SourceRef | None = None
+    vanished_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.vanished_in is None
 
     def to_json(self) -> dict[str, Any]:
         data = attrs.asdict(self)
         data["created_at"] = self.created_at.isoformat()
+        data["active"] = self.active
+        data["vanished_at"] = self.vanished_at.isoformat() if self.vanished_at else None
         return data
 
 
@@ -248,17 +260,22 @@ class RecordResult:
 
 @attrs.frozen
 class RunPin:
+    """A run's pin. ``released_at``: when the run was released (its graph stays as history;
+    its code may leave the caches)."""
+
     run_id: str
     dag_id: str
     version: GraphVersion
     source: SourceRef | None
     pinned_at: datetime
+    released_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id, "dag_id": self.dag_id, "version": self.version.number,
             "graph_hash": self.version.graph_hash, "pinned_at": self.pinned_at.isoformat(),
             "source": attrs.asdict(self.source) if self.source else None,
+            "released_at": self.released_at.isoformat() if self.released_at else None,
         }
 
 
@@ -273,15 +290,59 @@ class ImportErrorRecord:
 @attrs.frozen
 class Extraction:
     """One source version's extraction as recorded. ``recorded`` is false when it had been
-    recorded before (by this or another node) and nothing was written."""
+    recorded before (by this or another node) and nothing was written. ``vanished``: the
+    DAGs of this repository that this version no longer defines, now inactive."""
 
     source: SourceRef
     recorded: bool
     results: tuple[RecordResult, ...] = ()
     errors: tuple[ImportErrorRecord, ...] = ()
+    vanished: tuple[str, ...] = ()
 
 
 @attrs.frozen
 class GcResult:
+    """What graph gc removed (or, with ``dry_run``, would remove): graph versions as
+    ``(dag_id, number)``, source versions as ``(repo_id, version_id)`` with the import errors
+    and source links that went with them, and the inactive DAGs it forgot entirely."""
+
     removed: tuple[tuple[str, int], ...]
     dry_run: bool = False
+    source_versions: tuple[tuple[str, str], ...] = ()
+    import_errors: int = 0
+    links: int = 0
+    forgotten: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "removed": [list(item) for item in self.removed], "dry_run": self.dry_run,
+            "source_versions": [list(item) for item in self.source_versions],
+            "import_errors": self.import_errors, "links": self.links,
+            "forgotten": list(self.forgotten),
+        }
+
+
+@attrs.frozen
+class UnstableDag:
+    """A DAG whose graph keeps changing while its file does not (task ids from the clock,
+    an order that leaks into ids or edges): ``changes`` of the ``pairs`` consecutive
+    extractions of ``repo_id`` that both defined it from the same file (same sha256) gave a
+    new graph. ``what`` names what keeps changing; ``last``: the newest such change."""
+
+    dag_id: str
+    repo_id: str
+    path: str
+    changes: int
+    pairs: int
+    what: tuple[str, ...]
+    last: GraphDiff
+
+    def describe(self) -> str:
+        return (f"DAG {self.dag_id} ({self.repo_id}:{self.path}) got a new graph in "
+                f"{self.changes} of {self.pairs} consecutive extractions that left its file "
+                f"unchanged: {'; '.join(self.what)}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dag_id": self.dag_id, "repo_id": self.repo_id, "path": self.path,
+                "changes": self.changes, "pairs": self.pairs, "what": list(self.what),
+                "last": self.last.to_json()}

@@ -22,9 +22,9 @@ import attrs
 from dagfetch.cache import GcReport
 from dagfetch.errors import DagfetchError
 from dagfetch.graphs.extract import DEFAULT_FILE_TIMEOUT, extract_version
-from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef
+from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef, UnstableDag
 from dagfetch.graphs.schema import DEFAULT_PREFIX
-from dagfetch.graphs.store import GraphStore
+from dagfetch.graphs.store import DEFAULT_KEEP_SOURCES, GraphStore
 from dagfetch.models import SyncResult
 from dagfetch.redact import get_logger
 from dagfetch.sync import SyncObserver
@@ -44,6 +44,8 @@ class RepoOutcome:
     published: bool = False
     followed: bool = False
     error: str | None = None
+    #: DAGs whose graph keeps changing while their file does not (see GraphStore.unstable_dags)
+    unstable: tuple[UnstableDag, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -79,8 +81,10 @@ class GraphPipeline:
     # -- the leading node ---------------------------------------------------------------------
 
     def extract(self, repo_id: str, version_id: str | None = None, *,
-                force: bool = False) -> Extraction:
-        """Extract and record one cached version (default: current) unless already done."""
+                force: bool = False, now_current: bool = False) -> Extraction:
+        """Extract and record one cached version (default: current) unless already done.
+        ``now_current``: the repository just moved to this version, so a version extracted
+        before still decides again which of its DAGs are active (a revert brings them back)."""
         workspace = self.workspace
         if version_id is None:
             current = workspace.current(repo_id)
@@ -89,11 +93,26 @@ class GraphPipeline:
             version_id = current.version_id
         if not force and self.store.is_extracted(repo_id, version_id):
             log.debug("%s: %s was extracted before; not parsing it again", repo_id, version_id)
-            return Extraction(SourceRef(repo_id, version_id), recorded=False)
+            vanished = self.store.mark_current(repo_id, version_id) if now_current else None
+            return Extraction(SourceRef(repo_id, version_id), recorded=False,
+                              vanished=tuple(vanished or ()))
         root: Path = workspace.path(repo_id, version_id)
         result = extract_version(root, extractors=self.extractors, file_timeout=self.file_timeout)
+        # the sha256 the cache verified: what tells an unstable graph from an edited file
+        hashes = {f.path: f.sha256 for f in workspace.cache.get(repo_id, version_id).files}
         return self.store.record_extraction(repo_id, version_id, result.graphs, result.errors,
-                                            file_count=result.files)
+                                            file_count=result.files, file_hashes=hashes)
+
+    def check_stability(self, extraction: Extraction) -> tuple[UnstableDag, ...]:
+        """The DAGs that this extraction gave a new graph and that keep changing by
+        themselves; each is logged as a warning."""
+        changed = [r.version.dag_id for r in extraction.results if r.now_latest]
+        if not extraction.recorded or not changed:
+            return ()
+        unstable = tuple(self.store.unstable_dags(extraction.source.repo_id, dag_ids=changed))
+        for item in unstable:
+            log.warning("%s: %s", extraction.source.repo_id, item.describe())
+        return unstable
 
     def sync(
         self,
@@ -117,7 +136,9 @@ class GraphPipeline:
                                             error=result.error or "nothing synced"))
                 continue
             try:
-                extraction = self.extract(result.repo_id, result.version_id)
+                extraction = self.extract(result.repo_id, result.version_id,
+                                          now_current=result.changed)
+                unstable = self.check_stability(extraction)
                 if publish:
                     self.store.publish(result.repo_id, result.version_id)
             except DagfetchError as exc:
@@ -126,7 +147,7 @@ class GraphPipeline:
                                             error=str(exc)))
                 continue
             outcomes.append(RepoOutcome(result.repo_id, result.version_id, result, extraction,
-                                        published=publish))
+                                        published=publish, unstable=unstable))
         return outcomes
 
     def watch(
@@ -193,13 +214,14 @@ class GraphPipeline:
                                holder=run_holder(run_id, dag_id))
         return pin
 
-    def release_run(self, run_id: str, dag_id: str) -> bool:
-        """Let the cache evict a finished run's code; its graph pin stays as history."""
-        pin = self.store.run(run_id, dag_id)
+    def release_run(self, run_id: str, dag_id: str | None = None) -> bool:
+        """Mark a finished run released in the store (its graph pin stays as history) and
+        let this node's cache evict its code; True when the cache held it for the run."""
+        pin = self.store.release_run(run_id, dag_id)
         if pin.source is None or pin.source.repo_id not in self.workspace.manifest.ids:
             return False
         return self.workspace.unpin(pin.source.repo_id, pin.source.version_id,
-                                    holder=run_holder(run_id, dag_id))
+                                    holder=run_holder(run_id, pin.dag_id))
 
     def code_path(self, run_id: str, dag_id: str | None = None) -> Path:
         """The folder of the code a run is pinned to (fetched again if it had to be)."""
@@ -208,6 +230,24 @@ class GraphPipeline:
             raise DagfetchError(f"run {run_id!r} is not pinned to a source version")
         return self.workspace.path(pin.source.repo_id, pin.source.version_id)
 
-    def gc(self, *, keep_graphs: int = 5, dry_run: bool = False) -> tuple[GcReport, GcResult]:
-        """Cache gc (pinned code stays) and graph gc (pinned graphs stay)."""
-        return self.workspace.gc(dry_run=dry_run), self.store.gc(keep_graphs, dry_run=dry_run)
+    def gc(
+        self, *, keep_graphs: int = 5, keep_sources: int = DEFAULT_KEEP_SOURCES,
+        dry_run: bool = False,
+    ) -> tuple[GcReport, GcResult]:
+        """Cache gc (pinned code stays), then graph gc (pinned graphs stay), which keeps the
+        import errors and links of every version the cache still keeps."""
+        report = self.workspace.gc(dry_run=dry_run)
+        return report, self.store.gc(keep_graphs, keep_sources=keep_sources,
+                                     kept_sources=self.kept_sources(), dry_run=dry_run)
+
+    def kept_sources(self) -> dict[str, set[str]]:
+        """Per repository of the manifest, the versions this cache still keeps."""
+        return self.kept_by(self.workspace)
+
+    @staticmethod
+    def kept_by(workspace: Workspace) -> dict[str, set[str]]:
+        """Per repository of ``workspace``'s manifest, the versions its cache still keeps
+        (not evicted): graph gc keeps their import errors and source links."""
+        return {repo_id: {entry.version.version_id for entry in workspace.versions(repo_id)
+                          if entry.present}
+                for repo_id in workspace.manifest.ids}

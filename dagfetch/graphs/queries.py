@@ -31,11 +31,25 @@ class StoredVersion:
     version: GraphVersion
 
 
-def graph_version_of(dag_id: str, row: Any, *, latest: bool) -> GraphVersion:
+def graph_version_of(dag_id: str, row: Any, *, latest: bool,
+                     dag_row: Any = None) -> GraphVersion:
     """The version a row describes: any row with the ``graph_version`` columns (``number``,
-    ``graph_hash``, ``task_count``, ``edge_count``, ``created_at``)."""
+    ``graph_hash``, ``task_count``, ``edge_count``, ``created_at``); ``dag_row``, a row with
+    the ``dag`` table's vanished columns, says whether the DAG is inactive."""
+    vanished_in, vanished_at = None, None
+    if dag_row is not None and dag_row.vanished_version_id is not None:
+        vanished_in = SourceRef(dag_row.owner_repo_id or "", dag_row.vanished_version_id,
+                                dag_row.vanished_path or "")
+        vanished_at = dag_row.vanished_at
     return GraphVersion(dag_id, row.number, row.graph_hash, row.task_count, row.edge_count,
-                        row.created_at, latest)
+                        row.created_at, latest, vanished_in, vanished_at)
+
+
+def dag_columns(tables: GraphTables) -> list[sa.Column[Any]]:
+    """The ``dag`` columns :func:`graph_version_of` reads from ``dag_row``."""
+    dag = tables.dag
+    return [dag.c.owner_repo_id, dag.c.vanished_version_id, dag.c.vanished_path,
+            dag.c.vanished_at]
 
 
 def _task_of(row: Any) -> Task:
@@ -58,7 +72,7 @@ def find_version(
             f"DAG {dag_id!r} has no version {wanted} (it never existed, or gc removed it: "
             "gc keeps versions that runs are pinned to)"
         )
-    return StoredVersion(row.id, graph_version_of(dag_id, row,
+    return StoredVersion(row.id, graph_version_of(dag_id, row, dag_row=dag_row,
                                                   latest=wanted == dag_row.latest_number))
 
 
@@ -83,20 +97,34 @@ def _is_latest(tables: GraphTables) -> sa.ColumnElement[bool]:
     return (graph_version.c.dag_pk == dag.c.id) & (graph_version.c.number == dag.c.latest_number)
 
 
-def latest_all(conn: Connection, tables: GraphTables) -> list[GraphVersion]:
-    """Every DAG's latest graph version, in one query."""
+def _is_active(tables: GraphTables) -> sa.ColumnElement[bool]:
+    """The DAG still defined where it was defined last (see :mod:`~dagfetch.graphs.lifecycle`)."""
+    return tables.dag.c.vanished_version_id.is_(None)
+
+
+def latest_all(
+    conn: Connection, tables: GraphTables, *, include_inactive: bool = False
+) -> list[GraphVersion]:
+    """Every DAG's latest graph version, in one query; inactive DAGs only when asked."""
     dag, graph_version = tables.dag, tables.graph_version
-    query = (sa.select(dag.c.dag_id, graph_version)
+    query = (sa.select(dag.c.dag_id, *dag_columns(tables), graph_version)
              .join(graph_version, _is_latest(tables))
              .order_by(dag.c.dag_id))
-    return [graph_version_of(row.dag_id, row, latest=True) for row in conn.execute(query)]
+    if not include_inactive:
+        query = query.where(_is_active(tables))
+    return [graph_version_of(row.dag_id, row, latest=True, dag_row=row)
+            for row in conn.execute(query)]
 
 
-def latest_graphs(conn: Connection, tables: GraphTables) -> dict[str, Graph]:
+def latest_graphs(
+    conn: Connection, tables: GraphTables, *, include_inactive: bool = False
+) -> dict[str, Graph]:
     """Every DAG's latest graph, tasks and edges included, in three queries whatever the
-    number of DAGs."""
+    number of DAGs; inactive DAGs only when asked."""
     dag, graph_version, task, edge = tables.dag, tables.graph_version, tables.task, tables.edge
     latest = _is_latest(tables)
+    if not include_inactive:
+        latest = latest & _is_active(tables)
     tasks: dict[str, list[Task]] = {}
     edges: dict[str, list[Edge]] = {}
     for (dag_id,) in conn.execute(sa.select(dag.c.dag_id).join(graph_version, latest)):
@@ -126,7 +154,8 @@ def history(conn: Connection, tables: GraphTables, dag_id: str) -> list[GraphVer
     rows = conn.execute(sa.select(graph_version)
                         .where(graph_version.c.dag_pk == dag_row.id)
                         .order_by(graph_version.c.number)).all()
-    return [graph_version_of(dag_id, row, latest=row.number == dag_row.latest_number)
+    return [graph_version_of(dag_id, row, latest=row.number == dag_row.latest_number,
+                             dag_row=dag_row)
             for row in rows]
 
 
@@ -163,11 +192,13 @@ def import_errors(
         source_version, source_version.c.id == import_error.c.source_version_pk)
     if version_id is not None:
         query = query.where(source_version.c.version_id == version_id)
-    else:
-        newest = (sa.select(sa.func.max(source_version.c.id))
+    else:  # newest by extraction time: a version extracted again after a revert is newest
+        newest = (sa.select(source_version.c.repo_id,
+                            sa.func.max(source_version.c.extracted_at).label("at"))
                   .where(source_version.c.extracted_at.is_not(None))
-                  .group_by(source_version.c.repo_id))
-        query = query.where(source_version.c.id.in_(newest))
+                  .group_by(source_version.c.repo_id).subquery())
+        query = query.join(newest, (newest.c.repo_id == source_version.c.repo_id)
+                           & (newest.c.at == source_version.c.extracted_at))
     if repo_id is not None:
         query = query.where(source_version.c.repo_id == repo_id)
     rows = conn.execute(query.order_by(source_version.c.repo_id, import_error.c.file_path)).all()

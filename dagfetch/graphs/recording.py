@@ -11,9 +11,13 @@ each a function over typed values:
    written), back to an earlier version with the same content (A -> B -> A), or new, numbered
    after the last number the DAG ever used.
 3. :func:`insert_versions` (new versions with their task and edge rows, bulk inserts),
-   :func:`move_latest` (the DAG rows' latest and last numbers), and
-   :func:`~dagfetch.graphs.sources.link_sources` (which source version and file produced which
-   graph version).
+   :func:`move_latest` (the DAG rows' latest and last numbers),
+   :func:`~dagfetch.graphs.lifecycle.claim` (owner and active flag, only where they change)
+   and :func:`~dagfetch.graphs.sources.link_sources` (which source version and file produced
+   which graph version).
+
+A source version's extraction then marks inactive the DAGs of its repository that it no
+longer defines (:func:`~dagfetch.graphs.lifecycle.mark_vanished`).
 
 A concurrent writer that took the same number or the same (DAG, hash) first makes an insert
 fail on a unique key; the transaction is then retried from step 1, where it finds that
@@ -34,6 +38,7 @@ from sqlalchemy.engine import Connection
 
 from dagfetch.graphs.database import chunks
 from dagfetch.graphs.errors import InvalidGraphError
+from dagfetch.graphs.lifecycle import Claim, claim, mark_vanished
 from dagfetch.graphs.model import (
     Extraction,
     Graph,
@@ -71,12 +76,21 @@ class VersionKey(NamedTuple):
 @attrs.frozen
 class DagState:
     """A DAG's row as recording needs it: its key, the last version number it ever used
-    (numbers are never reused) and its latest version (None until it has one)."""
+    (numbers are never reused), its latest version (None until it has one), the repository
+    that owns it and whether it is inactive."""
 
     dag_pk: int
     dag_id: str
     last_number: int
     latest: StoredVersion | None
+    owner: str | None = None
+    inactive: bool = False
+
+    def claim(self, source: SourceRef | None) -> Claim | None:
+        """The change recording makes to this DAG's owner and flag (None: nothing)."""
+        if source is not None and (self.owner != source.repo_id or self.inactive):
+            return Claim(self.dag_pk, source.repo_id)
+        return Claim(self.dag_pk, None) if self.inactive else None
 
     @property
     def latest_hash(self) -> str | None:
@@ -110,10 +124,11 @@ class Decision:
 # -- recording graphs ----------------------------------------------------------------------
 
 def record(
-    conn: Connection, tables: GraphTables, items: Sequence[GraphSource]
+    conn: Connection, tables: GraphTables, items: Sequence[GraphSource],
+    file_hashes: Mapping[str, str] | None = None,
 ) -> list[RecordResult]:
     """Store each graph unless its DAG has an identical version; one result per item, in
-    order."""
+    order. ``file_hashes`` (path -> sha256) go on the source links of those paths."""
     _refuse_repeated_dags(items)
     if not items:
         return []
@@ -129,7 +144,13 @@ def record(
             log.info("DAG %s: recorded graph version %d", decision.graph.dag_id,
                      decision.version.number)
     move_latest(conn, tables, decisions, now)
-    links = [SourceLink(decision.state.dag_pk, row_ids[decision.state.dag_pk], decision.source)
+    claims = [item for decision in decisions
+              if (item := decision.state.claim(decision.source)) is not None]
+    if claims:
+        claim(conn, tables, claims, now)
+    hashes = file_hashes or {}
+    links = [SourceLink(decision.state.dag_pk, row_ids[decision.state.dag_pk], decision.source,
+                        hashes.get(decision.source.path))
              for decision in decisions if decision.source is not None]
     if links:
         link_sources(conn, tables, links)
@@ -167,6 +188,7 @@ def _dag_states(
     for chunk in chunks(dag_ids):
         rows = conn.execute(
             sa.select(dag.c.id.label("dag_pk"), dag.c.dag_id, dag.c.last_number,
+                      dag.c.owner_repo_id, dag.c.vanished_version_id,
                       graph_version.c.id.label("version_row_id"), graph_version.c.number,
                       graph_version.c.graph_hash, graph_version.c.task_count,
                       graph_version.c.edge_count, graph_version.c.created_at)
@@ -182,7 +204,9 @@ def _dag_states(
             if row.version_row_id is not None:
                 latest = StoredVersion(row.version_row_id,
                                        graph_version_of(row.dag_id, row, latest=True))
-            states[row.dag_id] = DagState(row.dag_pk, row.dag_id, row.last_number, latest)
+            states[row.dag_id] = DagState(row.dag_pk, row.dag_id, row.last_number, latest,
+                                          row.owner_repo_id,
+                                          row.vanished_version_id is not None)
     return states
 
 
@@ -312,23 +336,29 @@ def record_extraction(
     errors: Mapping[str, str],
     *,
     file_count: int,
+    file_hashes: Mapping[str, str] | None = None,
 ) -> Extraction:
     """Record what one source version's DAG files gave (``(path, graph)`` pairs and
-    ``path -> traceback`` import errors), unless that version was recorded before."""
+    ``path -> traceback`` import errors), unless that version was recorded before; then
+    mark inactive the DAGs of the repository that this version no longer defines.
+    ``file_hashes``: the sha256 of each DAG file, when known."""
     if not claim_extraction(conn, tables, source, file_count=file_count,
                             dag_count=len(graphs), error_count=len(errors)):
         return Extraction(source, recorded=False)
     results = record(conn, tables, [
-        (graph, SourceRef(source.repo_id, source.version_id, path)) for path, graph in graphs])
+        (graph, SourceRef(source.repo_id, source.version_id, path)) for path, graph in graphs],
+        file_hashes)
     failures = sorted(errors.items())
+    source_pk = source_version_pks(conn, tables, [source])[SourceKey.of(source)]
     if failures:
-        source_pk = source_version_pks(conn, tables, [source])[SourceKey.of(source)]
         conn.execute(sa.insert(tables.import_error), [
             {"source_version_pk": source_pk, "file_path": path, "message": message}
             for path, message in failures
         ])
+    vanished = mark_vanished(conn, tables, source, source_pk, errors.keys(), utc_now())
     return Extraction(
         source, recorded=True, results=tuple(results),
         errors=tuple(ImportErrorRecord(source.repo_id, source.version_id, path, message)
                      for path, message in failures),
+        vanished=tuple(vanished),
     )

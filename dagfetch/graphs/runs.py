@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from dagfetch.graphs.errors import GraphNotFoundError, RunAlreadyPinnedError
 from dagfetch.graphs.model import Graph, RunPin, SourceRef
-from dagfetch.graphs.queries import find_version, graph_version_of, load_graph
+from dagfetch.graphs.queries import dag_columns, find_version, graph_version_of, load_graph
 from dagfetch.graphs.schema import GraphTables, utc_now
 from dagfetch.graphs.sources import SourceKey, source_version_pks
 
@@ -83,7 +83,7 @@ def pin_of(conn: Connection, tables: GraphTables, run_row: sa.Row[Any]) -> RunPi
     dag, graph_version = tables.dag, tables.graph_version
     source_version, dag_source = tables.source_version, tables.dag_source
     version_row = conn.execute(
-        sa.select(graph_version, dag.c.latest_number)
+        sa.select(graph_version, dag.c.latest_number, *dag_columns(tables))
         .join(dag, dag.c.id == graph_version.c.dag_pk)
         .where(graph_version.c.id == run_row.graph_version_id)
     ).one()
@@ -95,9 +95,10 @@ def pin_of(conn: Connection, tables: GraphTables, run_row: sa.Row[Any]) -> RunPi
             dag_source.c.source_version_pk == run_row.source_version_pk,
             dag_source.c.dag_pk == run_row.dag_pk)).scalar()
         source = SourceRef(source_row.repo_id, source_row.version_id, path or "")
-    version = graph_version_of(run_row.dag_id, version_row,
+    version = graph_version_of(run_row.dag_id, version_row, dag_row=version_row,
                                latest=version_row.number == version_row.latest_number)
-    return RunPin(run_row.run_id, run_row.dag_id, version, source, run_row.pinned_at)
+    return RunPin(run_row.run_id, run_row.dag_id, version, source, run_row.pinned_at,
+                  run_row.released_at)
 
 
 def find_pin(
@@ -119,3 +120,51 @@ def pinned_graph(
     if run_row is None:
         raise GraphNotFoundError(f"no run {run_id!r} is pinned")
     return load_graph(conn, tables, run_row.dag_id, run_row.graph_version_id)
+
+
+def list_runs(
+    conn: Connection, tables: GraphTables, dag_id: str | None = None
+) -> list[RunPin]:
+    """Every pinned run (of one DAG), newest pin first, in one query whatever their number."""
+    dag, run, graph_version = tables.dag, tables.run, tables.graph_version
+    source_version, dag_source = tables.source_version, tables.dag_source
+    query = (
+        sa.select(run.c.run_id, run.c.pinned_at, run.c.released_at, dag.c.dag_id,
+                  dag.c.latest_number, *dag_columns(tables), graph_version,
+                  source_version.c.repo_id, source_version.c.version_id.label("source_version"),
+                  dag_source.c.file_path)
+        .join(dag, dag.c.id == run.c.dag_pk)
+        .join(graph_version, graph_version.c.id == run.c.graph_version_id)
+        .outerjoin(source_version, source_version.c.id == run.c.source_version_pk)
+        .outerjoin(dag_source, (dag_source.c.source_version_pk == run.c.source_version_pk)
+                   & (dag_source.c.dag_pk == run.c.dag_pk))
+        .order_by(run.c.pinned_at.desc(), run.c.id.desc())
+    )
+    if dag_id is not None:
+        query = query.where(dag.c.dag_id == dag_id)
+    pins = []
+    for row in conn.execute(query):
+        source = (SourceRef(row.repo_id, row.source_version, row.file_path or "")
+                  if row.repo_id is not None else None)
+        version = graph_version_of(row.dag_id, row, dag_row=row,
+                                   latest=row.number == row.latest_number)
+        pins.append(RunPin(row.run_id, row.dag_id, version, source, row.pinned_at,
+                           row.released_at))
+    return pins
+
+
+def release_run(
+    conn: Connection, tables: GraphTables, run_id: str, dag_id: str | None
+) -> RunPin:
+    """Mark a run released (once: releasing again keeps the first time); its graph pin
+    stays, as history. Returns the pin as it is now."""
+    run_row = find_run(conn, tables, run_id, dag_id)
+    if run_row is None:
+        where = f" of DAG {dag_id!r}" if dag_id else ""
+        raise GraphNotFoundError(f"no run {run_id!r}{where} is pinned")
+    if run_row.released_at is None:
+        run = tables.run
+        conn.execute(sa.update(run).where(run.c.id == run_row.id).values(released_at=utc_now()))
+        run_row = find_run(conn, tables, run_id, run_row.dag_id)
+        assert run_row is not None
+    return pin_of(conn, tables, run_row)

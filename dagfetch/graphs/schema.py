@@ -2,14 +2,17 @@
 
 ::
 
-    dag             one row per dag_id: its latest graph version and its last version number
+    dag             one row per dag_id: its latest graph version, its last version number, the
+                    repository that defined it most recently, and where it vanished (inactive)
     graph_version   (dag, number) and (dag, content hash) both unique: a graph is stored once
     task            (graph_version, task_id) rows: kind and attributes
     edge            (graph_version, upstream, downstream) rows, queryable with plain SQL
     source_version  (repo_id, version_id) of cached code that was extracted, with counts
-    dag_source      which source version and file produced which graph version of a DAG
+    dag_source      which source version and file (with the file's sha256) produced which
+                    graph version of a DAG
     import_error    per source version and file, the traceback of a file that failed
-    run             (dag, run_id) pinned to one graph version and one source version
+    run             (dag, run_id) pinned to one graph version and one source version; when
+                    it was released (its code may then leave the caches)
     published       per repository, the version the leading node chose for every node
 
 Every table, constraint and index name carries the prefix (PostgreSQL and MariaDB name
@@ -141,7 +144,16 @@ def tables(prefix: str = DEFAULT_PREFIX) -> GraphTables:
         Column("last_number", Integer, nullable=False, default=0),
         Column("created_at", UtcDateTime, nullable=False),
         Column("updated_at", UtcDateTime, nullable=False),
+        # the repository whose extraction defined the DAG most recently (null: recorded by
+        # hand); only that repository's extractions mark it inactive
+        Column("owner_repo_id", String(REPO_ID_LEN), nullable=True),
+        # set while the DAG is inactive: the owner's source version that no longer defined
+        # it, the file that used to, and when
+        Column("vanished_version_id", String(VERSION_ID_LEN), nullable=True),
+        Column("vanished_path", String(PATH_LEN), nullable=True),
+        Column("vanished_at", UtcDateTime, nullable=True),
         UniqueConstraint("dag_id", name=f"{prefix}uq_dag_dag_id"),
+        Index(f"{prefix}ix_dag_owner", "owner_repo_id"),
     )
     graph_version = Table(
         f"{prefix}graph_version", metadata,
@@ -193,6 +205,9 @@ def tables(prefix: str = DEFAULT_PREFIX) -> GraphTables:
         Column("dag_pk", ID, nullable=False),
         Column("graph_version_id", ID, nullable=False),
         Column("file_path", String(PATH_LEN), nullable=False),
+        # sha256 of the DAG file (null when not known): a graph that changes while its file
+        # does not is what `graph check` reports
+        Column("file_hash", String(HASH_LEN), nullable=True),
         PrimaryKeyConstraint("source_version_pk", "dag_pk", name=f"{prefix}pk_dag_source"),
         foreign_key(["source_version_pk"], "source_version", "ds_sv"),
         foreign_key(["dag_pk"], "dag", "ds_dag"),
@@ -216,6 +231,7 @@ def tables(prefix: str = DEFAULT_PREFIX) -> GraphTables:
         Column("graph_version_id", ID, nullable=False),
         Column("source_version_pk", ID, nullable=True),
         Column("pinned_at", UtcDateTime, nullable=False),
+        Column("released_at", UtcDateTime, nullable=True),
         foreign_key(["dag_pk"], "dag", "run_dag"),
         foreign_key(["graph_version_id"], "graph_version", "run_gv"),
         foreign_key(["source_version_pk"], "source_version", "run_sv"),

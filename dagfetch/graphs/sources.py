@@ -39,11 +39,13 @@ class SourceLink:
     dag_pk: int
     version_row_id: int
     source: SourceRef
+    file_hash: str | None = None
 
 
 class LinkTarget(NamedTuple):
     version_row_id: int
     file_path: str
+    file_hash: str | None
 
 
 def source_version_pks(
@@ -83,24 +85,25 @@ def link_sources(conn: Connection, tables: GraphTables, links: Sequence[SourceLi
         for row in conn.execute(
             sa.select(dag_source).where(dag_source.c.source_version_pk.in_(chunk))
         ):
-            existing[(row.source_version_pk, row.dag_pk)] = LinkTarget(row.graph_version_id,
-                                                                       row.file_path)
+            existing[(row.source_version_pk, row.dag_pk)] = LinkTarget(
+                row.graph_version_id, row.file_path, row.file_hash)
     new_rows = []
     for link in links:
         source_pk = source_pks[SourceKey.of(link.source)]
-        target = LinkTarget(link.version_row_id, link.source.path)
+        target = LinkTarget(link.version_row_id, link.source.path, link.file_hash)
         current = existing.get((source_pk, link.dag_pk))
         if current is None:
             new_rows.append({"source_version_pk": source_pk, "dag_pk": link.dag_pk,
                              "graph_version_id": target.version_row_id,
-                             "file_path": target.file_path})
+                             "file_path": target.file_path, "file_hash": target.file_hash})
         elif current != target:
             # the same code gave another graph (a DAG file that reads the clock...): last wins
             conn.execute(
                 sa.update(dag_source)
                 .where(dag_source.c.source_version_pk == source_pk,
                        dag_source.c.dag_pk == link.dag_pk)
-                .values(graph_version_id=target.version_row_id, file_path=target.file_path))
+                .values(graph_version_id=target.version_row_id, file_path=target.file_path,
+                        file_hash=target.file_hash))
     if new_rows:
         conn.execute(sa.insert(dag_source), new_rows)
 

@@ -18,15 +18,17 @@ Rules:
   and a failure half-way leaves nothing behind.
 
 :class:`GraphStore` is the facade: it owns the engine and the transactions and hands an open
-connection to the module that knows the job: :mod:`~dagfetch.graphs.reading` (queries),
-:mod:`~dagfetch.graphs.recording` (the write path), :mod:`~dagfetch.graphs.runs` (run pins),
-:mod:`~dagfetch.graphs.publishing` (follow mode) and :mod:`~dagfetch.graphs.gc`. The values it
+connection to the module that knows the job: :mod:`~dagfetch.graphs.queries` (reading),
+:mod:`~dagfetch.graphs.recording` (the write path; :mod:`~dagfetch.graphs.lifecycle` for
+inactive DAGs), :mod:`~dagfetch.graphs.runs` (run pins), :mod:`~dagfetch.graphs.publishing`
+(follow mode), :mod:`~dagfetch.graphs.stability` (``unstable_dags``) and
+:mod:`~dagfetch.graphs.gc`. The values it
 returns are those of :mod:`dagfetch.graphs.model` (re-exported here for older imports).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,16 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from dagfetch.graphs import database as db
-from dagfetch.graphs import gc, publishing, queries, recording, runs, schema
+from dagfetch.graphs import (
+    gc,
+    lifecycle,
+    publishing,
+    queries,
+    recording,
+    runs,
+    schema,
+    stability,
+)
 from dagfetch.graphs.model import (
     Extraction,
     GcResult,
@@ -46,9 +57,13 @@ from dagfetch.graphs.model import (
     RecordResult,
     RunPin,
     SourceRef,
+    UnstableDag,
     diff,
 )
 from dagfetch.graphs.schema import DEFAULT_PREFIX, GraphTables
+
+#: Extractions of each repository whose import errors and source links gc keeps.
+DEFAULT_KEEP_SOURCES = 10
 
 __all__ = [  # the value types live in model.py; importing them from here keeps working
     "Extraction",
@@ -59,6 +74,7 @@ __all__ = [  # the value types live in model.py; importing them from here keeps 
     "RecordResult",
     "RunPin",
     "SourceRef",
+    "UnstableDag",
 ]
 
 
@@ -75,6 +91,10 @@ class GraphStore:
     ) -> None:
         self.url = db.parse_url(url)
         self.tables: GraphTables = schema.tables(prefix)
+        missing = db.sqlite_file(self.url)
+        if not upgrade and engine is None and missing is not None and not missing.exists():
+            # connecting would create an empty file: a second database nobody asked for
+            raise db.schema_behind(self.url, self.tables, None)
         self.engine = engine if engine is not None else db.make_engine(self.url)
         try:
             if upgrade:
@@ -91,9 +111,16 @@ class GraphStore:
         return self.tables
 
     @classmethod
-    def for_cache(cls, cache_root: str | Path, url: str | None = None, **kwargs: Any) -> GraphStore:
-        """``url``, else the SQLite file under the cache root."""
-        return cls(url or db.default_url(cache_root), **kwargs)
+    def for_cache(
+        cls, cache_root: str | Path, url: str | None = None, *, upgrade: bool | None = None,
+        **kwargs: Any,
+    ) -> GraphStore:
+        """``url``, else the SQLite file under the cache root. The rule of every command:
+        the default file is created (and migrated) on first use; a configured database is
+        only opened, and refused when its schema is behind (``upgrade`` overrides)."""
+        if upgrade is None:
+            upgrade = url is None
+        return cls(url or db.default_url(cache_root), upgrade=upgrade, **kwargs)
 
     def __repr__(self) -> str:
         return f"GraphStore({db.describe(self.url)!r}, prefix={self.tables.prefix!r})"
@@ -144,13 +171,26 @@ class GraphStore:
         errors: Mapping[str, str],
         *,
         file_count: int,
+        file_hashes: Mapping[str, str] | None = None,
     ) -> Extraction:
         """Record everything one source version's DAG files gave (``(path, graph)`` pairs and
         ``path -> traceback`` import errors) in one transaction. A version recorded before
-        is left alone: the second of two nodes extracting the same version writes nothing."""
+        is left alone: the second of two nodes extracting the same version writes nothing.
+        The repository's DAGs this version no longer defines become inactive
+        (``Extraction.vanished``). ``file_hashes`` (path -> sha256 of the DAG file) let
+        :meth:`unstable_dags` tell a graph that changes by itself from an edited file."""
         source = SourceRef(repo_id, version_id)
         return db.in_transaction(self.engine, lambda conn: recording.record_extraction(
-            conn, self.tables, source, graphs, errors, file_count=file_count))
+            conn, self.tables, source, graphs, errors, file_count=file_count,
+            file_hashes=file_hashes))
+
+    def mark_current(self, repo_id: str, version_id: str) -> list[str] | None:
+        """The repository is at ``version_id`` again, a version extracted before (a revert):
+        the DAGs that version defines are active, the others the repository owned become
+        inactive. Returns those, or None when the version was never extracted."""
+        source = SourceRef(repo_id, version_id)
+        return db.in_transaction(self.engine, lambda conn: lifecycle.mark_current(
+            conn, self.tables, source, schema.utc_now()))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -158,16 +198,23 @@ class GraphStore:
         with db.reading(self.engine) as conn:
             return queries.dag_ids(conn, self.tables)
 
-    def latest_all(self) -> list[GraphVersion]:
-        """Every DAG's latest graph version, in one query."""
+    def latest_all(self, *, include_inactive: bool = False) -> list[GraphVersion]:
+        """Every DAG's latest graph version, in one query. Inactive DAGs (no longer defined
+        by the repository that defined them last) only with ``include_inactive``; their
+        versions say ``active=False`` and where they vanished (``vanished_in``)."""
         with db.reading(self.engine) as conn:
-            return queries.latest_all(conn, self.tables)
+            return queries.latest_all(conn, self.tables, include_inactive=include_inactive)
 
-    def latest_graphs(self) -> dict[str, Graph]:
+    def inactive(self) -> list[GraphVersion]:
+        """The latest versions of the inactive DAGs only: the DAGs that disappeared."""
+        return [v for v in self.latest_all(include_inactive=True) if not v.active]
+
+    def latest_graphs(self, *, include_inactive: bool = False) -> dict[str, Graph]:
         """Every DAG's latest graph, tasks and edges included, in three queries whatever the
-        number of DAGs: what a web server reads to show them all."""
+        number of DAGs: what a web server reads to show them all (inactive DAGs only with
+        ``include_inactive``)."""
         with db.reading(self.engine) as conn:
-            return queries.latest_graphs(conn, self.tables)
+            return queries.latest_graphs(conn, self.tables, include_inactive=include_inactive)
 
     def latest(self, dag_id: str) -> GraphVersion:
         return self.version(dag_id)
@@ -227,6 +274,32 @@ class GraphStore:
         with db.reading(self.engine) as conn:
             return runs.pinned_graph(conn, self.tables, run_id, dag_id)
 
+    def runs(self, dag_id: str | None = None) -> list[RunPin]:
+        """Every pinned run (of one DAG), newest pin first, released ones included."""
+        with db.reading(self.engine) as conn:
+            return runs.list_runs(conn, self.tables, dag_id)
+
+    def release_run(self, run_id: str, dag_id: str | None = None) -> RunPin:
+        """Mark a run released: its graph pin stays as history, and its code may leave the
+        caches (:meth:`GraphPipeline.release_run` also unpins it from this node's cache)."""
+        return db.in_transaction(self.engine, lambda conn: runs.release_run(
+            conn, self.tables, run_id, dag_id))
+
+    # -- stability --------------------------------------------------------------------------------
+
+    def unstable_dags(
+        self, repo_id: str | None = None, *, dag_ids: Iterable[str] | None = None,
+        window: int = stability.DEFAULT_WINDOW, min_changes: int = stability.MIN_CHANGES,
+    ) -> list[UnstableDag]:
+        """DAGs whose graph changed in almost every one of the repository's last ``window``
+        extractions that left their file unchanged (see :mod:`dagfetch.graphs.stability`)."""
+        if window < 2 or min_changes < 1:
+            raise ValueError("window must be at least 2 and min_changes at least 1")
+        wanted = None if dag_ids is None else set(dag_ids)
+        with db.reading(self.engine) as conn:
+            return stability.unstable_dags(conn, self.tables, repo_id, dag_ids=wanted,
+                                           window=window, min_changes=min_changes)
+
     # -- publishing (follow mode) --------------------------------------------------------------
 
     def publish(self, repo_id: str, version_id: str) -> None:
@@ -240,10 +313,18 @@ class GraphStore:
 
     # -- garbage collection ---------------------------------------------------------------------
 
-    def gc(self, keep: int = 5, *, dry_run: bool = False) -> GcResult:
-        """Remove graph versions that are not their DAG's latest, not among its newest ``keep``
-        numbers, and not pinned by any run; with their tasks, edges and source links."""
-        if keep < 1:
-            raise ValueError("keep must be at least 1")
+    def gc(
+        self, keep: int = 5, *, keep_sources: int = DEFAULT_KEEP_SOURCES,
+        kept_sources: Mapping[str, Collection[str]] | None = None, dry_run: bool = False,
+    ) -> GcResult:
+        """Remove graph versions that are not their DAG's latest, not among its newest
+        ``keep`` numbers and not pinned by any run; the import errors and source links of
+        source versions beyond each repository's newest ``keep_sources`` extractions (unless
+        a run pins them, they are published, or ``kept_sources`` says the cache still keeps
+        them: ``{repo_id: version ids}``); and the unpinned graph versions of DAGs that became
+        inactive beyond that window. See :mod:`dagfetch.graphs.gc`."""
+        if keep < 1 or keep_sources < 1:
+            raise ValueError("keep and keep_sources must be at least 1")
         return db.in_transaction(self.engine, lambda conn: gc.collect(
-            conn, self.tables, keep=keep, dry_run=dry_run))
+            conn, self.tables, keep=keep, keep_sources=keep_sources,
+            kept_sources=kept_sources, dry_run=dry_run))

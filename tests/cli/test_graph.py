@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from dagfetch.cli import main
+from dagfetch.graphs.database import head_revision
 from dagfetch.testing import LocalRemote
 from tests.cli.test_cli import assert_documented
 from tests.graphs.dagfiles import chain_dag, repo_files
@@ -77,7 +78,8 @@ def test_runs_pin_and_show(setup: tuple[LocalRemote, list[str]]) -> None:
     versions = json.loads(run([*base, "versions", "dags", "--json"]).output)
     assert [v["pinned_by"] for v in versions if v["pinned_by"]] == [["run-etl-manual__1"]]
     assert json.loads(run([*base, "graph", "gc", "--keep", "1", "--json"]).output) == {
-        "removed": [], "dry_run": False}
+        "removed": [], "dry_run": False, "source_versions": [], "import_errors": 0,
+        "links": 0, "forgotten": []}
 
 
 def test_not_found_is_exit_code_3_with_one_line(setup: tuple[LocalRemote, list[str]]) -> None:
@@ -91,7 +93,7 @@ def test_not_found_is_exit_code_3_with_one_line(setup: tuple[LocalRemote, list[s
 def test_db_upgrade_on_a_named_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'meta.db'}"
     out = run(["db", "upgrade", "--database", url, "--table-prefix", "af_dagfetch_"]).output
-    assert "is at schema 0001" in out
+    assert f"is at schema {head_revision()}" in out
     # a reading command on a database without the schema points at `db upgrade`
     other = f"sqlite:///{tmp_path / 'empty.db'}"
     result = run(["graph", "list", "--database", other], code=4)
@@ -128,12 +130,14 @@ def test_every_graph_command_prints_its_documented_json(
     run_shown = data("runs", "show", "manual__1")
     assert_documented("runs show", run_shown)
     assert {"dag_id", "tasks", "edges"} == set(run_shown["graph"])
+    assert_documented("runs list", data("runs", "list"))
+    assert_documented("runs release", data("runs", "release", "manual__1"))
     assert_documented("errors", data("errors"))
     assert_documented("graph gc", data("graph", "gc", "--dry-run"))
     upgraded = json.loads(run(["db", "upgrade", "--database", f"sqlite:///{tmp_path / 'm.db'}",
                                "--json"]).output)
     assert_documented("db upgrade", upgraded)
-    assert (upgraded["prefix"], upgraded["revision"]) == ("dagfetch_", "0001")
+    assert (upgraded["prefix"], upgraded["revision"]) == ("dagfetch_", head_revision())
 
 
 @pytest.mark.parametrize("command", [["graph", "show", "etl"], ["runs", "show", "manual__1"]])
@@ -174,3 +178,84 @@ def test_sync_watch_extract_json_prints_json_lines(
         assert_documented("sync --extract", row)
     assert (first["extracted"], first["new_graph_versions"]) == (True, 1)
     assert (second["extracted"], second["changed"]) == (False, False)
+
+
+CLOCKED = b"""import time
+from lib.dagshape import DAG, BashOperator
+dag = DAG("clocked")
+start = BashOperator(dag, "start")
+start >> BashOperator(dag, f"extract_{time.time_ns()}")
+"""
+
+
+def test_a_dag_gone_from_the_repository_is_listed_only_with_all(
+    setup: tuple[LocalRemote, list[str]]
+) -> None:
+    remote, base = setup
+    remote.write("other.py", chain_dag("other", ["a", "b"]))
+    run([*base, "sync", "--extract"])
+    remote.delete("other.py")
+    out = run([*base, "sync", "--extract"]).output
+    assert "now inactive: other" in out
+    assert [r["dag_id"] for r in json.loads(run([*base, "graph", "list", "--json"]).output)] == [
+        "etl"]
+    listed = run([*base, "graph", "list", "--all"]).output
+    assert "etl  version 1" in listed and "(inactive: gone from dags@" in listed
+    assert "was in other.py" in listed
+    rows = json.loads(run([*base, "graph", "list", "--all", "--json"]).output)
+    assert_documented("graph list", rows)
+    assert [(r["dag_id"], r["active"]) for r in rows] == [("etl", True), ("other", False)]
+    assert rows[1]["vanished_in"]["path"] == "other.py"
+    # still readable, and back when the file comes back
+    assert "a [BashOperator] -> b" in run([*base, "graph", "show", "other"]).output
+    remote.write("other.py", chain_dag("other", ["a", "b"]))
+    [row] = json.loads(run([*base, "sync", "--extract", "--json"]).output)
+    assert (row["vanished"], row["new_graph_versions"]) == ([], 0)
+    assert len(json.loads(run([*base, "graph", "list", "--json"]).output)) == 2
+
+
+def test_runs_list_and_release_from_the_command_line(
+    setup: tuple[LocalRemote, list[str]]
+) -> None:
+    remote, base = setup
+    run([*base, "sync", "--extract"])
+    run([*base, "runs", "pin", "manual__1", "etl"])
+    remote.write("etl.py", chain_dag("etl", ["only"]))
+    run([*base, "sync", "--extract"])
+    run([*base, "runs", "pin", "manual__2", "etl"])
+    listed = json.loads(run([*base, "runs", "list", "--json"]).output)
+    assert [(r["run_id"], r["version"], r["released_at"]) for r in listed] == [
+        ("manual__2", 2, None), ("manual__1", 1, None)]
+    assert "no runs pinned for DAG 'nope'" in run([*base, "runs", "list", "--dag", "nope"]).output
+    out = run([*base, "runs", "release", "manual__1"]).output
+    assert "run manual__1 of etl released; its code may now be evicted" in out
+    # no holder name to guess: the cache lets the code go, the graph pin stays as history
+    versions = json.loads(run([*base, "versions", "dags", "--json"]).output)
+    assert [v["pinned_by"] for v in versions if v["pinned_by"]] == [["run-etl-manual__2"]]
+    text = run([*base, "runs", "list", "--dag", "etl"]).output
+    assert "run manual__1 of etl: graph version 1" in text and ", released " in text
+    again = json.loads(run([*base, "runs", "release", "manual__1", "--json"]).output)
+    assert again["unpinned"] is False and again["released_at"]
+    assert "no run 'nope'" in run([*base, "runs", "release", "nope"], code=3).output
+
+
+def test_an_unstable_dag_is_reported_by_check_and_sync(
+    setup: tuple[LocalRemote, list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    remote, base = setup
+    remote.write("clocked.py", CLOCKED)
+    assert "no unstable DAGs" in run([*base, "graph", "check"]).output
+    rounds = []
+    for n in range(5):  # a new version each round; clocked.py never changes
+        remote.write("notes.txt", f"round {n}".encode())
+        rounds.append(json.loads(run([*base, "sync", "--extract", "--json"]).output)[0])
+    assert [r["unstable"] for r in rounds] == [[], [], [], ["clocked"], ["clocked"]]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("DAG clocked (dags:clocked.py) got a new graph in 4 of 4" in w for w in warnings)
+    [found] = json.loads(run([*base, "graph", "check", "--json"]).output)
+    assert_documented("graph check", found)
+    assert (found["dag_id"], found["changes"], found["pairs"]) == ("clocked", 4, 4)
+    assert "task ids added and removed in 4 of 4 changes" in found["what"][0]
+    assert found["last"]["tasks_added"][0].startswith("extract_")
+    text = run([*base, "graph", "check", "dags"]).output
+    assert "clocked" in text and "'extract_" in text and "etl" not in text

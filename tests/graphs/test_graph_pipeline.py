@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from dagfetch.graphs import Graph, GraphStore, Task
 from dagfetch.graphs import pipeline as pipeline_mod
@@ -82,9 +83,10 @@ def test_sync_extracts_each_new_version_once_into_sqlite_under_the_cache(
 def test_the_manifest_database_key_chooses_the_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     remote = LocalRemote(tmp_path / "remote")
+    GraphStore(url).close()  # a configured database is created by `db upgrade`, not on use
     pipeline = GraphPipeline(workspace(tmp_path, remote.url, database=url))
     assert str(pipeline.store.url) == url
-    assert (tmp_path / "elsewhere.db").exists()
+    assert not (tmp_path / "cache" / ".dagfetch" / "graphs.sqlite3").exists()
 
 
 def test_a_pinned_run_keeps_graph_and_code_through_two_changes_and_gc(
@@ -195,3 +197,30 @@ def test_watch_extracts_and_publishes_each_round(tmp_path: Path, store: GraphSto
     follower = GraphPipeline(workspace(tmp_path, remote.url, cache="follower"), store)
     follower.watch(follow=True, max_rounds=1, on_outcomes=rounds.append)
     assert not rounds[1][0].ok  # a plain folder keeps no history (see above)
+
+
+def test_pipeline_gc_keeps_the_import_errors_of_the_versions_the_cache_keeps(
+    tmp_path: Path, store: GraphStore
+) -> None:
+    remote = LocalRemote(tmp_path / "remote")
+    seed(remote, repo_files(etl=chain_dag("etl", ["a"]), broken=b"raise SystemExit(3)\n"))
+    pipeline = GraphPipeline(workspace(tmp_path, remote.url), store)
+    versions = []
+    for n in range(4):
+        seed(remote, {"notes.txt": f"{n}".encode()})
+        [outcome] = pipeline.sync()
+        versions.append(outcome.version_id)
+        if n == 1:
+            pipeline.pin_run("run1", "etl")  # the run keeps versions[1] in the cache
+    # the extraction recorded the sha256 the cache verified for each DAG file
+    dag_source = store.tables.dag_source
+    with store.engine.connect() as conn:
+        hashes = set(conn.execute(sa.select(dag_source.c.file_hash)).scalars())
+    assert hashes == {next(f.sha256 for f in pipeline.workspace.cache.get(
+        REPO, versions[0]).files if f.path == "etl.py")}
+    cache_report, graph_report = pipeline.gc(keep_sources=1)
+    assert cache_report.evicted
+    assert sorted(graph_report.source_versions) == sorted(
+        [(REPO, versions[0]), (REPO, versions[2])])
+    with_errors = {e.version_id for v in versions for e in store.import_errors(REPO, v)}
+    assert with_errors == {versions[1], versions[3]}
