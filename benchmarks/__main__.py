@@ -17,6 +17,7 @@ MODULES = [
     "benchmarks.scenario_graphs",
     "benchmarks.scenario_git",
     "benchmarks.scenario_lifecycle",
+    "benchmarks.scenario_web",
 ]
 
 

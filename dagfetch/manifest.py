@@ -58,8 +58,9 @@ _REPO_KEYS = {
     "keep_versions",
     "immutable",
     "options",
+    "web",
 }
-_TOP_KEYS = {"dag_repositories", "scheme_providers", "connections_file", "database"}
+_TOP_KEYS = {"dag_repositories", "scheme_providers", "connections_file", "database", "web"}
 
 
 @attrs.frozen
@@ -77,6 +78,8 @@ class RepositorySpec:
     keep_versions: int = DEFAULT_KEEP_VERSIONS
     immutable: bool = False
     options: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    # the web server's settings of this repository, checked by dagfetch.web.settings
+    web: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
 
     @property
     def scheme(self) -> str:
@@ -95,6 +98,8 @@ class Manifest:
     connections_file: Path | None = None
     database: str | None = None
     source: str | None = None
+    # the web server's settings (`[web]`), checked by dagfetch.web.settings
+    web: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
 
     def get(self, repo_id: str) -> RepositorySpec:
         for repo in self.repositories:
@@ -251,7 +256,8 @@ def parse_manifest(
     if database is not None:
         database = _resolve_sqlite(database, base_dir)
 
-    return Manifest(tuple(repos), dict(providers), connections_path, database, source)
+    web = _table(data.get("web", {}), "web", fail)
+    return Manifest(tuple(repos), dict(providers), connections_path, database, source, web)
 
 
 # sqlite:///relative/path (three slashes and no fourth): SQLAlchemy would open it against the
@@ -344,6 +350,7 @@ def _parse_repo(
         keep_versions=keep,
         immutable=immutable,
         options=dict(options),
+        web=_table(entry.get("web", {}), f"{field}.web", fail),
     )
 
 
@@ -372,6 +379,13 @@ def _check_url(url: str, field: str, base_dir: Path | None, fail: Any) -> str:
     if not rest:
         raise fail(field, "URL has nothing after the scheme")
     return url
+
+
+def _table(value: Any, field: str, fail: Any) -> dict[str, Any]:
+    """A table whose keys another module checks (``web``: :mod:`dagfetch.web.settings`)."""
+    if not isinstance(value, Mapping):
+        raise fail(field, "must be a table")
+    return dict(value)
 
 
 def _globs(value: Any, field: str, fail: Any) -> tuple[str, ...]:

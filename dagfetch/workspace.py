@@ -26,6 +26,7 @@ from dagfetch.cache import GcReport, VersionCache
 from dagfetch.cache.store import VersionEntry
 from dagfetch.connections import ConnectionResolver
 from dagfetch.defaults import registry_for
+from dagfetch.diffs import DiffLimits, VersionDiff, compare_versions
 from dagfetch.errors import ConfigError, DagfetchError, ManifestError, RegistryError
 from dagfetch.importing import ImportedVersion, import_version
 from dagfetch.manifest import Manifest, RepositorySpec, load_manifest
@@ -262,6 +263,16 @@ class Workspace:
                 )
             )
         return out
+
+    def diff(
+        self, repo_id: str, a: str, b: str = "current", *, patch: bool = True,
+        limits: DiffLimits | None = None,
+    ) -> VersionDiff:
+        """Files added, deleted, modified and renamed from version ``a`` to version ``b``
+        (ids, unique prefixes or ``current``), from their records; with ``patch``, the
+        line diff of text files too, read from the version trees (see :mod:`dagfetch.diffs`)."""
+        self.manifest.get(repo_id)
+        return compare_versions(self.cache, repo_id, a, b, patch=patch, limits=limits)
 
     def import_dags(self, repo_id: str, version_id: str | None = None) -> ImportedVersion:
         """Import the DAG files of a version; ``from lib.utils import x`` resolves inside it."""

@@ -8,6 +8,8 @@ codes, output; the exit codes are listed there):
   ``plugins``
 - :mod:`dagfetch.cli.sync`: ``sync`` (and its graph side, ``--extract/--publish/--follow``)
 - :mod:`dagfetch.cli.graph`: ``graph``, ``runs``, ``errors``, ``db``
+- :mod:`dagfetch.cli.diff`: ``diff`` (what changed in the code between two versions)
+- :mod:`dagfetch.cli.serve`: ``serve`` (the web server, with the ``web`` extra)
 
 A command imports the heavy modules it needs (the graph store, backends, progress bars) when
 it runs, so ``dagfetch --help`` and ``--version`` load none of them.
@@ -19,7 +21,7 @@ import logging
 
 import click
 
-from dagfetch.cli import cache, graph, sync
+from dagfetch.cli import cache, diff, graph, serve, sync
 from dagfetch.cli.app import State
 
 
@@ -50,7 +52,8 @@ def main(
     ctx.obj = State(manifest, home, debug)
 
 
-for _command in (*cache.COMMANDS, *sync.COMMANDS, *graph.COMMANDS):
+for _command in (*cache.COMMANDS, *sync.COMMANDS, *graph.COMMANDS, *diff.COMMANDS,
+                 *serve.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -12,6 +12,7 @@ task, edge, link and run rows point at.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -204,3 +205,129 @@ def import_errors(
     rows = conn.execute(query.order_by(source_version.c.repo_id, import_error.c.file_path)).all()
     return [ImportErrorRecord(row.repo_id, row.version_id, row.file_path, row.message)
             for row in rows]
+
+
+# -- what the web server reads (dagfetch.web): whole pages in a few queries ---------------------
+
+@attrs.frozen
+class PinnedRun:
+    """A run as a list of a DAG's runs shows it: its graph version number and its code."""
+
+    run_id: str
+    number: int
+    source: SourceRef | None
+    pinned_at: datetime
+
+
+@attrs.frozen
+class ExtractionRecord:
+    """What the store recorded of one source version's extraction."""
+
+    repo_id: str
+    version_id: str
+    extracted_at: datetime | None
+    file_count: int
+    dag_count: int
+    error_count: int
+
+
+def runs_of_dag(
+    conn: Connection, tables: GraphTables, dag_id: str, number: int | None, *,
+    limit: int, offset: int,
+) -> tuple[list[PinnedRun], int]:
+    """A DAG's pinned runs (of one graph version, or all), newest first, one page of them,
+    and how many there are in all."""
+    dag, run, graph_version = tables.dag, tables.run, tables.graph_version
+    source_version, dag_source = tables.source_version, tables.dag_source
+    where = [dag.c.dag_id == dag_id]
+    if number is not None:
+        where.append(graph_version.c.number == number)
+    joined = (run.join(dag, dag.c.id == run.c.dag_pk)
+              .join(graph_version, graph_version.c.id == run.c.graph_version_id))
+    total = conn.execute(sa.select(sa.func.count()).select_from(joined).where(*where)).scalar()
+    rows = conn.execute(
+        sa.select(run.c.run_id, run.c.pinned_at, graph_version.c.number,
+                  source_version.c.repo_id, source_version.c.version_id, dag_source.c.file_path)
+        .select_from(joined
+                     .outerjoin(source_version, source_version.c.id == run.c.source_version_pk)
+                     .outerjoin(dag_source,
+                                (dag_source.c.source_version_pk == run.c.source_version_pk)
+                                & (dag_source.c.dag_pk == run.c.dag_pk)))
+        .where(*where).order_by(run.c.pinned_at.desc(), run.c.id.desc())
+        .limit(limit).offset(offset)
+    ).all()
+    runs = [PinnedRun(row.run_id, row.number,
+                      SourceRef(row.repo_id, row.version_id, row.file_path or "")
+                      if row.repo_id is not None else None, row.pinned_at) for row in rows]
+    return runs, int(total or 0)
+
+
+def run_counts(conn: Connection, tables: GraphTables, dag_id: str) -> dict[int, int]:
+    """How many runs are pinned to each graph version of a DAG, by version number."""
+    dag, run, graph_version = tables.dag, tables.run, tables.graph_version
+    rows = conn.execute(
+        sa.select(graph_version.c.number, sa.func.count(run.c.id))
+        .select_from(run.join(graph_version, graph_version.c.id == run.c.graph_version_id)
+                     .join(dag, dag.c.id == run.c.dag_pk))
+        .where(dag.c.dag_id == dag_id).group_by(graph_version.c.number)
+    ).all()
+    return {int(number): int(count) for number, count in rows}
+
+
+def sources_of_dag(
+    conn: Connection, tables: GraphTables, dag_id: str
+) -> dict[int, list[SourceRef]]:
+    """The source versions (and files) that produced each graph version of a DAG, by version
+    number, oldest first: one query for a whole history."""
+    dag, graph_version = tables.dag, tables.graph_version
+    source_version, dag_source = tables.source_version, tables.dag_source
+    rows = conn.execute(
+        sa.select(graph_version.c.number, source_version.c.repo_id, source_version.c.version_id,
+                  dag_source.c.file_path)
+        .select_from(dag_source
+                     .join(source_version, source_version.c.id == dag_source.c.source_version_pk)
+                     .join(graph_version, graph_version.c.id == dag_source.c.graph_version_id)
+                     .join(dag, dag.c.id == dag_source.c.dag_pk))
+        .where(dag.c.dag_id == dag_id).order_by(source_version.c.id)
+    ).all()
+    found: dict[int, list[SourceRef]] = {}
+    for row in rows:
+        found.setdefault(int(row.number), []).append(
+            SourceRef(row.repo_id, row.version_id, row.file_path))
+    return found
+
+
+def latest_sources(conn: Connection, tables: GraphTables) -> dict[str, SourceRef]:
+    """Per DAG, the newest source version (and file) that gave its latest graph version."""
+    dag, graph_version = tables.dag, tables.graph_version
+    source_version, dag_source = tables.source_version, tables.dag_source
+    rows = conn.execute(
+        sa.select(dag.c.dag_id, source_version.c.repo_id, source_version.c.version_id,
+                  dag_source.c.file_path)
+        .select_from(dag.join(graph_version, _is_latest(tables))
+                     .join(dag_source, dag_source.c.graph_version_id == graph_version.c.id)
+                     .join(source_version, source_version.c.id == dag_source.c.source_version_pk))
+        .order_by(source_version.c.id)
+    ).all()
+    return {row.dag_id: SourceRef(row.repo_id, row.version_id, row.file_path) for row in rows}
+
+
+def extraction_records(
+    conn: Connection, tables: GraphTables, repo_id: str
+) -> dict[str, ExtractionRecord]:
+    """Every source version of a repository the store knows, by version id."""
+    source_version = tables.source_version
+    rows = conn.execute(sa.select(source_version).where(source_version.c.repo_id == repo_id))
+    return {row.version_id: ExtractionRecord(row.repo_id, row.version_id, row.extracted_at,
+                                             row.file_count, row.dag_count, row.error_count)
+            for row in rows}
+
+
+def publication(
+    conn: Connection, tables: GraphTables, repo_id: str
+) -> tuple[str, datetime] | None:
+    """The version published for ``repo_id`` and when, or None."""
+    published = tables.published
+    row = conn.execute(sa.select(published.c.version_id, published.c.published_at)
+                       .where(published.c.repo_id == repo_id)).first()
+    return (row.version_id, row.published_at) if row is not None else None
