@@ -27,12 +27,12 @@ from dagfetch.backends.fsspec.downloads import (
 )
 from dagfetch.backends.fsspec.http_index import file_url, list_http
 from dagfetch.backends.fsspec.options import FsspecOptions
-from dagfetch.errors import FetchError, RemoteNotFoundError
+from dagfetch.errors import ConfigError, FetchError, RemoteNotFoundError
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.options import parse_options
 from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
 from dagfetch.redact import get_logger, redact_url
-from dagfetch.storage import VERSION_KEY, open_filesystem
+from dagfetch.storage import VERSION_KEY, open_filesystem, url_protocols
 
 log = get_logger(__name__)
 
@@ -63,6 +63,13 @@ class FsspecFetcher(BaseFetcher):
         self.fs = store.fs
         self.protocol = store.protocol
         self.family = store.family
+        if len(url_protocols(source.url)) > 1 and self.family.listing != "find":
+            # the wrapper (a cache) serves file paths; index pages and blob listings are
+            # read from the store itself, which a chain hides
+            raise ConfigError(
+                f"{redact_url(source.url)}: a chained URL can wrap a store listed by path "
+                f"(s3, gs, file, ...), not {self.protocol}://; write the URL without the chain"
+            )
         self.version_aware = self.options.version_aware and self.family.versioned
         self.is_async = bool(getattr(self.fs, "async_impl", False))
         if self.family.paths_are_urls:
