@@ -29,6 +29,7 @@ import attrs
 
 from dagfetch._entrypoints import distribution_of, entry_points
 from dagfetch.errors import ConfigError, ManifestError, UnsafePathError
+from dagfetch.options import unknown_key
 from dagfetch.paths import safe_relpath
 from dagfetch.protocol import URL_FORMS_GROUP, UrlForm
 from dagfetch.redact import CHAIN_SEPARATOR, URL_ARGUMENT_SCHEMES, masker
@@ -215,7 +216,7 @@ def parse_manifest(
         raise fail("", "the manifest must be a table/object at the top level")
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
-        raise fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
+        raise fail(unknown[0], unknown_key(unknown[0], sorted(_TOP_KEYS)))
     repos_data = data.get("dag_repositories")
     if repos_data is None:
         raise fail("dag_repositories", "missing; list at least one repository")
@@ -293,9 +294,7 @@ def _parse_repo(
         raise fail(field, "must be a table with at least a 'url'")
     unknown = sorted(set(entry) - _REPO_KEYS)
     if unknown:
-        raise fail(
-            f"{field}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_REPO_KEYS))})"
-        )
+        raise fail(f"{field}.{unknown[0]}", unknown_key(unknown[0], sorted(_REPO_KEYS)))
 
     url = entry.get("url")
     if not isinstance(url, str) or not url.strip():

@@ -176,28 +176,35 @@ def gc(state: State, dry_run: bool, grace: float | None, as_json: bool) -> None:
 @click.command()
 @json_option
 def plugins(as_json: bool) -> None:
-    """URL schemes, the class serving each, and the distribution that provides it."""
+    """URL schemes, the class serving each, the distribution that provides it, and whether it
+    is usable here (what is missing, and what to install, when it is not)."""
     from dagfetch.registry import Registry
 
     registry = Registry()
-    rows: list[dict[str, Any]] = [
-        {
-            "scheme": scheme,
-            "value": p.value,
-            "distribution": p.distribution,
-            "version": p.version,
-            "conflict": len(claims) > 1,
-        }
-        for scheme, claims in sorted(registry.providers().items())
-        for p in claims
-    ]
+    rows: list[dict[str, Any]] = []
+    for scheme, claims in sorted(registry.providers().items()):
+        for p in claims:
+            missing = p.missing()
+            rows.append({
+                "scheme": scheme,
+                "value": p.value,
+                "distribution": p.distribution,
+                "version": p.version,
+                "conflict": len(claims) > 1,
+                "usable": not missing,
+                "missing": missing,
+                "install": p.install_hint if missing else None,
+            })
 
     def text() -> None:
         width = max((len(r["scheme"]) for r in rows), default=6)
         for r in rows:
             note = "  (CONFLICT: set scheme_providers)" if r["conflict"] else ""
+            if r["missing"]:
+                note += f"  MISSING {', '.join(r['missing'])}: {r['install']}"
             click.echo(
-                f"{r['scheme']:<{width}}  {r['value']}  [{r['distribution']} {r['version']}]{note}"
+                f"{r['scheme']:<{width}}  {'usable ' if r['usable'] else 'missing'}  "
+                f"{r['value']}  [{r['distribution']} {r['version']}]{note}"
             )
 
     emit(as_json, rows, text)

@@ -268,3 +268,33 @@ def test_the_default_table_prefix_in_the_help_is_the_store_s() -> None:
     from dagfetch.graphs import schema
 
     assert graph_store.DEFAULT_PREFIX == schema.DEFAULT_PREFIX
+
+
+def test_plugins_tells_usable_schemes_from_missing_ones(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if s3fs were not installed (its distribution not found): s3 is listed as missing,
+    with what it needs and the pip command; file stays usable."""
+    from dagfetch import _entrypoints
+
+    _, manifest, home = setup
+    real = _entrypoints._distribution
+
+    def lookup(name: str) -> object:
+        if name == "s3fs":
+            raise _entrypoints.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(_entrypoints, "_distribution", lookup)
+    code, out = run(manifest, home, "plugins", "--json")
+    assert code == 0
+    rows = {r["scheme"]: r for r in json.loads(out)}
+    assert rows["file"]["usable"] and rows["file"]["missing"] == []
+    assert rows["file"]["install"] is None
+    s3 = rows["s3"]
+    assert not s3["usable"] and s3["missing"][0].startswith("s3fs>=")
+    assert s3["install"] == "pip install 'dagfetch[s3]'"
+    assert rows["git"]["usable"]  # dulwich is here
+    code, out = run(manifest, home, "plugins")
+    line = next(line for line in out.splitlines() if line.startswith("s3 "))
+    assert "missing" in line and "pip install 'dagfetch[s3]'" in line

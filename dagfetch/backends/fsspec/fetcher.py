@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 import fsspec
@@ -43,6 +44,13 @@ class _Overran(Exception):
     """A listing or download batch ran past the ``timeout`` option."""
 
 
+def _looks_like_git_remote(url: str) -> bool:
+    """A URL whose path ends in ``.git`` (``https://host/org/repo.git``): what git remotes
+    look like, and no web server's folder of DAG files does."""
+    path = urlsplit(url).path.rstrip("/")
+    return path.endswith(".git")
+
+
 class FsspecFetcher(BaseFetcher):
     """Fetch from any fsspec URL. Manifest ``options``: see :class:`FsspecOptions`
     (``concurrency``, ``retries``, ``timeout``, ``version_aware``, ``storage_options``);
@@ -63,6 +71,12 @@ class FsspecFetcher(BaseFetcher):
         self.fs = store.fs
         self.protocol = store.protocol
         self.family = store.family
+        if self.family.paths_are_urls and _looks_like_git_remote(source.url):
+            raise ConfigError(
+                f"{redact_url(source.url)} looks like a git remote, not a folder of files "
+                f"served over HTTP; write it as git+{redact_url(source.url)} for the git "
+                "backend"
+            )
         if len(url_protocols(source.url)) > 1 and self.family.listing != "find":
             # the wrapper (a cache) serves file paths; index pages and blob listings are
             # read from the store itself, which a chain hides

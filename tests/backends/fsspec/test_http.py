@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dagfetch.errors import FetchError, UnsafePathError
+from dagfetch.errors import FetchError, ManifestError, UnsafePathError
 from dagfetch.models import SyncResult
 from dagfetch.testing import FetcherConformance, one_repository
 from dagfetch.workspace import Workspace
@@ -334,3 +334,13 @@ def test_retry_policy_classifies_lower_library_errors() -> None:
     assert not _transient(HttpStatusError(404, "http://h/x"))
     assert not _transient(FileNotFoundError()) and not _transient(PermissionError())
     assert not _transient(FetchError("a decided failure"))
+
+
+@pytest.mark.parametrize("url", ["https://git.example.invalid/org/dags.git",
+                                 "http://git.example.invalid/dags.git/"])
+def test_a_git_remote_written_as_http_suggests_git_plus_https(tmp_path: Path, url: str) -> None:
+    ws = one_repository(url, tmp_path)
+    with pytest.raises(ManifestError) as caught:
+        ws.validate()  # before any request: the host does not even exist
+    assert caught.value.field == "dag_repositories.r.url"
+    assert f"write it as git+{url}" in str(caught.value)
