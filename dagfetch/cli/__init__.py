@@ -4,6 +4,7 @@ This module only assembles the command group; the commands live in their modules
 a ``COMMANDS`` tuple, and share the plumbing of :mod:`dagfetch.cli.app` (state, errors as exit
 codes, output; the exit codes are listed there):
 
+- :mod:`dagfetch.cli.manifest`: ``validate``, ``init``
 - :mod:`dagfetch.cli.cache`: ``status``, ``versions``, ``path``, ``pin``, ``unpin``, ``gc``,
   ``plugins``
 - :mod:`dagfetch.cli.sync`: ``sync`` (and its graph side, ``--extract/--publish/--follow``)
@@ -21,7 +22,7 @@ import logging
 
 import click
 
-from dagfetch.cli import cache, diff, graph, serve, sync
+from dagfetch.cli import cache, diff, graph, manifest, serve, sync
 from dagfetch.cli.app import State
 
 
@@ -52,8 +53,8 @@ def main(
     ctx.obj = State(manifest, home, debug)
 
 
-for _command in (*cache.COMMANDS, *sync.COMMANDS, *graph.COMMANDS, *diff.COMMANDS,
-                 *serve.COMMANDS):
+for _command in (*manifest.COMMANDS, *cache.COMMANDS, *sync.COMMANDS, *graph.COMMANDS,
+                 *diff.COMMANDS, *serve.COMMANDS):
     main.add_command(_command)
 
 __all__ = ["main"]
