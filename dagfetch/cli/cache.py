@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import datetime, timezone
 from typing import Any
 
 import click
 
 from dagfetch.cli.app import (
     EXIT_NOT_FOUND,
+    EXIT_SYNC_FAILED,
     State,
     emit,
     errors_as_exit_codes,
@@ -18,13 +21,46 @@ from dagfetch.cli.app import (
 )
 
 
+def _max_age(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    from dagfetch.manifest import parse_duration
+
+    seconds = parse_duration(value)
+    if seconds is None or seconds <= 0:
+        raise click.BadParameter(f"{value!r} is not a positive duration (like 90, 30s, 5m, 1h)")
+    return seconds
+
+
+def _unhealthy(row: Any, max_age: float | None, now: datetime) -> str | None:
+    """Why a repository fails the health check, or None: its last sync failed, or (with
+    ``max_age``) it never succeeded or its last success is older than that."""
+    if row.last_error:
+        return "the last sync failed"
+    if max_age is None:
+        return None
+    if row.last_success_at is None:
+        return "never synced"
+    age = (now - datetime.fromisoformat(row.last_success_at)).total_seconds()
+    if age > max_age:
+        return f"last success {age:.0f} s ago, more than --max-age {max_age:g} s"
+    return None
+
+
 @click.command()
+@click.option("--max-age", callback=_max_age, metavar="DURATION",
+              help="Also fail when a repository's last success is older than this "
+              "(90, 30s, 5m, 1h), or it never synced.")
 @json_option
 @pass_state
-def status(state: State, as_json: bool) -> None:
-    """Each repository's current version, last check, last success and last error."""
+def status(state: State, max_age: float | None, as_json: bool) -> None:
+    """Each repository's current version, last check, last success and last error. Exits
+    with 1 when a repository's last sync failed (or is older than --max-age), so a health
+    check can run it."""
     with errors_as_exit_codes(state):
         rows = state.workspace.status()
+    now = datetime.now(timezone.utc)
+    problems = {s.repo_id: _unhealthy(s, max_age, now) for s in rows}
 
     def text() -> None:
         for s in rows:
@@ -36,8 +72,12 @@ def status(state: State, as_json: bool) -> None:
                 click.echo(
                     f"  last error:    {s.last_error.get('at')}: {s.last_error.get('message')}"
                 )
+            if problems[s.repo_id]:
+                click.echo(f"  UNHEALTHY:     {problems[s.repo_id]}")
 
-    emit(as_json, [s.to_json() for s in rows], text)
+    emit(as_json, [{**s.to_json(), "healthy": problems[s.repo_id] is None} for s in rows], text)
+    if any(problems.values()):
+        sys.exit(EXIT_SYNC_FAILED)
 
 
 @click.command()

@@ -298,3 +298,26 @@ def test_plugins_tells_usable_schemes_from_missing_ones(
     code, out = run(manifest, home, "plugins")
     line = next(line for line in out.splitlines() if line.startswith("s3 "))
     assert "missing" in line and "pip install 'dagfetch[s3]'" in line
+
+
+def test_status_exit_code_is_a_health_check(
+    setup: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    repo, manifest, home = setup
+    code, out = run(manifest, home, "status", "--max-age", "1h")
+    assert code == 1 and "UNHEALTHY:     never synced" in out
+    assert run(manifest, home, "status")[0] == 0  # never synced has not failed
+    assert run(manifest, home, "sync")[0] == 0
+    code, out = run(manifest, home, "status", "--max-age", "1h", "--json")
+    assert code == 0 and json.loads(out)[0]["healthy"] is True
+    code, out = run(manifest, home, "status", "--max-age", "1ms")
+    assert code == 1 and "more than --max-age 0.001 s" in out
+    repo.rename(tmp_path / "gone")
+    assert run(manifest, home, "sync")[0] == 1
+    code, out = run(manifest, home, "status", "--json")
+    assert code == 1 and json.loads(out)[0]["healthy"] is False
+    (tmp_path / "gone").rename(repo)
+    assert run(manifest, home, "sync")[0] == 0
+    assert run(manifest, home, "status")[0] == 0
+    code, out = run(manifest, home, "status", "--max-age", "soon")
+    assert code == 2 and "not a positive duration" in out
