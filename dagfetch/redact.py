@@ -89,8 +89,15 @@ def mask(text: str) -> str:
     return masker.mask(text)
 
 
+REPORTED = "dagfetch_reported"
+"""``extra={REPORTED: True}`` marks a log record whose news the caller also gets as a result
+(a repository's failed sync is in its :class:`~dagfetch.models.SyncResult`): the command
+line, which prints the result, does not print the record again."""
+
+
 class RedactingFilter(logging.Filter):
-    """Attached to the ``dagfetch`` logger so no record leaves with a known secret in it."""
+    """Attached to dagfetch's loggers so no record leaves with a known secret in it, and to
+    the command line's handler, so no record of any library is printed with one."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

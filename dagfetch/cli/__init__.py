@@ -18,12 +18,13 @@ it runs, so ``dagfetch --help`` and ``--version`` load none of them.
 
 from __future__ import annotations
 
-import logging
-
 import click
 
-from dagfetch.cli import cache, diff, graph, manifest, serve, sync
+from dagfetch.cli import cache, diff, graph, serve, sync
+from dagfetch.cli import manifest as manifest_commands
 from dagfetch.cli.app import State
+from dagfetch.cli.logs import LEVEL_NAMES
+from dagfetch.cli.logs import configure as configure_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,20 +41,28 @@ from dagfetch.cli.app import State
     type=click.Path(file_okay=False),
     help="Cache root (default: $DAGFETCH_HOME or the per-user cache folder).",
 )
-@click.option("-v", "--verbose", count=True, help="Log more (-vv for debug logs).")
+@click.option("-v", "--verbose", count=True,
+              help="-v: dagfetch's debug lines; -vv: every library's debug logs too.")
+@click.option("-q", "--quiet", is_flag=True, help="Log errors only.")
+@click.option(
+    "--log-level",
+    envvar="DAGFETCH_LOG_LEVEL",
+    type=click.Choice(LEVEL_NAMES, case_sensitive=False),
+    help="dagfetch's log level (default WARNING; -v is DEBUG, -q ERROR).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(package_name="dagfetch")
 @click.pass_context
 def main(
-    ctx: click.Context, manifest: str | None, home: str | None, verbose: int, debug: bool
+    ctx: click.Context, manifest: str | None, home: str | None, verbose: int, quiet: bool,
+    log_level: str | None, debug: bool,
 ) -> None:
     """Fetch DAG code from remote repositories into a versioned local cache."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose, quiet, log_level)
     ctx.obj = State(manifest, home, debug)
 
 
-for _command in (*manifest.COMMANDS, *cache.COMMANDS, *sync.COMMANDS, *graph.COMMANDS,
+for _command in (*manifest_commands.COMMANDS, *cache.COMMANDS, *sync.COMMANDS, *graph.COMMANDS,
                  *diff.COMMANDS, *serve.COMMANDS):
     main.add_command(_command)
 

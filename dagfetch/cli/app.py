@@ -3,13 +3,14 @@ errors as exit codes, and output (:func:`emit`, ``--json``, JSON Lines).
 
 Exit codes scripts can rely on:
 
-==  =====================================================================
-0   success
-1   at least one repository failed to sync (the others were synced)
-2   bad usage or configuration: manifest, connection, unknown scheme
-3   not found: no such version in the cache, nor on the remote
-4   any other dagfetch error (cache unusable, lock timeout, ...)
-==  =====================================================================
+===  ====================================================================
+0    success
+1    at least one repository failed to sync (the others were synced)
+2    bad usage or configuration: manifest, connection, unknown scheme
+3    not found: no such version in the cache, nor on the remote
+4    any other dagfetch error (cache unusable, lock timeout, ...)
+130 interrupted (Ctrl-C), at any moment: no traceback (:mod:`dagfetch._console`)
+===  ====================================================================
 
 Command modules import this one and nothing of each other (the graph store's plumbing in
 :mod:`dagfetch.cli.graph_store` aside). It imports only click and dagfetch's leaf modules at
@@ -20,6 +21,7 @@ and built when a command first asks for it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -52,8 +54,10 @@ class State:
     """Options of the top-level group; the workspace is built on first use."""
 
     def __init__(self, manifest: str | None, home: str | None, debug: bool) -> None:
-        self.manifest = manifest
-        self.home = home
+        # absolute from the start: every path a command prints (errors naming the manifest,
+        # `path`, `init`) is then absolute, also with `--home .dagfetch-home`
+        self.manifest = os.path.abspath(manifest) if manifest else None
+        self.home = os.path.abspath(home) if home else None
         self.debug = debug
         self._workspace: Workspace | None = None
 

@@ -321,3 +321,30 @@ def test_status_exit_code_is_a_health_check(
     assert run(manifest, home, "status")[0] == 0
     code, out = run(manifest, home, "status", "--max-age", "soon")
     assert code == 2 and "not a positive duration" in out
+
+
+INTERRUPT_AT_IMPORT = """
+import builtins, sys
+real = builtins.__import__
+def interrupted(name, *args, **kwargs):
+    if name == {module!r}:
+        raise KeyboardInterrupt
+    return real(name, *args, **kwargs)
+builtins.__import__ = interrupted
+sys.argv = ["dagfetch", "--help"]
+from dagfetch._console import run
+run()
+"""
+
+
+@pytest.mark.parametrize("module", ["click", "dagfetch.cli", "dagfetch.cli.progress"])
+def test_ctrl_c_during_start_up_prints_no_traceback_and_exits_130(module: str) -> None:
+    """As if Ctrl-C arrived while the command line was being imported (a command imports
+    what it needs when it starts: `sync` its progress bar)."""
+    script = INTERRUPT_AT_IMPORT.format(module=module)
+    if module == "dagfetch.cli.progress":
+        script = script.replace('["dagfetch", "--help"]', '["dagfetch", "sync"]')
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr
