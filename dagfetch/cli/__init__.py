@@ -12,22 +12,51 @@ codes, output; the exit codes are listed there):
 - :mod:`dagfetch.cli.diff`: ``diff`` (what changed in the code between two versions)
 - :mod:`dagfetch.cli.serve`: ``serve`` (the web server, with the ``web`` extra)
 
-A command imports the heavy modules it needs (the graph store, backends, progress bars) when
-it runs, so ``dagfetch --help`` and ``--version`` load none of them.
+Command modules are imported when their command is asked for (:class:`LazyGroup`, from
+:data:`COMMAND_MODULES`), and a command imports the heavy modules it needs (the graph store,
+backends, progress bars) when it runs: ``dagfetch sync`` loads neither the graph store's
+commands nor SQLAlchemy and Alembic, and ``dagfetch --version`` no command module at all.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from dagfetch.cli import cache, diff, graph, serve, sync
-from dagfetch.cli import manifest as manifest_commands
 from dagfetch.cli.app import State
 from dagfetch.cli.logs import LEVEL_NAMES
 from dagfetch.cli.logs import configure as configure_logging
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# command name -> the module defining it (in that module's COMMANDS), in the order --help lists
+COMMAND_MODULES: dict[str, str] = {
+    "init": "manifest", "validate": "manifest",
+    "sync": "sync",
+    "status": "cache", "versions": "cache", "path": "cache", "pin": "cache", "unpin": "cache",
+    "gc": "cache", "plugins": "cache",
+    "diff": "diff",
+    "graph": "graph", "runs": "graph", "errors": "graph", "db": "graph",
+    "serve": "serve",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module when the command is asked for (run, helped, completed)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMAND_MODULES, *(n for n in super().list_commands(ctx)
+                                    if n not in COMMAND_MODULES)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return super().get_command(ctx, cmd_name)
+        commands = importlib.import_module(f"dagfetch.cli.{module}").COMMANDS
+        return next(c for c in commands if c.name == cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--manifest",
     "-m",
@@ -62,11 +91,7 @@ def main(
     ctx.obj = State(manifest, home, debug)
 
 
-for _command in (*manifest_commands.COMMANDS, *cache.COMMANDS, *sync.COMMANDS, *graph.COMMANDS,
-                 *diff.COMMANDS, *serve.COMMANDS):
-    main.add_command(_command)
-
-__all__ = ["main"]
+__all__ = ["COMMAND_MODULES", "LazyGroup", "main"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -348,3 +348,36 @@ def test_ctrl_c_during_start_up_prints_no_traceback_and_exits_130(module: str) -
                           text=True, timeout=60)
     assert done.returncode == 130, done.stderr
     assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["sync"], ["status"], ["versions", "r"], ["path", "r"], ["gc", "--dry-run"], ["plugins"],
+    ["validate"], ["validate", "--connect"], ["diff", "r", "current", "current"],
+])
+def test_commands_without_the_graph_store_import_neither_sqlalchemy_nor_alembic(
+    setup: tuple[Path, Path, Path], command: list[str]
+) -> None:
+    _, manifest, home = setup
+    base = ["-m", "dagfetch", "--manifest", str(manifest), "--home", str(home)]
+    subprocess.run([sys.executable, *base, "sync"], cwd=ROOT, check=True, capture_output=True)
+    imported = modules_imported(*base, *command)
+    assert "dagfetch.workspace" in imported  # the command did its work
+    graph_store = sorted(m for m in imported if m.split(".")[0] in ("sqlalchemy", "alembic"))
+    assert graph_store == [], f"{' '.join(command)} imported {graph_store[:5]}"
+    # nor the graph store's commands: each command module is loaded when it is asked for
+    assert "dagfetch.cli.graph" not in imported and "dagfetch.graphs.store" not in imported
+
+
+def test_the_lazy_command_table_names_every_command_where_it_is_defined() -> None:
+    import importlib
+
+    from dagfetch.cli import COMMAND_MODULES
+
+    for name, module in COMMAND_MODULES.items():
+        commands = importlib.import_module(f"dagfetch.cli.{module}").COMMANDS
+        assert name in [c.name for c in commands], (name, module)
+    defined = {c.name for path in (ROOT / "dagfetch" / "cli").glob("*.py")
+               if hasattr(mod := importlib.import_module(f"dagfetch.cli.{path.stem}"),
+                          "COMMANDS") and path.stem != "__init__"
+               for c in mod.COMMANDS}
+    assert defined == set(COMMAND_MODULES)
