@@ -28,7 +28,6 @@ from dagfetch.cli.app import State
 from dagfetch.cli.logs import LEVEL_NAMES
 from dagfetch.cli.logs import configure as configure_logging
 
-
 # command name -> the module defining it (in that module's COMMANDS), in the order --help lists
 COMMAND_MODULES: dict[str, str] = {
     "init": "manifest", "validate": "manifest",
