@@ -51,7 +51,8 @@ class LazyGroup(click.Group):
         module = COMMAND_MODULES.get(cmd_name)
         if module is None:
             return super().get_command(ctx, cmd_name)
-        commands = importlib.import_module(f"dagfetch.cli.{module}").COMMANDS
+        commands: tuple[click.Command, ...] = importlib.import_module(
+            f"dagfetch.cli.{module}").COMMANDS
         return next(c for c in commands if c.name == cmd_name)
 
 
