@@ -29,7 +29,9 @@ def _run() -> None:
     from dagfetch.cli import main
 
     try:
-        code = main.main(standalone_mode=False)
+        # prog_name: also under `python -m dagfetch`, usage lines and the completion variable
+        # (_DAGFETCH_COMPLETE) say dagfetch
+        code = main.main(prog_name="dagfetch", standalone_mode=False)
     except click.exceptions.Abort:  # what click makes of a Ctrl-C inside a command
         raise KeyboardInterrupt from None
     except click.ClickException as exc:  # bad usage: click's message, its exit code

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
+from click.shell_completion import CompletionItem
 
 from dagfetch.errors import (
     ConfigError,
@@ -71,6 +72,30 @@ class State:
 
 
 pass_state = click.make_pass_decorator(State)
+
+
+# -- shell completion ------------------------------------------------------------------------
+
+def completion_state(ctx: click.Context) -> State:
+    """The top-level options as parsed so far, while the shell asks for completions (the
+    group's callback does not run then, so ``ctx.obj`` is not set)."""
+    root = ctx.find_root()
+    return State(root.params.get("manifest"), root.params.get("home"), debug=False)
+
+
+def complete_repo_ids(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """The manifest's repository ids starting with ``incomplete``; nothing when there is no
+    readable manifest (a completion never prints an error into the shell)."""
+    from dagfetch.manifest import load_manifest
+    from dagfetch.workspace import find_manifest
+
+    try:
+        ids = load_manifest(find_manifest(completion_state(ctx).manifest)).ids
+    except DagfetchError:
+        return []
+    return [CompletionItem(repo_id) for repo_id in ids if repo_id.startswith(incomplete)]
 
 
 def fail(message: str, code: int) -> NoReturn:

@@ -13,6 +13,7 @@ from dagfetch.cli.app import (
     EXIT_NOT_FOUND,
     EXIT_SYNC_FAILED,
     State,
+    complete_repo_ids,
     emit,
     errors_as_exit_codes,
     fail,
@@ -81,7 +82,7 @@ def status(state: State, max_age: float | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("repo")
+@click.argument("repo", shell_complete=complete_repo_ids)
 @json_option
 @pass_state
 def versions(state: State, repo: str, as_json: bool) -> None:
@@ -128,7 +129,7 @@ def versions(state: State, repo: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("repo")
+@click.argument("repo", shell_complete=complete_repo_ids)
 @click.argument("version", required=False)
 @json_option
 @pass_state
@@ -143,7 +144,7 @@ def path(state: State, repo: str, version: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("repo")
+@click.argument("repo", shell_complete=complete_repo_ids)
 @click.argument("version")
 @click.option("--holder", default="cli", show_default=True, help="Who holds the pin.")
 @json_option
@@ -157,7 +158,7 @@ def pin(state: State, repo: str, version: str, holder: str, as_json: bool) -> No
 
 
 @click.command()
-@click.argument("repo")
+@click.argument("repo", shell_complete=complete_repo_ids)
 @click.argument("version")
 @click.option("--holder", default="cli", show_default=True)
 @json_option

@@ -13,6 +13,7 @@ from dagfetch.cli.app import (
     EXIT_CONFIG,
     EXIT_SYNC_FAILED,
     State,
+    complete_repo_ids,
     emit,
     errors_as_exit_codes,
     fail,
@@ -49,7 +50,7 @@ keep_versions = 5              # versions kept through `dagfetch gc` (with curre
 
 
 @click.command()
-@click.argument("repos", nargs=-1)
+@click.argument("repos", nargs=-1, shell_complete=complete_repo_ids)
 @click.option("--connect", is_flag=True,
               help="Also list each remote once (no file is downloaded).")
 @json_option
