@@ -97,6 +97,9 @@ def test_a_failed_repository_is_reported_once(tmp_path: Path) -> None:
     assert "nowhere" not in done.stderr  # the result line said it; no warning repeats it
     verbose = dagfetch(manifest, tmp_path / "h", "-v", "sync")
     assert "gone: sync failed" in verbose.stderr  # -v shows the log record as well
+    quiet = dagfetch(manifest, tmp_path / "h", "-q", "-v", "sync")
+    assert "gone: sync failed" in quiet.stderr  # -v wins over -q for dagfetch
+    assert dagfetch(manifest, tmp_path / "h", "-q", "sync").stderr == ""
 
 
 def test_printed_paths_are_absolute(tmp_path: Path) -> None:
