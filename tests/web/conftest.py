@@ -29,9 +29,9 @@ from dagfetch.web.syncing import SyncRunner
 from dagfetch.workspace import Workspace
 from tests.graphs.dagfiles import DAGSHAPE, chain_dag
 
-HOOK_SECRET = "hook-secret-3f9a1c77"  # noqa: S105 - a test secret
-TOKEN = "web-token-b2d48e11"  # noqa: S105
-OTHER_TOKEN = "web-token-rotated-90aa"  # noqa: S105
+HOOK_SECRET = "hook-secret-3f9a1c77"
+TOKEN = "web-token-b2d48e11"
+OTHER_TOKEN = "web-token-rotated-90aa"
 #: A secret that only a DAG file's error message carries: it must be masked everywhere.
 LEAKED = "db-password-7e51aa09"
 

@@ -102,7 +102,8 @@ def test_dags_dag_graph_history_and_runs(client: TestClient, site: Site) -> None
     assert oldest["sources"][0]["version_id"] == site.old
 
     graph = client.get("/api/dags/etl/graph").json()
-    assert sorted(t["task_id"] for t in graph["tasks"]) == sorted(["extract", SCRIPT, "load", "notify"])
+    assert sorted(t["task_id"] for t in graph["tasks"]) == sorted(
+        ["extract", SCRIPT, "load", "notify"])
     assert {(e["upstream"], e["downstream"]) for e in graph["edges"]} == {
         ("extract", SCRIPT), (SCRIPT, "load"), ("load", "notify")}
     first = client.get("/api/dags/etl/graph?version=1").json()
