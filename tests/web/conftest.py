@@ -148,8 +148,17 @@ def _toml(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """One site for the tests that only read (building one syncs and extracts twice)."""
+    built = make_site(tmp_path_factory.mktemp("site"))
+    yield built
+    built.store.close()
+
+
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def own_site(tmp_path: Path) -> Iterator[Site]:
+    """A site of the test's own, for tests that change the remote, the cache or the store."""
     built = make_site(tmp_path)
     yield built
     built.store.close()
