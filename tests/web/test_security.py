@@ -5,7 +5,7 @@ bearer tokens on everything when configured, and nothing that writes but the hoo
 from __future__ import annotations
 
 import asyncio
-import os
+import stat
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, unquote
@@ -135,7 +135,7 @@ def test_a_link_out_of_the_version_is_not_followed(own_site: Site) -> None:
     outside = site.root / "outside.txt"
     outside.write_text("outside the version\n")
     target = tree / "notes.md"
-    os.chmod(tree, 0o755)
+    tree.chmod(tree.stat().st_mode | stat.S_IWUSR)  # published trees are read-only
     target.unlink()
     target.symlink_to(outside)
     client = TestClient(site.app())
@@ -202,7 +202,7 @@ def guarded(guarded_site: Site) -> Iterator[TestClient]:
 
 
 def test_with_tokens_everything_wants_one(guarded: TestClient, site: Site) -> None:
-    for path in every_answer(site) + ["/metrics"]:
+    for path in [*every_answer(site), "/metrics"]:
         answer = guarded.get(path)
         assert answer.status_code == 401, path
         assert answer.headers["www-authenticate"] == "Bearer"
