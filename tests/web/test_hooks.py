@@ -13,8 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dagfetch.errors import ManifestError
+from dagfetch.web import create_app
 from dagfetch.web.hooks import MAX_BODY, Coalescer
 from dagfetch.web.settings import WebSettings
+from dagfetch.workspace import Workspace
 from tests.web.conftest import HOOK_SECRET, CountingRunner, Site, make_site
 
 PUSH = json.dumps({"ref": "refs/heads/main", "after": "abc123"}).encode()
@@ -153,9 +155,9 @@ def test_a_hook_connection_that_cannot_be_resolved_fails_at_start(tmp_path: Path
     data = json.loads(site.connections_path.read_text())
     del data["etl_hook"]
     site.connections_path.write_text(json.dumps(data))
-    site.workspace.connections._file_cache = None
+    restarted = Workspace(site.workspace.manifest, cache_root=site.workspace.cache.root)
     with pytest.raises(ManifestError, match=r"dag_repositories\.etl\.web\.hook_conn_id"):
-        site.app()
+        create_app(restarted, site.store)
     site.store.close()
 
 
