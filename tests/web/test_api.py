@@ -212,3 +212,19 @@ def test_several_apps_over_one_cache_and_store_answer_the_same(site: Site) -> No
                 if isinstance(doc, dict):
                     doc.pop("seconds_since_last_success", None)
             assert a == b, path
+
+
+def test_mounted_in_another_application(site: Site) -> None:
+    # what docs/serve.md shows a scheduler doing with its own web server
+    from fastapi import FastAPI
+
+    parent = FastAPI()
+    parent.mount("/dagfetch", site.app())
+    with TestClient(parent) as client:
+        page = client.get("/dagfetch/dags")
+        assert page.status_code == 200
+        assert 'href="/dagfetch/dags/etl"' in page.text
+        assert 'href="/dagfetch/static/style.css"' in page.text
+        assert client.get("/dagfetch/static/style.css").status_code == 200
+        assert client.get("/dagfetch/api/dags/etl").json()["dag_id"] == "etl"
+        assert client.get("/dagfetch/api/nope").json() == {"detail": "no such page"}
