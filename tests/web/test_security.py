@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import stat
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, unquote
@@ -122,7 +123,10 @@ def raw_get(app: Any, target: str) -> tuple[int, bytes]:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(app(scope, receive, send))
+    # in a thread of its own: Playwright's sync API keeps a loop running on this one
+    worker = threading.Thread(target=asyncio.run, args=(app(scope, receive, send),))
+    worker.start()
+    worker.join(60)
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
