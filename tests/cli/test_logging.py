@@ -30,9 +30,8 @@ def dagfetch(manifest: Path, home: Path, *args: str,
 
 @pytest.fixture
 def s3_repo(moto_server: MotoServer, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    moto_server.ensure_bucket(BUCKET)
     client = moto_server.client()
-    if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        client.create_bucket(Bucket=BUCKET)
     prefix = f"repo-{uuid.uuid4().hex[:8]}"
     client.put_object(Bucket=BUCKET, Key=f"{prefix}/dag.py", Body=b"x = 1\n")
     manifest = tmp_path / "dagfetch.toml"
