@@ -46,6 +46,43 @@ from dagfetch.storage.tokens import (
 ListingKind = Literal["find", "blobs", "index"]
 ConnectionMapper = Callable[[Connection], dict[str, Any]]
 Describer = Callable[[Mapping[str, Any], bool], Described]
+TimeoutMapper = Callable[[float, float], dict[str, Any]]  # (connect, read) seconds -> kwargs
+
+
+def _aiohttp_timeout(connect: float, read: float) -> Any:
+    import aiohttp
+
+    # no total: a large file may take long, as long as bytes keep arriving
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+
+
+def s3_timeouts(connect: float, read: float) -> dict[str, Any]:
+    # one attempt per request: dagfetch's own retry policy decides what is retried (botocore's
+    # and s3fs's own retries spent 9-15 s on a refused connection)
+    return {
+        "config_kwargs": {
+            "connect_timeout": connect,
+            "read_timeout": read,
+            "retries": {"max_attempts": 1, "mode": "standard"},
+        },
+        "retries": 1,
+    }
+
+
+def gcs_timeouts(connect: float, read: float) -> dict[str, Any]:
+    return {"session_kwargs": {"timeout": _aiohttp_timeout(connect, read)}}
+
+
+def azure_timeouts(connect: float, read: float) -> dict[str, Any]:
+    return {"connection_timeout": connect, "read_timeout": read}
+
+
+def http_timeouts(connect: float, read: float) -> dict[str, Any]:
+    return {"client_kwargs": {"timeout": _aiohttp_timeout(connect, read)}}
+
+
+def no_timeouts(connect: float, read: float) -> dict[str, Any]:
+    return {}
 
 # fsspec protocols that read the content of something else as a tree: an archive, a git
 # repository, a set of references. A repository URL naming one is a mistake (dagfetch has
@@ -66,6 +103,8 @@ class StoreFamily:
     (the file system's own), ``blobs`` (Azure's List Blobs, read directly: adlfs's ``find``
     costs one more request per check and lists no versions) or ``index`` (HTML index pages).
     ``paths_are_urls``: the file system addresses files by whole URLs (HTTP).
+    ``container``: what the URL's host part names (``bucket``), when the store needs one.
+    ``timeouts``: (connect, read) seconds -> file-system keyword arguments setting them.
     """
 
     name: str
@@ -77,6 +116,8 @@ class StoreFamily:
     download_kwargs: Mapping[str, Any] = attrs.field(factory=dict)
     listing: ListingKind = "find"
     paths_are_urls: bool = False
+    container: str | None = None
+    timeouts: TimeoutMapper = no_timeouts
 
     @property
     def versioned(self) -> bool:
@@ -101,6 +142,8 @@ S3 = StoreFamily(
     connection_options=s3_options,
     describe=describe_s3,
     version_marker="?versionId=",
+    container="bucket",
+    timeouts=s3_timeouts,
 )
 GCS = StoreFamily(
     name="gcs",
@@ -110,6 +153,8 @@ GCS = StoreFamily(
     describe=describe_gcs,
     version_marker="#",
     download_kwargs={"concurrency": 1},  # one GET per object, no HEAD to plan chunks
+    container="bucket",
+    timeouts=gcs_timeouts,
 )
 AZURE = StoreFamily(
     name="azure",
@@ -119,6 +164,8 @@ AZURE = StoreFamily(
     describe=describe_azure,
     version_marker="?versionid=",
     listing="blobs",
+    container="container",
+    timeouts=azure_timeouts,
 )
 HTTP = StoreFamily(
     name="http",
@@ -128,6 +175,7 @@ HTTP = StoreFamily(
     describe=describe_http,
     listing="index",
     paths_are_urls=True,
+    timeouts=http_timeouts,
 )
 LOCAL = StoreFamily(
     name="local",

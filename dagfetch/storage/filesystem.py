@@ -40,11 +40,13 @@ def open_filesystem(
     *,
     version_aware: bool = False,
     where: str | None = None,
+    timeouts: tuple[float, float] | None = None,
 ) -> OpenedStore:
     """Open the file system serving ``url``.
 
     Keyword arguments come from, later ones winning: the URL itself (as fsspec reads it),
-    ``connection`` mapped for the store's family, ``storage_options`` as given, and
+    ``timeouts`` (connect, read seconds) in the family's words, ``connection`` mapped for
+    the store's family, ``storage_options`` as given, and
     ``version_aware=True`` when asked for and the family keeps versions. A missing fsspec
     implementation is :class:`BackendNotInstalled` naming what to install (chained to the
     ImportError); a file system refusing its arguments is a :class:`FetchError` naming
@@ -62,9 +64,11 @@ def open_filesystem(
     # outside the try: a connection that cannot be mapped is a configuration error (it
     # names the conn_id), not a failure of the store
     kwargs: dict[str, Any] = {}
+    if timeouts is not None:
+        kwargs.update(family.timeouts(*timeouts))
     if connection is not None:
-        kwargs.update(family.connection_options(connection))
-    kwargs.update(storage_options or {})
+        _merge(kwargs, family.connection_options(connection))
+    _merge(kwargs, storage_options or {})
     if version_aware and family.versioned:
         kwargs["version_aware"] = True
     try:
@@ -72,3 +76,14 @@ def open_filesystem(
     except Exception as exc:
         raise FetchError(f"{where}: cannot open the file system: {mask(str(exc))}") from None
     return OpenedStore(fs, cls._strip_protocol(url), protocol, family, cls)
+
+
+def _merge(into: dict[str, Any], given: Mapping[str, Any]) -> None:
+    """``into.update(given)``, tables one level deep merged key by key: a connection's
+    ``client_kwargs`` (auth) keeps the timeout set under the same key."""
+    for key, value in given.items():
+        old = into.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            into[key] = {**old, **value}
+        else:
+            into[key] = value

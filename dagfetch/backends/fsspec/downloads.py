@@ -123,20 +123,20 @@ class RetryPolicy:
 
 async def download_async(
     jobs: Sequence[Job],
-    get: Callable[[str, str], Awaitable[Any]],
+    get: Callable[[Job], Awaitable[Any]],
     *,
     concurrency: int,
     retry: RetryPolicy,
     failed: Failed,
     on_file_done: FileDone | None,
 ) -> None:
-    """Run ``get(remote, local)`` for every job on the current event loop, ``concurrency``
-    at once; the first failure cancels the rest and is raised as ``failed`` makes it."""
+    """Run ``get(job)`` for every job on the current event loop, ``concurrency`` at once;
+    the first failure cancels the rest and is raised as ``failed`` makes it."""
 
     async def one(job: Job) -> None:
-        remote_file, remote, local = job
+        remote_file = job[0]
         try:
-            await retry.run(lambda: get(remote, str(local)))
+            await retry.run(lambda: get(job))
         except Exception as exc:
             raise failed(remote_file, exc) from None
         if on_file_done is not None:
@@ -164,7 +164,7 @@ async def download_async(
 
 def download_threads(
     jobs: Sequence[Job],
-    get: Callable[[str, str], Any],
+    get: Callable[[Job], Any],
     *,
     concurrency: int,
     timeout: float | None,
@@ -177,9 +177,9 @@ def download_threads(
     bounded thread pool; a batch running past ``timeout`` fails naming ``where``."""
 
     def one(job: Job) -> None:
-        remote_file, remote, local = job
+        remote_file = job[0]
         try:
-            retry.call(get, remote, str(local))
+            retry.call(get, job)
         except Exception as exc:
             raise failed(remote_file, exc) from None
         if on_file_done is not None:
