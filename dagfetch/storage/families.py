@@ -57,15 +57,14 @@ def _aiohttp_timeout(connect: float, read: float) -> Any:
 
 
 def s3_timeouts(connect: float, read: float) -> dict[str, Any]:
-    # one attempt per request: dagfetch's own retry policy decides what is retried (botocore's
-    # and s3fs's own retries spent 9-15 s on a refused connection)
+    # one attempt per request in botocore: dagfetch's own retry policy decides what is
+    # retried (botocore's backoff spent 9-15 s on a refused connection)
     return {
         "config_kwargs": {
             "connect_timeout": connect,
             "read_timeout": read,
             "retries": {"max_attempts": 1, "mode": "standard"},
         },
-        "retries": 1,
     }
 
 
