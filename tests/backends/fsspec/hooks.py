@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dagfetch.models import Listing, RemoteFile
-from dagfetch.models import SyncResult
+from dagfetch.models import Listing, RemoteFile, SyncResult
 from dagfetch.protocol import Capabilities, Fetcher, FileDone
 from dagfetch.workspace import Workspace
 

@@ -66,7 +66,7 @@ def test_an_object_rewritten_between_listing_and_download_is_never_recorded_mixe
     remote = S3Remote(conn_env, PLAIN)
     remote.write_many({"dag.py": b"state = 'A'\n", "other.py": b"o"})
     ws = one_repository(remote, tmp_path)
-    with pytest.raises(ChangedDuringSync, match="dag.py.*changed during the sync"):
+    with pytest.raises(ChangedDuringSync, match=r"dag\.py.*changed during the sync"):
         sync_with_hook(ws, "r", lambda: remote.write("dag.py", b"state = 'B'\n"))
     assert ws.cache.current_id("r") is None  # nothing of that listing was published
     remote.write("dag.py", b"state = 'A'\n")
