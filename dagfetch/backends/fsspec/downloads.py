@@ -11,6 +11,7 @@ for good stops the others and fails the fetch.
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
@@ -53,8 +54,30 @@ def http_status(exc: BaseException) -> int | None:
     return None
 
 
+def connection_refused(exc: BaseException) -> bool:
+    """Nothing listens there (ECONNREFUSED), however deep a library wrapped it: retrying
+    with backoff only made the user wait 9-15 s for the same answer."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a cause chain is short; never loop on a cyclic one
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == \
+                errno.ECONNREFUSED:
+            return True
+        os_error = getattr(seen, "os_error", None)  # aiohttp's ClientConnectorError
+        if isinstance(os_error, ConnectionRefusedError):
+            return True
+        if "Connection refused" in str(seen) or "ECONNREFUSED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Worth another try: throttling, 5xx, timeouts and broken connections."""
+    """Worth another try: throttling, 5xx, timeouts and broken connections (not a refused
+    one: nothing listens, and backing off will not change that)."""
+    if connection_refused(exc):
+        return False
     if isinstance(
         exc,
         (
