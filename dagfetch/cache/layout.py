@@ -17,6 +17,7 @@ Repository ids cannot start with ``.``, so ``.dagfetch`` never clashes with one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -59,10 +60,8 @@ class CacheLayout:
         mode: create it yourself, with the mode you want, to share a cache."""
         if not self.root.is_dir():
             self.root.parent.mkdir(parents=True, exist_ok=True)
-            try:
+            with contextlib.suppress(FileExistsError):  # another process made it first
                 self.root.mkdir(mode=0o700)
-            except FileExistsError:
-                pass  # another process made it first
 
     @property
     def objects(self) -> Path:

@@ -51,7 +51,7 @@ def test_a_file_swapped_for_a_symlink_after_the_listing_is_never_followed(
         (source / "dag.py").unlink()
         (source / "dag.py").symlink_to(tmp_path / "private" / "secret.txt")
 
-    with pytest.raises(ChangedDuringSync, match="dag.py"):
+    with pytest.raises(ChangedDuringSync, match=r"dag\.py"):
         sync_with_hook(ws, "r", swap)
     assert cache_holds(tmp_path / "cache", SECRET) == []
 
@@ -118,6 +118,6 @@ def test_the_cache_root_is_created_private(source: Path, tmp_path: Path) -> None
 def test_an_existing_cache_root_keeps_its_mode(source: Path, tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
-    os.chmod(shared, 0o755)
+    os.chmod(shared, 0o755)  # noqa: S103 - a root shared on purpose
     one_repository(str(source), tmp_path, cache="shared").sync_one("r")
     assert stat.S_IMODE(os.stat(shared).st_mode) == 0o755
