@@ -16,6 +16,9 @@ from dagfetch.testing import one_repository
 from tests.backends.fsspec.hooks import sync_with_hook
 
 SECRET = b"private key material 7f3a9c"
+# the public files have the secret's size: a size check after the copy cannot catch a swap
+PUBLIC = b"x = 1  # " + b"-" * (len(SECRET) - 10) + b"\n"
+assert len(PUBLIC) == len(SECRET)
 
 
 def cache_holds(root: Path, needle: bytes) -> list[Path]:
@@ -32,8 +35,8 @@ def cache_holds(root: Path, needle: bytes) -> list[Path]:
 def source(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     (repo / "lib").mkdir(parents=True)
-    (repo / "dag.py").write_bytes(b"x = 1\n")
-    (repo / "lib" / "util.py").write_bytes(b"y = 2\n")
+    (repo / "dag.py").write_bytes(PUBLIC)
+    (repo / "lib" / "util.py").write_bytes(PUBLIC)
     private = tmp_path / "private"
     private.mkdir()
     (private / "secret.txt").write_bytes(SECRET)
@@ -84,7 +87,7 @@ def test_a_racing_swap_in_a_loop_never_publishes_the_target(
         while not stop.is_set():
             for name in ("dag.py",):
                 tmp = source / f".{name}.tmp"
-                tmp.write_bytes(b"x = 1\n")
+                tmp.write_bytes(PUBLIC)
                 os.replace(tmp, source / name)
                 if link.exists() or link.is_symlink():
                     link.unlink()
