@@ -99,7 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._page('<a href="a/">a/</a> <a href="f.py" data-size="1" data-etag="e">f</a>')
             return
         if path.endswith("/") or path == "":
-            links = []
+            folders = {name[len(path):].split("/", 1)[0] for name in state.files
+                       if name.startswith(path) and "/" in name[len(path):]}
+            links = [f'<a href="{folder}/">{folder}/</a>' for folder in sorted(folders)]
             for name, behaviour in sorted(state.files.items()):
                 if not name.startswith(path) or "/" in name[len(path):]:
                     continue
@@ -109,6 +111,9 @@ class _Handler(BaseHTTPRequestHandler):
                 sized = f' data-size="{size}"' if size >= 0 else ""  # -1: no size given
                 links.append(f'<a href="{rel}"{sized} '
                              f'data-etag=\'{_etag(behaviour.data)}\'>{rel}</a>')
+            links += [f'<a href="{name[len(path):]}/">{name[len(path):]}/</a>'
+                      for name in sorted(state.loops)
+                      if name.startswith(path) and "/" not in name[len(path):]]
             self._page("\n".join(links))
             return
         behaviour = state.files.get(path)

@@ -162,8 +162,8 @@ async def list_index(
                             f"{field}.max_http_folders")
                     if max_depth is not None and rel_folder.count("/") + 1 >= max_depth:
                         raise LimitExceeded(
-                            rel_folder, f"a folder {rel_folder.count('/') + 1} levels deep "
-                            f"(more than max_path_depth = {max_depth} with its files)",
+                            rel_folder, f"a folder {rel_folder.count('/') + 1} levels deep: its files "
+                            f"would be more than max_path_depth = {max_depth} levels deep",
                             f"{field}.max_path_depth")
                     seen.add(target)
                     pending.append(target)

@@ -370,8 +370,9 @@ class GitFetcher(BaseFetcher):
                 if stat.S_ISDIR(mode):
                     if depth >= limits.max_path_depth:
                         raise LimitExceeded(
-                            path, f"a folder {depth} levels deep, more than max_path_depth = "
-                            f"{limits.max_path_depth} with its files", f"{field}.max_path_depth")
+                            path, f"a folder {depth} levels deep: its files would be more than "
+                            f"max_path_depth = {limits.max_path_depth} levels deep",
+                            f"{field}.max_path_depth")
                     pending.append((sha, f"{path}/", depth + 1))
                     continue
                 self._entry(store, path, mode, sha, out, lfs, known, seen)
