@@ -160,10 +160,11 @@ async def list_index(
                         raise LimitExceeded(
                             rel_folder, f"more than {max_folders} folders listed",
                             f"{field}.max_http_folders")
-                    if max_depth is not None and rel_folder.count("/") + 1 >= max_depth:
+                    depth = rel_folder.count("/") + 1
+                    if max_depth is not None and depth >= max_depth:
                         raise LimitExceeded(
-                            rel_folder, f"a folder {rel_folder.count('/') + 1} levels deep: its files "
-                            f"would be more than max_path_depth = {max_depth} levels deep",
+                            rel_folder, f"a folder {depth} levels deep: its files would be "
+                            f"more than max_path_depth = {max_depth} levels deep",
                             f"{field}.max_path_depth")
                     seen.add(target)
                     pending.append(target)
