@@ -69,7 +69,8 @@ def parse_limits(values: Any, *, field: str) -> Limits:
 
 
 def _refuse(repo_field: str, path: str, what: str, name: str, value: int | float) -> LimitExceeded:
-    return LimitExceeded(path, f"{what}, more than {name} = {value:g}",
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return LimitExceeded(path, f"{what}, more than {name} = {shown}",
                          f"{repo_field}.limits.{name}")
 
 
