@@ -68,6 +68,16 @@ def s3_timeouts(connect: float, read: float) -> dict[str, Any]:
     }
 
 
+def s3_single_attempt(fs: Any) -> None:
+    # s3fs retries connection errors 5 times with backoff inside each call (1.4 s per call
+    # on a refused port, several calls per listing): dagfetch's retry policy decides instead
+    fs.retries = 1
+
+
+def no_own_retries(fs: Any) -> None:
+    return None
+
+
 def gcs_timeouts(connect: float, read: float) -> dict[str, Any]:
     return {"session_kwargs": {"timeout": _aiohttp_timeout(connect, read)}}
 
@@ -104,6 +114,8 @@ class StoreFamily:
     ``paths_are_urls``: the file system addresses files by whole URLs (HTTP).
     ``container``: what the URL's host part names (``bucket``), when the store needs one.
     ``timeouts``: (connect, read) seconds -> file-system keyword arguments setting them.
+    ``single_attempt``: turns off the file system's own retries (dagfetch's retry policy
+    decides what is retried, and a refused connection is not).
     """
 
     name: str
@@ -117,6 +129,7 @@ class StoreFamily:
     paths_are_urls: bool = False
     container: str | None = None
     timeouts: TimeoutMapper = no_timeouts
+    single_attempt: Callable[[Any], None] = no_own_retries
 
     @property
     def versioned(self) -> bool:
@@ -143,6 +156,7 @@ S3 = StoreFamily(
     version_marker="?versionId=",
     container="bucket",
     timeouts=s3_timeouts,
+    single_attempt=s3_single_attempt,
 )
 GCS = StoreFamily(
     name="gcs",

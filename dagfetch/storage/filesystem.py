@@ -45,7 +45,8 @@ def open_filesystem(
     """Open the file system serving ``url``.
 
     Keyword arguments come from, later ones winning: the URL itself (as fsspec reads it),
-    ``timeouts`` (connect, read seconds) in the family's words, ``connection`` mapped for
+    ``timeouts`` (connect, read seconds) in the family's words (and the file system's own
+    retries off: the caller retries), ``connection`` mapped for
     the store's family, ``storage_options`` as given, and
     ``version_aware=True`` when asked for and the family keeps versions. A missing fsspec
     implementation is :class:`BackendNotInstalled` naming what to install (chained to the
@@ -75,6 +76,8 @@ def open_filesystem(
         fs = cls(**{**cls._get_kwargs_from_urls(url), **kwargs})
     except Exception as exc:
         raise FetchError(f"{where}: cannot open the file system: {mask(str(exc))}") from None
+    if timeouts is not None:
+        family.single_attempt(fs)
     return OpenedStore(fs, cls._strip_protocol(url), protocol, family, cls)
 
 

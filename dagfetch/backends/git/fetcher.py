@@ -92,7 +92,8 @@ class GitFetcher(BaseFetcher):
         self.depth: int | None = self.options.depth or None
         self.submodules = self.options.submodules
         self.lfs = self.options.lfs
-        self.timeout = self.options.timeout
+        # HTTP requests: the option, else the repository's limits.read_timeout
+        self.timeout = self.options.timeout or source.limits.read_timeout
         self.protocol_version: int | None = self.options.protocol_version
         self.where = f"{self.location.display} (ref {self.ref.text})"
         self._tmp_work: Path | None = None

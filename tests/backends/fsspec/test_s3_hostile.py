@@ -105,3 +105,22 @@ def test_a_version_aware_read_gets_the_listed_object_version(
     assert (ws.path("r") / "dag.py").read_bytes() == b"state = 'A'\n"
     assert ws.sync_one("r").changed
     assert (ws.path("r") / "dag.py").read_bytes() == b"state = 'B'\n"
+
+
+def test_a_refused_connection_is_one_attempt(aws_env: None) -> None:
+    """Nothing listens on the endpoint: botocore and s3fs make one attempt each (their own
+    backoff took 9-15 s), and the real error they raise is not retried by dagfetch."""
+    from dagfetch.backends.fsspec.downloads import is_transient
+    from dagfetch.storage import open_filesystem
+    from tests.servers.procs import free_port
+
+    store = open_filesystem(
+        "s3://bucket/dags", None,
+        {"endpoint_url": f"http://127.0.0.1:{free_port()}", "key": "k", "secret": "s"},
+        timeouts=(2.0, 2.0),
+    )
+    assert store.fs.retries == 1  # type: ignore[attr-defined]
+    assert store.fs.config_kwargs["retries"] == {"max_attempts": 1, "mode": "standard"}  # type: ignore[attr-defined]
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - whatever s3fs raises
+        store.fs.find("bucket/dags")
+    assert not is_transient(caught.value)
