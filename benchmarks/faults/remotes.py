@@ -243,7 +243,7 @@ def rewritten_while_read(scratch: Path, attempt: int) -> Outcome:
         while not stop.is_set():
             turn += 1
             for rel, data in states[turn % 2].items():
-                tmp = remote / f".{turn}.tmp"
+                tmp = scratch / f".{turn}.tmp"  # beside the remote: never listed
                 tmp.write_bytes(data)
                 os.replace(tmp, remote / rel)
 
