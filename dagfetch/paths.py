@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dagfetch.errors import UnsafePathError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+NAME_MAX = 255  # bytes of one name on Linux, macOS and Windows file systems
 # characters a reviewer cannot see, or sees as something else: C0 controls and DEL, C1
 # controls (U+0080-U+009F), and the bidirectional overrides, embeddings, isolates and marks
 # that reorder how a name is shown (``evil\u202eyp.txt`` shows as ``eviltxt.py``)
@@ -49,6 +50,11 @@ def safe_relpath(path: str) -> str:
         raise UnsafePathError(path, "path names the repository root")
     if ".." in parts:
         raise UnsafePathError(path, "'..' component escapes the repository")
+    longest = max(parts, key=lambda part: len(part.encode("utf-8", "surrogateescape")))
+    if len(longest.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        raise UnsafePathError(
+            path, f"a name of {len(longest.encode('utf-8', 'surrogateescape'))} bytes; file "
+            f"systems take {NAME_MAX} at most")
     return "/".join(parts)
 
 

@@ -103,3 +103,9 @@ def test_distinct_names_are_not_twins() -> None:
     from dagfetch.paths import check_no_twins
 
     check_no_twins(["a.py", "b.py", "lib/a.py", "lib2/a.py", "caf\u00e9.py"])
+
+
+def test_a_name_longer_than_file_systems_take_is_refused() -> None:
+    safe_relpath("d/" + "n" * 255)
+    with pytest.raises(UnsafePathError, match="256 bytes"):
+        safe_relpath("d/" + "n" * 256)
