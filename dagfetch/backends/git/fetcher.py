@@ -28,7 +28,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dulwich.client import GitClient, LocalGitClient, SSHGitClient, TCPGitClient
 from dulwich.client import Urllib3HttpGitClient as HttpGitClient
@@ -72,6 +72,25 @@ DEEPEN_STEPS: tuple[int | None, ...] = (50, 1000, None)
 # Bytes of blobs a listing read (to learn their sizes) kept for the fetch that follows, so a
 # cold sync inflates each blob once, not twice; beyond this the fetch reads them again.
 KEEP_LISTED_BYTES = 16 << 20
+
+
+class _TimedTCPGitClient(TCPGitClient):
+    """git:// with a read timeout: dulwich's TCP client has none, so a daemon that accepts
+    and then says nothing held a sync for ever."""
+
+    def __init__(self, host: str, port: int | None, *, read_timeout: float) -> None:
+        super().__init__(host, port)
+        self._read_timeout = read_timeout
+
+    def _connect(self, cmd: bytes, path: str | bytes,
+                 protocol_version: int | None = None) -> Any:
+        connected = super()._connect(cmd, path, protocol_version)
+        # the socket is only reachable through the buffered reader dulwich made of it
+        reader = getattr(connected[0].read, "__self__", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+        if sock is not None:
+            sock.settimeout(self._read_timeout)
+        return connected
 
 
 def git_blob_id(data: bytes) -> str:
@@ -186,7 +205,8 @@ class GitFetcher(BaseFetcher):
         loc = self.location
         client: GitClient
         if loc.transport == "git":
-            client = TCPGitClient(loc.host or "", loc.port)
+            client = _TimedTCPGitClient(loc.host or "", loc.port,
+                                        read_timeout=self.source.limits.read_timeout)
         elif loc.transport == "http":
             port = f":{loc.port}" if loc.port else ""
             password = self.auth.password.reveal() if self.auth.password else None

@@ -5,6 +5,7 @@ link targets a reviewer cannot see."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -174,3 +175,35 @@ def test_case_and_normalization_twins_are_refused_by_default(
     allowed.sync_one("r")
     assert len([p for p in allowed.path("r").rglob("*") if p.is_file()]) == 2
     assert os.path.isdir(allowed.path("r"))
+
+
+def test_a_git_daemon_that_accepts_and_says_nothing_ends_at_read_timeout(
+    tmp_path: Path,
+) -> None:
+    """dulwich's git:// client has no timeout: a silent server held the sync for ever."""
+    import socket
+    import threading
+
+    from dagfetch.errors import FetchError
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(silent.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        ws = one_repository(f"git://127.0.0.1:{silent.getsockname()[1]}/x.git", tmp_path,
+                            limits={"read_timeout": 0.5})
+        with pytest.raises(FetchError, match="timed out"):
+            ws.sync_one("r")
+        assert accepted  # it did connect, and then waited no longer than the limit
+    finally:
+        silent.close()
+        for conn in accepted:
+            conn.close()
