@@ -61,3 +61,38 @@ def test_a_url_without_bucket_or_container_is_refused_at_validation(
     with pytest.raises(ManifestError) as caught:
         ws.validate()
     assert caught.value.field == "dag_repositories.r.url"
+
+
+@pytest.mark.parametrize("store", ["azure", "gcs"])
+def test_a_refused_connection_is_one_attempt(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, az: Azurite, gcs: GcsEmulator
+) -> None:
+    """Nothing listens: azure-core retried for 80 s and gcsfs for 35 s before saying so. The
+    stores' own retries are off under dagfetch (its retry policy decides), and the real
+    error is not one it retries."""
+    from dagfetch.backends.fsspec.downloads import is_transient
+    from dagfetch.errors import FetchError
+    from tests.servers.procs import free_port
+
+    port = free_port()
+    closed = f"http://127.0.0.1:{port}"
+    if store == "azure":
+        monkeypatch.setenv("DAGFETCH_CONN_DEAD",
+                           az.connection().replace(f"127.0.0.1:{az.port}", f"127.0.0.1:{port}"))
+        url = "az://dags/repo"
+    else:
+        monkeypatch.setenv("DAGFETCH_CONN_DEAD", gcs.connection(endpoint_url=closed))
+        url = "gs://dags/repo"
+    ws = one_repository(url, tmp_path, conn_id="dead", options={"retries": 1})
+    fetcher = ws.fetcher_for(ws.manifest.get("r"))
+    try:
+        fs: Any = fetcher.fs  # type: ignore[attr-defined]
+        if store == "azure":
+            assert fs.service_client._config.retry_policy.total_retries == 0
+        else:
+            assert "_request" in vars(fs)  # the undecorated request, not gcsfs's retry loop
+        with pytest.raises(FetchError, match="Cannot connect") as caught:
+            fetcher.list()
+        assert not is_transient(caught.value.__context__ or caught.value)
+    finally:
+        fetcher.close()
