@@ -28,6 +28,7 @@ from tests.servers.hostile import Behaviour, HostileServer
 
 MiB = 1024 * 1024
 Files = dict[str, bytes]
+Fault = Callable[[HostileServer, Files], None]  # what goes wrong, given the served files
 
 # limits tight enough that each attempt ends in about a second
 LIMITS = {"read_timeout": 0.5, "connect_timeout": 2, "max_file_bytes": MiB, "sync_timeout": 20}
@@ -63,12 +64,25 @@ def snapshot(folder: Path) -> Files:
     return out
 
 
+def files_outside(scratch: Path, cache: Path) -> set[str]:
+    """The files under ``scratch`` but outside ``cache``."""
+    return {p.relative_to(scratch).as_posix() for p in scratch.rglob("*")
+            if p.is_file() and cache not in p.parents}
+
+
 def outside_the_cache(scratch: Path, cache: Path, before: set[str]) -> set[str]:
-    """Files that appeared under ``scratch`` but outside ``cache`` (and outside the remote's
-    own folder, which the attempt writes itself)."""
-    now = {p.relative_to(scratch).as_posix() for p in scratch.rglob("*")
-           if p.is_file() and cache not in p.parents}
-    return now - before
+    """Files that appeared under ``scratch`` but outside ``cache`` since ``before``."""
+    return files_outside(scratch, cache) - before
+
+
+def _local_synced(scratch: Path, remote: Path, files: Files) -> Workspace:
+    """A file:// remote holding ``files``, synced once."""
+    for rel, data in files.items():
+        (remote / rel).parent.mkdir(parents=True, exist_ok=True)
+        (remote / rel).write_bytes(data)
+    ws = one_repository(str(remote), scratch)
+    ws.sync_one("r")
+    return ws
 
 
 def check(ws: Workspace, states: Iterable[Files], scratch: Path, before: set[str],
@@ -102,7 +116,7 @@ def check(ws: Workspace, states: Iterable[Files], scratch: Path, before: set[str
     return Outcome(True)
 
 
-def _http_attempt(scratch: Path, attempt: int, fault: Callable[[HostileServer, Files], None],
+def _http_attempt(scratch: Path, attempt: int, fault: Fault,
                   limits: Mapping[str, object] | None = None) -> Outcome:
     server = hostile_server()
     server.reset()
@@ -120,8 +134,7 @@ def _http_attempt(scratch: Path, attempt: int, fault: Callable[[HostileServer, F
     ws = one_repository(f"{server.url}/{prefix}/", scratch,
                         options={"retries": 2}, limits=dict(limits or LIMITS))
     ws.sync_one("r")
-    before = {p.relative_to(scratch).as_posix() for p in scratch.rglob("*")
-              if p.is_file() and ws.cache.root not in p.parents}
+    before = files_outside(scratch, ws.cache.root)
     fault(server, {f"{prefix}/{rel}": data for rel, data in good.items()})
     try:
         ws.sync_one("r")
@@ -131,49 +144,47 @@ def _http_attempt(scratch: Path, attempt: int, fault: Callable[[HostileServer, F
     return check(ws, [good], scratch, before, lambda: serve(healed))
 
 
-def _one_file(server: HostileServer, files: Files) -> str:
-    return sorted(files)[len(files) // 2]
+def _misbehave(mode: str, body: Callable[[bytes], bytes], **fields: int) -> Fault:
+    """A fault: the middle file of the state gets new content served as ``mode``."""
+
+    def fault(server: HostileServer, files: Files) -> None:
+        name = sorted(files)[len(files) // 2]
+        server.files[name] = Behaviour(body(files[name]), mode=mode, **fields)
+
+    return fault
+
+
+def _changed(data: bytes) -> bytes:
+    return data + b"# changed\n"
+
+
+def _new(data: bytes) -> bytes:
+    return b"new"
 
 
 @fault_class("remote-stall", "remote",
              "an HTTP server sends headers and one byte of a file, then nothing")
 def stall(scratch: Path, attempt: int) -> Outcome:
-    def fault(server: HostileServer, files: Files) -> None:
-        name = _one_file(server, files)
-        server.files[name] = Behaviour(files[name] + b"# changed\n", mode="stall")
-
-    return _http_attempt(scratch, attempt, fault)
+    return _http_attempt(scratch, attempt, _misbehave("stall", _changed))
 
 
 @fault_class("remote-reset", "remote",
              "an HTTP server resets the connection half-way through a file")
 def reset(scratch: Path, attempt: int) -> Outcome:
-    def fault(server: HostileServer, files: Files) -> None:
-        name = _one_file(server, files)
-        server.files[name] = Behaviour(files[name] + b"# changed\n", mode="reset")
-
-    return _http_attempt(scratch, attempt, fault)
+    return _http_attempt(scratch, attempt, _misbehave("reset", _changed))
 
 
 @fault_class("remote-lying-size", "remote",
              "an HTTP index says a file has 10 bytes and the GET streams 64 MiB")
 def lying_size(scratch: Path, attempt: int) -> Outcome:
-    def fault(server: HostileServer, files: Files) -> None:
-        name = _one_file(server, files)
-        server.files[name] = Behaviour(b"new", mode="lying", listed_size=10,
-                                       stream_bytes=64 * MiB)
-
-    return _http_attempt(scratch, attempt, fault)
+    return _http_attempt(scratch, attempt, _misbehave("lying", _new, listed_size=10,
+                                                      stream_bytes=64 * MiB))
 
 
 @fault_class("remote-endless-body", "remote",
              "an HTTP server answers one file with a chunked body that never ends")
 def endless_body(scratch: Path, attempt: int) -> Outcome:
-    def fault(server: HostileServer, files: Files) -> None:
-        name = _one_file(server, files)
-        server.files[name] = Behaviour(b"new", mode="endless", listed_size=-1)
-
-    return _http_attempt(scratch, attempt, fault)
+    return _http_attempt(scratch, attempt, _misbehave("endless", _new, listed_size=-1))
 
 
 @fault_class("remote-folder-loop", "remote",
@@ -196,13 +207,8 @@ HOSTILE_NAMES = ("evil\x7f.py", "evil\u0085.py", "report\u202eyp.txt", "a\u2066b
 def hostile_names(scratch: Path, attempt: int) -> Outcome:
     remote = scratch / "remote"
     good = state(attempt)
-    for rel, data in good.items():
-        (remote / rel).parent.mkdir(parents=True, exist_ok=True)
-        (remote / rel).write_bytes(data)
-    ws = one_repository(str(remote), scratch)
-    ws.sync_one("r")
-    before = {p.relative_to(scratch).as_posix() for p in scratch.rglob("*")
-              if p.is_file() and ws.cache.root not in p.parents}
+    ws = _local_synced(scratch, remote, good)
+    before = files_outside(scratch, ws.cache.root)
     added: list[Path] = []
     for name in HOSTILE_NAMES[attempt % len(HOSTILE_NAMES)].split("|"):
         path = remote / name
@@ -228,13 +234,8 @@ def hostile_names(scratch: Path, attempt: int) -> Outcome:
 def rewritten_while_read(scratch: Path, attempt: int) -> Outcome:
     remote = scratch / "remote"
     states = [state(attempt), state(attempt + 50_000)]
-    for rel, data in states[0].items():
-        (remote / rel).parent.mkdir(parents=True, exist_ok=True)
-        (remote / rel).write_bytes(data)
-    ws = one_repository(str(remote), scratch)
-    ws.sync_one("r")
-    before = {p.relative_to(scratch).as_posix() for p in scratch.rglob("*")
-              if p.is_file() and ws.cache.root not in p.parents}
+    ws = _local_synced(scratch, remote, states[0])
+    before = files_outside(scratch, ws.cache.root)
     stop = threading.Event()
 
     def writer() -> None:
