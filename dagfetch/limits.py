@@ -82,7 +82,7 @@ def check_listing(
     total = 0
     for count, (path, size) in enumerate(files, start=1):
         if count > limits.max_files:
-            raise _refuse(repo_field, path, f"{count} files or more", "max_files",
+            raise _refuse(repo_field, path, f"file number {count}", "max_files",
                           limits.max_files)
         depth = path.count("/") + 1
         if depth > limits.max_path_depth:
