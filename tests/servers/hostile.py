@@ -8,7 +8,8 @@ Each file has a :class:`Behaviour`:
   (chunked);
 - ``endless``: a chunked body that never ends;
 - ``stall``: headers, a few bytes, then silence until the server stops;
-- ``reset``: headers promising the whole file, a part of it, then a TCP reset.
+- ``reset``: headers promising the whole file, a part of it, then a TCP reset (the first
+  ``resets_left`` GETs only, when set).
 
 A folder named in ``loops`` answers every path below it with an index linking ``a/`` one
 level deeper: a folder loop. ``sent`` counts the body bytes that left the server, so a test
@@ -39,6 +40,7 @@ class Behaviour:
     mode: str = "honest"  # honest | lying | endless | stall | reset
     listed_size: int | None = None  # what the index says (None: len(data))
     stream_bytes: int = 0  # lying: how much the GET sends
+    resets_left: int = -1  # reset: how many GETs reset before it answers honestly (-1: all)
 
 
 class HostileServer:
@@ -184,6 +186,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _reset(self, behaviour: Behaviour) -> None:
+        if behaviour.resets_left == 0:
+            self._honest(behaviour)
+            return
+        behaviour.resets_left -= 1
         self._headers(behaviour, len(behaviour.data))
         self._write(behaviour.data[: len(behaviour.data) // 2], chunked=False)
         # SO_LINGER 0: close() sends a RST instead of a FIN

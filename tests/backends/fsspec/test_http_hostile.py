@@ -134,3 +134,34 @@ def test_a_refused_connection_is_not_retried() -> None:
     refused = asyncio.run(connect())
     assert not is_transient(refused)
     assert is_transient(aiohttp.ServerDisconnectedError())
+
+
+def test_bodies_of_unknown_size_stop_at_max_version_bytes_together(
+    hostile_server: HostileServer, tmp_path: Path
+) -> None:
+    """No index gives a size and each file is under max_file_bytes: the version's total is
+    the bound, counted as the bytes arrive."""
+    for i in range(4):
+        hostile_server.files[f"repo/f{i}.py"] = Behaviour(
+            b"z" * (400 * 1024), mode="lying", listed_size=-1, stream_bytes=400 * 1024)
+    ws = one_repository(f"{hostile_server.url}/repo/", tmp_path,
+                        options={"retries": 1, "concurrency": 1},
+                        limits={"max_version_bytes": MiB})
+    with pytest.raises(LimitExceeded) as caught:
+        ws.sync_one("r")
+    assert caught.value.field == "dag_repositories.r.limits.max_version_bytes"
+    assert hostile_server.sent < 2 * MiB
+    assert ws.cache.current_id("r") is None
+
+
+def test_a_retried_download_counts_its_bytes_once(
+    hostile_server: HostileServer, tmp_path: Path
+) -> None:
+    """A file reset half-way and fetched again on the retry: its first half is given back
+    to the version's budget, so a version just under max_version_bytes still syncs."""
+    data = b"r" * (600 * 1024)
+    hostile_server.files["repo/big.py"] = Behaviour(data, mode="reset", resets_left=1)
+    ws = one_repository(f"{hostile_server.url}/repo/", tmp_path, options={"retries": 2},
+                        limits={"max_version_bytes": 700 * 1024})
+    ws.sync_one("r")
+    assert (ws.path("r") / "big.py").read_bytes() == data
