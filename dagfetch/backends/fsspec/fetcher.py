@@ -38,14 +38,20 @@ from dagfetch.backends.fsspec.reads import (
     read_local,
     read_memory,
 )
-from dagfetch.errors import DagfetchError, FetchError, ManifestError, RemoteNotFoundError
+from dagfetch.errors import (
+    ConfigError,
+    DagfetchError,
+    FetchError,
+    ManifestError,
+    RemoteNotFoundError,
+)
 from dagfetch.limits import ByteBudget
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.options import parse_options
 from dagfetch.paths import safe_relpath
 from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
 from dagfetch.redact import get_logger, redact_url
-from dagfetch.storage import VERSION_KEY, open_filesystem
+from dagfetch.storage import VERSION_KEY, open_filesystem, url_protocols
 
 log = get_logger(__name__)
 
@@ -54,6 +60,13 @@ T = TypeVar("T")
 
 class _Overran(Exception):
     """A listing or download batch ran past the ``timeout`` option."""
+
+
+def _looks_like_git_remote(url: str) -> bool:
+    """A URL whose path ends in ``.git`` (``https://host/org/repo.git``): what git remotes
+    look like, and no web server's folder of DAG files does."""
+    path = urlsplit(url).path.rstrip("/")
+    return path.endswith(".git")
 
 
 class FsspecFetcher(BaseFetcher):
@@ -79,11 +92,26 @@ class FsspecFetcher(BaseFetcher):
         self.fs = store.fs
         self.protocol = store.protocol
         self.family = store.family
+        if self.family.paths_are_urls and _looks_like_git_remote(source.url):
+            raise ConfigError(
+                f"{redact_url(source.url)} looks like a git remote, not a folder of files "
+                f"served over HTTP; write it as git+{redact_url(source.url)} for the git "
+                "backend"
+            )
+        if len(url_protocols(source.url)) > 1 and self.family.listing != "find":
+            # the wrapper (a cache) serves file paths; index pages and blob listings are
+            # read from the store itself, which a chain hides
+            raise ConfigError(
+                f"{redact_url(source.url)}: a chained URL can wrap a store listed by path "
+                f"(s3, gs, file, ...), not {self.protocol}://; write the URL without the chain"
+            )
         self.version_aware = self.options.version_aware and self.family.versioned
         self.is_async = bool(getattr(self.fs, "async_impl", False))
         # a local file is copied through one descriptor opened without following links
         self.is_local = isinstance(self.fs, LocalFileSystem)
-        if self.family.container and not urlsplit(source.url).netloc:
+        # a chain (simplecache::s3://...) wraps the store: store-specific reads need the store
+        self.chained = len(url_protocols(source.url)) > 1
+        if self.family.container and not urlsplit(source.url.split("::")[-1]).netloc:
             raise ManifestError(
                 f"{source.field}.url",
                 f"{redact_url(source.url)} names no {self.family.container}: write "
@@ -298,8 +326,8 @@ class FsspecFetcher(BaseFetcher):
         if not jobs:
             return
         budget = ByteBudget(self.limits, repo_field=self.source.field)
-        reader = READERS.get(self.family.name) or functools.partial(
-            read_by_get_file, get_kwargs=self.family.download_kwargs
+        reader = (None if self.chained else READERS.get(self.family.name)) or functools.partial(
+            read_by_get_file, get_kwargs={} if self.chained else self.family.download_kwargs
         )
 
         def sink_for(job: Job) -> Sink:
