@@ -35,6 +35,7 @@ from dagfetch.backends.fsspec.reads import (
     READERS,
     Sink,
     read_by_get_file,
+    read_chained,
     read_local,
     read_memory,
 )
@@ -362,7 +363,9 @@ class FsspecFetcher(BaseFetcher):
             def copy(job: Job) -> None:
                 sink = sink_for(job)
                 try:
-                    if self.is_local:
+                    if self.chained:
+                        read_chained(self.fs, job[1], job[0], sink)
+                    elif self.is_local:
                         read_local(self.root, job[0], sink)
                     else:
                         read_memory(self.fs, job[1], job[0], sink)

@@ -152,6 +152,32 @@ async def read_http(fs: Any, url: str, remote_file: RemoteFile, sink: Sink) -> N
             sink.write(chunk)
 
 
+def _counting_callback(budget: FileBudget) -> Any:
+    from fsspec.callbacks import Callback
+
+    class Counting(Callback):  # type: ignore[misc]
+        def relative_update(self, inc: int | None = 1) -> None:
+            budget.add(inc or 0)
+
+    return Counting()
+
+
+def _check_written(remote_file: RemoteFile, sink: Sink) -> None:
+    """After a file system wrote the file itself: count what it did not report, and check
+    the listed MD5 when there is one."""
+    size = os.path.getsize(sink.local)
+    if size > sink.budget.received:
+        sink.budget.add(size - sink.budget.received)
+    digest = remote_file.digest
+    if digest and digest.startswith("md5:"):
+        md5 = hashlib.md5(usedforsecurity=False)
+        with open(sink.local, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                md5.update(chunk)
+        if md5.hexdigest() != digest[4:]:
+            raise _changed(remote_file, "its bytes are not the listed MD5")
+
+
 async def read_by_get_file(
     fs: Any, path: str, remote_file: RemoteFile, sink: Sink,
     get_kwargs: Mapping[str, Any] | None = None,
@@ -161,24 +187,19 @@ async def read_by_get_file(
     a read stops within one chunk past a limit); then the bytes are checked against the
     listed MD5 when there is one (GCS gives it for every object but composite ones, whose
     generation is their token)."""
-    from fsspec.callbacks import Callback
-
-    budget = sink.budget
-
-    class Counting(Callback):  # type: ignore[misc]
-        def relative_update(self, inc: int | None = 1) -> None:
-            budget.add(inc or 0)
-
     sink.close()
-    await fs._get_file(path, str(sink.local), callback=Counting(), **(get_kwargs or {}))
-    digest = remote_file.digest
-    if digest and digest.startswith("md5:"):
-        md5 = hashlib.md5(usedforsecurity=False)
-        with open(sink.local, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                md5.update(chunk)
-        if md5.hexdigest() != digest[4:]:
-            raise _changed(remote_file, "its bytes are not the listed MD5")
+    await fs._get_file(path, str(sink.local), callback=_counting_callback(sink.budget),
+                       **(get_kwargs or {}))
+    _check_written(remote_file, sink)
+
+
+def read_chained(fs: Any, path: str, remote_file: RemoteFile, sink: Sink) -> None:
+    """A chained URL (``simplecache::s3://...``): the chain's own ``get_file``, which reaches
+    the store (a cache's ``open`` would serve the bytes it kept from before); bytes it does
+    not report as they arrive are counted once written."""
+    sink.close()
+    fs.get_file(path, str(sink.local), callback=_counting_callback(sink.budget))
+    _check_written(remote_file, sink)
 
 
 # by store family (dagfetch.storage.families); any other: read_by_get_file
