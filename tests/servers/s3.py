@@ -23,7 +23,9 @@ ACCESS_KEY = "AKIAMOTOKEYID4242"
 SECRET_KEY = "moto-Secret-Value-9c1f7e"  # distinctive, so tests can grep for leaks
 SESSION_TOKEN = "moto-Session-Token-77ab31"
 REGION = "us-east-1"
-_LINE = re.compile(r'"(GET|PUT|HEAD|POST|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
+# werkzeug colours the lines of statuses other than 200 (206 ranges, 404s) with ANSI codes
+_ANSI = r"(?:\x1b\[[\d;]*m)*"
+_LINE = re.compile(rf'"{_ANSI}(GET|PUT|HEAD|POST|DELETE) (\S+) HTTP/[\d.]+{_ANSI}" (\d{{3}})')
 
 AWS_ENV = {
     "AWS_EC2_METADATA_DISABLED": "true",  # else credential lookup stalls on the metadata URL
