@@ -3,9 +3,9 @@ plain bucket keeps no history) and a git daemon. Requests are counted from moto'
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,8 @@ ORIGIN_BUCKET = "origin-plain"
 def team_server(moto_server: MotoServer) -> MotoServer:
     client = moto_server.client()
     for bucket in (TEAM_BUCKET, ORIGIN_BUCKET):
-        try:
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=bucket)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            pass
     return moto_server
 
 
@@ -88,8 +86,8 @@ def origin(moto: MotoServer) -> Origin:
 
 
 @pytest.fixture
-def team(moto: MotoServer, origin: Origin, tmp_path: Path) -> Iterator[Team]:
-    yield Team(moto, tmp_path, origin.url, {"conn_id": "moto"})
+def team(moto: MotoServer, origin: Origin, tmp_path: Path) -> Team:
+    return Team(moto, tmp_path, origin.url, {"conn_id": "moto"})
 
 
 def settled_requests(server: MotoServer, mark: int) -> list[tuple[str, str, int]]:
