@@ -2,7 +2,7 @@
 
     <url>/<repo_id>/pointer.json             the published version: its id and its document
     <url>/<repo_id>/versions/<id>.json       a version: its record (per-file sha256) and the
-                                             index of where each content lives
+                                             index of where each content lives (gzipped JSON)
     <url>/<repo_id>/packs/<ms>-<hex>.pack    contents, concatenated: a version's new contents
                                              (its *delta*), or all of them (its *snapshot*)
 
@@ -15,9 +15,11 @@ named by the time they were written so that gc can spare packs an upload is stil
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 import uuid
+import zlib
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +31,8 @@ from dagfetch.models import CachedFile, Version
 from dagfetch.paths import safe_relpath
 
 DOCUMENT_FORMAT = 1
+#: the most a version document may unpack to (about a million files)
+MAX_DOCUMENT = 512 * 2**20
 
 
 def pointer_key(repo_id: str) -> str:
@@ -135,11 +139,12 @@ class VersionDocument:
             pack = self.snapshot_pack
             data["snapshot"] = {"pack": pack, "contents": {
                 sha: [loc.offset, loc.length] for sha, loc in sorted(self.snapshot.items())}}
-        return _dump(data)
+        # gzip: a document lists every file, and the paths and numbers compress well
+        return gzip.compress(_dump(data), mtime=0)
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str) -> VersionDocument:
-        raw = _load(data, where)
+        raw = _load(_gunzip(data, where), where)
         try:
             files = tuple(CachedFile.from_json(f) for f in raw["files"])
             for f in files:
@@ -178,6 +183,21 @@ def _location(pack: Any, offset: Any, length: Any) -> Location:
     if "/" in pack or pack.startswith(".") or offset < 0 or length < 0:
         raise ValueError(f"bad location {pack!r} {offset} {length}")
     return Location(pack, offset, length)
+
+
+def _gunzip(data: bytes, where: str) -> bytes:
+    """A gzipped document, unpacked up to :data:`MAX_DOCUMENT` bytes (a document is remote
+    input: a small object must not unpack into all of memory)."""
+    if not data.startswith(b"\x1f\x8b"):
+        return data
+    unpack = zlib.decompressobj(wbits=31)
+    try:
+        out = unpack.decompress(data, MAX_DOCUMENT)
+    except zlib.error as exc:
+        raise FetchError(f"team cache: {where} is corrupt ({exc})") from None
+    if unpack.unconsumed_tail:
+        raise FetchError(f"team cache: {where} unpacks to more than {MAX_DOCUMENT} bytes")
+    return out
 
 
 def _dump(data: dict[str, Any]) -> bytes:
