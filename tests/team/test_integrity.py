@@ -124,3 +124,34 @@ def test_a_follower_racing_the_leader_sees_a_whole_old_or_new_version(
     for version_id, got in seen:
         assert version_id in by_id
         assert got == by_id[version_id]
+
+
+def test_two_leaders_publishing_at_once_leave_one_complete_version(
+        team: Team, origin: Origin) -> None:
+    origin.write_many(files(30))
+    first, second = team.workspace("leader-a"), team.workspace("leader-b")
+    [a] = first.sync()
+    origin.write_many({"dags/d0007.py": b"# b only\n"})
+    [b] = second.sync()
+    assert a.version_id != b.version_id
+    barrier = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def upload(leader: object) -> None:
+        barrier.wait()
+        try:
+            leader.publish("r")  # type: ignore[attr-defined]
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=upload, args=(w,)) for w in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures, failures
+    followed = team.workspace("follower").follow("r")
+    expected = {a.version_id: files(30),
+                b.version_id: {**files(30), "dags/d0007.py": b"# b only\n"}}
+    assert followed.version.version_id in expected
+    assert tree(Path(followed.version.path)) == expected[followed.version.version_id]

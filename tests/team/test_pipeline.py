@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from dagfetch.cli import main
 from dagfetch.graphs.pipeline import GraphPipeline
 from dagfetch.graphs.store import GraphStore
+from tests.servers.git import GitRemote, GitServers
+from tests.servers.s3 import MotoServer
 from tests.team.conftest import Origin, Team, origin_requests
 from tests.team.test_follow import files, publish, tree
 
@@ -58,3 +60,24 @@ def test_a_named_database_decides_which_version_followers_serve(
     [outcome] = pipeline.follow()
     assert outcome.ok and outcome.version_id == first
     assert tree(team.workspace("follower").cache.path("r")) == files(6)
+
+
+def test_path_falls_back_to_the_origin_only_when_told(
+        moto: MotoServer, git_servers: GitServers, tmp_path: Path) -> None:
+    remote = GitRemote.create(git_servers.root, tmp_path, git_servers.daemon.url)
+    for path, data in files(4).items():
+        remote.write(path, data)
+    commit = remote.push()
+    team = Team(moto, tmp_path, remote.url)
+    [synced] = team.workspace("leader").sync()  # never published
+    assert synced.version_id == commit
+    manifest = tmp_path / "dagfetch.toml"
+    manifest.write_text(f'team_cache = {{url = "{team.url}", conn_id = "moto"}}\n'
+                        f'[dag_repositories.r]\nurl = "{remote.url}"\n')
+    args = ["--manifest", str(manifest), "--home", str(tmp_path / "pod"), "path", "r",
+            commit, "--json"]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code != 0 and "not in the team cache" in refused.output
+    allowed = CliRunner().invoke(main, [*args, "--origin-fallback"])
+    assert allowed.exit_code == 0, allowed.output
+    assert tree(Path(json.loads(allowed.output)["path"])) == files(4)
