@@ -3,9 +3,13 @@ the newest keep_versions stay, with every pack they need; the rest goes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dagfetch.errors import VersionUnavailableError
+from dagfetch.graphs import Graph, GraphStore, SourceRef, Task
+from dagfetch.graphs.pipeline import GraphPipeline
 from tests.team.conftest import Origin, Team
 from tests.team.test_follow import files, publish, tree
 
@@ -53,3 +57,23 @@ def test_gc_never_removes_the_pointers_version(team: Team, origin: Origin) -> No
     assert first in report.kept
     assert second in report.kept  # the newest upload, kept by keep_versions=1
     assert team.workspace("f").follow("r").version.version_id == first
+
+
+def test_the_pipelines_gc_keeps_versions_runs_are_pinned_to_in_the_database(
+        team: Team, origin: Origin, tmp_path: Path) -> None:
+    team.data["dag_repositories"]["r"]["keep_versions"] = 1
+    ids = [publish(team, origin, {"dags/d0000.py": f"# v{n}\n".encode()}) for n in range(3)]
+    store = GraphStore(f"sqlite:///{tmp_path / 'graphs.db'}")
+    graph = Graph.of("a", [Task("t1", "BashOperator"), Task("t2", "BashOperator")],
+                     [("t1", "t2")])
+    store.record_extraction("r", ids[0], [("dags/d0000.py", graph)], {}, file_count=1,
+                            file_hashes={"dags/d0000.py": "0" * 64})
+    store.pin_run("run-1", "a", source=SourceRef("r", ids[0], "dags/d0000.py"))
+    pipeline = GraphPipeline(team.workspace("leader"), store)
+    assert pipeline.pinned_sources() == {"r": {ids[0]}}
+    pipeline.gc()
+    assert {k.rsplit("/", 1)[1][:-5] for k in team.keys("r/versions/")} == {ids[0], ids[2]}
+    assert tree(team.workspace("pod").path("r", ids[0]))["dags/d0000.py"] == b"# v0\n"
+    store.release_run("run-1", "a")
+    pipeline.gc()
+    assert {k.rsplit("/", 1)[1][:-5] for k in team.keys("r/versions/")} == {ids[2]}
