@@ -8,8 +8,8 @@
 
 A version document names, for every content of the version, the delta pack that first
 brought it (``contents``: sha256 -> pack, offset, length), and, while the version is recent,
-a snapshot pack holding every content of the version in path order (``snapshot``), which a
-cold reader fetches in one GET and a warm one in ranged GETs of what it lacks. Packs are
+a snapshot pack holding every content of the version once, in path order (``snapshot``),
+which a cold reader fetches in one GET and a warm one in ranged GETs of what it lacks. Packs are
 named by the time they were written so that gc can spare packs an upload is still writing.
 """
 
@@ -20,6 +20,7 @@ import json
 import time
 import uuid
 import zlib
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -119,7 +120,20 @@ class VersionDocument:
         return next(iter(self.snapshot.values())).pack
 
     def to_bytes(self) -> bytes:
+        """Compact JSON, gzipped: each file's entry carries its content's place in a delta
+        pack (``at``: index into ``packs``, offset; the length is the file's size), and the
+        snapshot's offsets are implied by its order (:func:`unique_contents`), so no digest
+        is written twice."""
         v = self.version
+        packs = sorted({loc.pack for loc in self.contents.values()})
+        index = {pack: i for i, pack in enumerate(packs)}
+        entries = []
+        for f in v.files:
+            entry = f.to_json()
+            if f.kind == "file":
+                loc = self.contents[f.sha256]
+                entry["at"] = [index[loc.pack], loc.offset]
+            entries.append(entry)
         data: dict[str, Any] = {
             "format": DOCUMENT_FORMAT,
             "repo_id": v.repo_id,
@@ -129,16 +143,12 @@ class VersionDocument:
             "backend_version": v.backend_version,
             "fingerprint": v.fingerprint,
             "refetchable": v.refetchable,
-            "files": [f.to_json() for f in v.files],
-            "contents": {sha: [loc.pack, loc.offset, loc.length]
-                         for sha, loc in sorted(self.contents.items())},
+            "packs": packs,
+            "files": entries,
+            "snapshot": self.snapshot_pack,
             "previous": self.previous,
             "uploaded_at": self.uploaded_at,
         }
-        if self.snapshot:
-            pack = self.snapshot_pack
-            data["snapshot"] = {"pack": pack, "contents": {
-                sha: [loc.offset, loc.length] for sha, loc in sorted(self.snapshot.items())}}
         # gzip: a document lists every file, and the paths and numbers compress well
         return gzip.compress(_dump(data), mtime=0)
 
@@ -146,36 +156,53 @@ class VersionDocument:
     def from_bytes(cls, data: bytes, where: str) -> VersionDocument:
         raw = _load(_gunzip(data, where), where)
         try:
-            files = tuple(CachedFile.from_json(f) for f in raw["files"])
-            for f in files:
+            packs = [str(p) for p in raw["packs"]]
+            files = []
+            contents: dict[str, Location] = {}
+            for entry in raw["files"]:
+                f = CachedFile.from_json(entry)
                 if safe_relpath(f.path) != f.path:
                     raise ValueError(f"{f.path!r} is not a normal relative path")
+                if f.kind == "file":
+                    pack, offset = entry["at"]
+                    contents[f.sha256] = _location(packs[int(pack)], offset, f.size)
+                files.append(f)
             version = Version(
                 repo_id=str(raw["repo_id"]),
                 version_id=check_version_id(str(raw["version_id"])),
                 path="",
                 source_url=str(raw["source_url"]),
                 fetched_at=datetime.fromisoformat(raw["fetched_at"]),
-                files=files,
+                files=tuple(files),
                 backend_version=raw.get("backend_version"),
                 fingerprint=str(raw.get("fingerprint", "")),
                 refetchable=bool(raw.get("refetchable", False)),
             )
-            contents = {str(sha): _location(entry[0], entry[1], entry[2])
-                        for sha, entry in raw["contents"].items()}
             snapshot = None
             if raw.get("snapshot"):
-                pack = str(raw["snapshot"]["pack"])
-                snapshot = {str(sha): _location(pack, entry[0], entry[1])
-                            for sha, entry in raw["snapshot"]["contents"].items()}
-            missing = {f.sha256 for f in files if f.kind == "file"} - set(contents)
-            if missing:
-                raise ValueError(f"{len(missing)} contents have no location")
-        except FetchError:
-            raise
+                snapshot = snapshot_locations(str(raw["snapshot"]), version.files)
         except Exception as exc:  # a document is remote input: any shape error is its fault
             raise FetchError(f"team cache: {where} is not a version document ({exc})") from None
         return cls(version, contents, snapshot, raw.get("previous"), str(raw.get("uploaded_at")))
+
+
+def unique_contents(files: Iterable[CachedFile]) -> list[CachedFile]:
+    """One file per content, in path order: the order of a snapshot pack."""
+    seen: dict[str, CachedFile] = {}
+    for f in sorted(files, key=lambda f: f.path):
+        if f.kind == "file" and f.sha256 not in seen:
+            seen[f.sha256] = f
+    return list(seen.values())
+
+
+def snapshot_locations(pack: str, files: Iterable[CachedFile]) -> dict[str, Location]:
+    """Where each content lives in a snapshot pack written in :func:`unique_contents` order."""
+    placed: dict[str, Location] = {}
+    offset = 0
+    for f in unique_contents(files):
+        placed[f.sha256] = _location(pack, offset, f.size)
+        offset += f.size
+    return placed
 
 
 def _location(pack: Any, offset: Any, length: Any) -> Location:

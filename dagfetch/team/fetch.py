@@ -24,9 +24,9 @@ from dagfetch.cache.store import VersionCache
 from dagfetch.errors import RemoteNotFoundError, VerificationError, VersionUnavailableError
 from dagfetch.models import Version
 from dagfetch.redact import get_logger, redact_url
-from dagfetch.team.documents import Location, VersionDocument, pack_key
+from dagfetch.team.documents import Location, VersionDocument, pack_key, unique_contents
 from dagfetch.team.objects import TeamObjects
-from dagfetch.team.upload import read_document, unique_contents
+from dagfetch.team.upload import read_document
 
 log = get_logger(__name__)
 

@@ -20,7 +20,7 @@ two versions' worth of bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import attrs
 
@@ -37,6 +37,7 @@ from dagfetch.team.documents import (
     new_pack_name,
     pack_key,
     pointer_key,
+    unique_contents,
 )
 from dagfetch.team.objects import TeamObjects
 
@@ -68,15 +69,6 @@ def read_document(objects: TeamObjects, repo_id: str, version_id: str) -> Versio
         return VersionDocument.from_bytes(objects.get(key), key)
     except RemoteNotFoundError:
         return None
-
-
-def unique_contents(files: Iterable[CachedFile]) -> list[CachedFile]:
-    """One file per content, in path order (the order of a snapshot pack)."""
-    seen: dict[str, CachedFile] = {}
-    for f in sorted(files, key=lambda f: f.path):
-        if f.kind == "file" and f.sha256 not in seen:
-            seen[f.sha256] = f
-    return list(seen.values())
 
 
 def upload(objects: TeamObjects, cache: VersionCache, version: Version) -> Uploaded:
