@@ -73,7 +73,7 @@ def _count(server: MotoServer, mark: int, bucket: str) -> int:
 
 def team(config: Config) -> tuple[list[Row], list[Target]]:
     count = 200 if config.quick else 2000
-    workers = 8 if config.quick else 50
+    workers = 4 if config.quick else 50
     versions = 10 if config.quick else 100
     with _moto(config.workdir) as server:
         return _run(config, server, count, workers, versions)

@@ -159,9 +159,11 @@ class Workspace:
             raise ManifestError(field, problem, source=self.manifest.source) from exc
 
     def validate(self, repo_ids: Iterable[str] | None = None) -> None:
-        """Check every (or the named) repositories can be served, without fetching anything."""
+        """Check every (or the named) repositories can be served, and the team cache opened,
+        without fetching anything."""
         for spec in self._specs(repo_ids):
             self.fetcher_for(spec).close()
+        _ = self.team_cache  # its conn_id resolves and its file system is installed
 
     def _specs(self, repo_ids: Iterable[str] | None) -> list[RepositorySpec]:
         if repo_ids is None:

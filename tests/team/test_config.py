@@ -42,3 +42,10 @@ def test_an_unknown_conn_id_names_the_team_cache_field(tmp_path: Any) -> None:
 def test_follow_without_a_team_cache_says_what_to_add(tmp_path: Any) -> None:
     with pytest.raises(ManifestError, match="team_cache"):
         Workspace(parse_manifest(REPOS), cache_root=tmp_path).follow("r")
+
+
+def test_validate_checks_the_team_cache_without_a_request(tmp_path: Any) -> None:
+    data = {"dag_repositories": {"r": {"url": str(tmp_path)}},
+            "team_cache": {"url": "memory://team", "conn_id": "missing"}}
+    with pytest.raises(ManifestError, match=r"team_cache\.conn_id"):
+        Workspace(parse_manifest(data), cache_root=tmp_path / "c").validate()
