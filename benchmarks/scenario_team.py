@@ -16,18 +16,16 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from benchmarks.data import churn, file_bytes, make_tree, relpath
 from benchmarks.harness import Config, Row, Target, ratio_target, row
+from benchmarks.scenario_s3 import moto
 from dagfetch.manifest import parse_manifest
 from dagfetch.workspace import Workspace
 from tests.servers.git import GitDaemon, git
-from tests.servers.procs import environ
-from tests.servers.s3 import ACCESS_KEY, AWS_ENV, REGION, SECRET_KEY, MotoServer
+from tests.servers.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 
 ORIGIN = "origin"
 TEAM = "team"
@@ -44,38 +42,16 @@ print(imported, time.time())
 """
 
 
-@contextmanager
-def _moto(workdir: Path) -> Iterator[MotoServer]:
-    with environ(AWS_ENV):
-        server = MotoServer(workdir / "moto.log")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
-
-
-def _settled(server: MotoServer, mark: int) -> list[tuple[str, str, int]]:
-    """Requests since ``mark`` once moto's log stops growing (it logs after answering)."""
-    seen = server.requests_since(mark)
-    for _ in range(20):
-        time.sleep(0.5)
-        now = server.requests_since(mark)
-        if len(now) == len(seen):
-            break
-        seen = now
-    return seen
-
-
 def _count(server: MotoServer, mark: int, bucket: str) -> int:
-    return sum(1 for _, path, _ in _settled(server, mark) if path.startswith(f"/{bucket}"))
+    return sum(1 for _, path, _ in server.settled_requests_since(mark)
+               if path.startswith(f"/{bucket}"))
 
 
 def team(config: Config) -> tuple[list[Row], list[Target]]:
     count = 200 if config.quick else 2000
     workers = 4 if config.quick else 50
     versions = 10 if config.quick else 100
-    with _moto(config.workdir) as server:
+    with moto(config.workdir) as server:
         return _run(config, server, count, workers, versions)
 
 

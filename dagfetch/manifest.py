@@ -288,14 +288,23 @@ def _parse_team_cache(entry: Any, base_dir: Path | None, fail: Any) -> TeamCache
     if unknown:
         raise fail(f"{field}.{unknown[0]}",
                    f"unknown key (allowed: {', '.join(sorted(_TEAM_CACHE_KEYS))})")
+    url, conn_id = _url_and_conn_id(entry, field, base_dir, fail,
+                                    "give an fsspec URL dagfetch can write")
+    return TeamCacheSpec(url.rstrip("/"), conn_id)
+
+
+def _url_and_conn_id(
+    entry: Mapping[str, Any], field: str, base_dir: Path | None, fail: Any, what: str
+) -> tuple[str, str | None]:
+    """The ``url`` (checked, local paths made ``file://`` URLs) and ``conn_id`` of a table."""
     url = entry.get("url")
     if not isinstance(url, str) or not url.strip():
-        raise fail(f"{field}.url", "missing or empty; give an fsspec URL dagfetch can write")
+        raise fail(f"{field}.url", f"missing or empty; {what}")
     url = _check_url(url.strip(), f"{field}.url", base_dir, fail)
     conn_id = entry.get("conn_id")
     if conn_id is not None and (not isinstance(conn_id, str) or not CONN_ID.match(conn_id)):
         raise fail(f"{field}.conn_id", "must be a connection id of letters, digits, '_', '-', '.'")
-    return TeamCacheSpec(url.rstrip("/"), conn_id)
+    return url, conn_id
 
 
 # sqlite:///relative/path (three slashes and no fourth): SQLAlchemy would open it against the
@@ -331,14 +340,7 @@ def _parse_repo(
             f"{field}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_REPO_KEYS))})"
         )
 
-    url = entry.get("url")
-    if not isinstance(url, str) or not url.strip():
-        raise fail(f"{field}.url", "missing or empty; give the repository's URL")
-    url = _check_url(url.strip(), f"{field}.url", base_dir, fail)
-
-    conn_id = entry.get("conn_id")
-    if conn_id is not None and (not isinstance(conn_id, str) or not CONN_ID.match(conn_id)):
-        raise fail(f"{field}.conn_id", "must be a connection id of letters, digits, '_', '-', '.'")
+    url, conn_id = _url_and_conn_id(entry, field, base_dir, fail, "give the repository's URL")
 
     ref = entry.get("ref")
     if ref is not None and (not isinstance(ref, str) or not ref.strip()):

@@ -80,6 +80,21 @@ class MotoServer:
         time.sleep(0.2)
         return [r for r in self.requests()[mark:] if not r[1].startswith("/moto-api")]
 
+    def settled_requests_since(
+        self, mark: int, timeout: float = 10.0
+    ) -> list[tuple[str, str, int]]:
+        """Requests since ``mark``, once the log stopped growing: moto logs a request after
+        answering it, and on a loaded machine the line can land a second later."""
+        seen = self.requests_since(mark)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.requests_since(mark)
+            if len(now) == len(seen):
+                break
+            seen = now
+        return seen
+
 
 @pytest.fixture(scope="session")
 def aws_env() -> Iterator[None]:

@@ -4,7 +4,6 @@ plain bucket keeps no history) and a git daemon. Requests are counted from moto'
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -71,7 +70,7 @@ class Team:
 
     def requests(self, mark: int) -> list[tuple[str, str, int]]:
         """Requests to the team cache since ``mark``."""
-        return [r for r in settled_requests(self.server, mark)
+        return [r for r in self.server.settled_requests_since(mark)
                 if r[1].startswith(f"/{TEAM_BUCKET}") and self.prefix in r[1]]
 
     def keys(self, folder: str = "") -> list[str]:
@@ -90,20 +89,6 @@ def team(moto: MotoServer, origin: Origin, tmp_path: Path) -> Team:
     return Team(moto, tmp_path, origin.url, {"conn_id": "moto"})
 
 
-def settled_requests(server: MotoServer, mark: int) -> list[tuple[str, str, int]]:
-    """Requests since ``mark``, once the server's log stopped growing: moto logs a request
-    after answering it, and on a loaded machine the line can land a second later."""
-    seen = server.requests_since(mark)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = server.requests_since(mark)
-        if len(now) == len(seen):
-            break
-        seen = now
-    return seen
-
-
 def origin_requests(server: MotoServer, origin: Origin, mark: int) -> list[tuple[str, str, int]]:
-    return [r for r in settled_requests(server, mark)
+    return [r for r in server.settled_requests_since(mark)
             if r[1].startswith(f"/{ORIGIN_BUCKET}") and origin.prefix in r[1]]
