@@ -73,7 +73,7 @@ class Team:
         return [r for r in self.server.settled_requests_since(mark)
                 if r[1].startswith(f"/{TEAM_BUCKET}") and self.prefix in r[1]]
 
-    def keys(self, folder: str = "") -> list[str]:
+    def object_keys(self, folder: str = "") -> list[str]:
         client = self.server.client()
         found = client.list_objects_v2(Bucket=TEAM_BUCKET, Prefix=f"{self.prefix}/{folder}")
         return sorted(o["Key"][len(self.prefix) + 1:] for o in found.get("Contents", []))

@@ -25,10 +25,10 @@ def test_gc_keeps_pinned_and_newest_versions_and_their_packs(
         states.append({**states[-1], **change})
         ids.append(publish(team, origin, change))
     leader = team.workspace("leader")
-    keys_before = team.keys()
+    keys_before = team.object_keys()
     [dry] = leader.team_gc({"r": {ids[1]}}, dry_run=True)
     assert set(dry.removed_versions) == {ids[0], ids[2], ids[3]}
-    assert team.keys() == keys_before
+    assert team.object_keys() == keys_before
     [report] = leader.team_gc({"r": {ids[1]}})
     assert set(report.kept) == {ids[1], ids[4], ids[5]}
     assert set(report.removed_versions) == {ids[0], ids[2], ids[3]}
@@ -72,8 +72,8 @@ def test_the_pipelines_gc_keeps_versions_runs_are_pinned_to_in_the_database(
     pipeline = GraphPipeline(team.workspace("leader"), store)
     assert pipeline.pinned_sources() == {"r": {ids[0]}}
     pipeline.gc()
-    assert {k.rsplit("/", 1)[1][:-5] for k in team.keys("r/versions/")} == {ids[0], ids[2]}
+    assert {k.rsplit("/", 1)[1][:-5] for k in team.object_keys("r/versions/")} == {ids[0], ids[2]}
     assert tree(team.workspace("pod").path("r", ids[0]))["dags/d0000.py"] == b"# v0\n"
     store.release_run("run-1", "a")
     pipeline.gc()
-    assert {k.rsplit("/", 1)[1][:-5] for k in team.keys("r/versions/")} == {ids[2]}
+    assert {k.rsplit("/", 1)[1][:-5] for k in team.object_keys("r/versions/")} == {ids[2]}

@@ -4,6 +4,8 @@ version; a follower racing a leader gets the old version or the new one, whole."
 
 from __future__ import annotations
 
+import gzip
+import logging
 import threading
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from dagfetch.errors import FetchError, VerificationError
 from dagfetch.team.objects import TeamObjects
+from tests.servers.s3 import ACCESS_KEY, SECRET_KEY
 from tests.team.conftest import TEAM_BUCKET, Origin, Team
 from tests.team.test_follow import files, publish, tree
 
@@ -30,7 +33,7 @@ def _tamper(team: Team, key: str, change: bytes | None) -> None:
 
 def test_a_tampered_pack_is_refused_and_nothing_is_published(team: Team, origin: Origin) -> None:
     publish(team, origin, files(10))
-    [pack] = team.keys("r/packs/")
+    [pack] = team.object_keys("r/packs/")
     _tamper(team, pack, b"import os; os.system('evil')  #")
     follower = team.workspace("follower")
     with pytest.raises(VerificationError, match="altered content") as caught:
@@ -46,7 +49,7 @@ def test_a_tampered_changed_file_is_refused_and_the_old_version_keeps_serving(
     follower = team.workspace("follower")
     follower.follow("r")
     publish(team, origin, {"dags/d0005.py": b"# new\n"})
-    for key in team.keys("r/packs/"):
+    for key in team.object_keys("r/packs/"):
         _tamper(team, key, None)  # every pack, the one the warm follower reads included
     with pytest.raises(VerificationError):
         follower.follow("r")
@@ -56,7 +59,7 @@ def test_a_tampered_changed_file_is_refused_and_the_old_version_keeps_serving(
 
 def test_a_document_naming_another_version_is_refused(team: Team, origin: Origin) -> None:
     publish(team, origin, files(3))
-    first = team.keys("r/versions/")[0]
+    first = team.object_keys("r/versions/")[0]
     second = publish(team, origin, {"dags/d0001.py": b"# two\n"})
     client = team.server.client()
     body = client.get_object(Bucket=TEAM_BUCKET, Key=f"{team.prefix}/{first}")["Body"].read()
@@ -155,3 +158,20 @@ def test_two_leaders_publishing_at_once_leave_one_complete_version(
                 b.version_id: {**files(30), "dags/d0007.py": b"# b only\n"}}
     assert followed.version.version_id in expected
     assert tree(Path(followed.version.path)) == expected[followed.version.version_id]
+
+
+def test_no_secret_reaches_the_team_cache_or_the_logs(
+        team: Team, origin: Origin, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="dagfetch")
+    caplog.set_level(logging.INFO)
+    publish(team, origin, files(5))
+    team.workspace("follower").follow("r")
+    client = team.server.client()
+    for key in team.object_keys():
+        body = client.get_object(Bucket=TEAM_BUCKET, Key=f"{team.prefix}/{key}")["Body"].read()
+        if body.startswith(b"\x1f\x8b"):
+            body = gzip.decompress(body)
+        for secret in (SECRET_KEY, ACCESS_KEY):
+            assert secret.encode() not in body, key
+    assert "team cache" in caplog.text  # the upload and the fetch were logged
+    assert SECRET_KEY not in caplog.text
