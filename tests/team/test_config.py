@@ -20,6 +20,7 @@ REPOS = {"dag_repositories": {"r": {"url": "/tmp/never-read"}}}
     ({"url": "s3:/b"}, "team_cache.url"),
     ({"url": "s3://b/p", "conn_id": "no spaces"}, "team_cache.conn_id"),
     ({"url": "s3://b/p", "bucket": "b"}, "team_cache.bucket"),
+    ({"url": "s3://b/p", "con_id": "c"}, "team_cache.con_id"),
 ])
 def test_a_bad_team_cache_names_its_field(team_cache: Any, field: str) -> None:
     with pytest.raises(ManifestError) as caught:
