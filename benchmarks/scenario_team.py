@@ -48,9 +48,10 @@ def _count(server: MotoServer, mark: int, bucket: str) -> int:
 
 
 def team(config: Config) -> tuple[list[Row], list[Target]]:
-    count = 200 if config.quick else 2000
-    workers = 4 if config.quick else 50
-    versions = 10 if config.quick else 100
+    # --quick (CI, tests/test_benchmarks.py) only proves the scenario runs: smallest sizes
+    count = 100 if config.quick else 2000
+    workers = 2 if config.quick else 50
+    versions = 5 if config.quick else 100
     with moto(config.workdir) as server:
         return _run(config, server, count, workers, versions)
 
