@@ -63,7 +63,10 @@ _REPO_KEYS = {
     "web",
     "limits",
 }
-_TOP_KEYS = {"dag_repositories", "scheme_providers", "connections_file", "database", "web"}
+_TOP_KEYS = {
+    "dag_repositories", "scheme_providers", "connections_file", "database", "web", "team_cache",
+}
+_TEAM_CACHE_KEYS = {"url", "conn_id"}
 
 
 @attrs.frozen
@@ -96,6 +99,17 @@ class RepositorySpec:
 
 
 @attrs.frozen
+class TeamCacheSpec:
+    """``team_cache``: the object store the leading node uploads versions to and followers
+    fetch them from (see :mod:`dagfetch.team`)."""
+
+    url: str
+    conn_id: str | None = None
+
+    field = "team_cache"
+
+
+@attrs.frozen
 class Manifest:
     repositories: tuple[RepositorySpec, ...]
     scheme_providers: Mapping[str, str] = attrs.field(factory=dict, eq=False, hash=False)
@@ -104,6 +118,7 @@ class Manifest:
     source: str | None = None
     # the web server's settings (`[web]`), checked by dagfetch.web.settings
     web: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    team_cache: TeamCacheSpec | None = None
 
     def get(self, repo_id: str) -> RepositorySpec:
         for repo in self.repositories:
@@ -265,7 +280,38 @@ def parse_manifest(
         database = _resolve_sqlite(database, base_dir)
 
     web = _table(data.get("web", {}), "web", fail)
-    return Manifest(tuple(repos), dict(providers), connections_path, database, source, web)
+    team_cache = _parse_team_cache(data.get("team_cache"), base_dir, fail)
+    return Manifest(
+        tuple(repos), dict(providers), connections_path, database, source, web, team_cache
+    )
+
+
+def _parse_team_cache(entry: Any, base_dir: Path | None, fail: Any) -> TeamCacheSpec | None:
+    if entry is None:
+        return None
+    field = TeamCacheSpec.field
+    if not isinstance(entry, Mapping):
+        raise fail(field, 'must be a table like {url = "s3://bucket/prefix", conn_id = "..."}')
+    unknown = sorted(set(entry) - _TEAM_CACHE_KEYS)
+    if unknown:
+        raise fail(f"{field}.{unknown[0]}", unknown_key(unknown[0], sorted(_TEAM_CACHE_KEYS)))
+    url, conn_id = _url_and_conn_id(entry, field, base_dir, fail,
+                                    "give an fsspec URL dagfetch can write")
+    return TeamCacheSpec(url.rstrip("/"), conn_id)
+
+
+def _url_and_conn_id(
+    entry: Mapping[str, Any], field: str, base_dir: Path | None, fail: Any, what: str
+) -> tuple[str, str | None]:
+    """The ``url`` (checked, local paths made ``file://`` URLs) and ``conn_id`` of a table."""
+    url = entry.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise fail(f"{field}.url", f"missing or empty; {what}")
+    url = _check_url(url.strip(), f"{field}.url", base_dir, fail)
+    conn_id = entry.get("conn_id")
+    if conn_id is not None and (not isinstance(conn_id, str) or not CONN_ID.match(conn_id)):
+        raise fail(f"{field}.conn_id", "must be a connection id of letters, digits, '_', '-', '.'")
+    return url, conn_id
 
 
 # sqlite:///relative/path (three slashes and no fourth): SQLAlchemy would open it against the
@@ -299,14 +345,7 @@ def _parse_repo(
     if unknown:
         raise fail(f"{field}.{unknown[0]}", unknown_key(unknown[0], sorted(_REPO_KEYS)))
 
-    url = entry.get("url")
-    if not isinstance(url, str) or not url.strip():
-        raise fail(f"{field}.url", "missing or empty; give the repository's URL")
-    url = _check_url(url.strip(), f"{field}.url", base_dir, fail)
-
-    conn_id = entry.get("conn_id")
-    if conn_id is not None and (not isinstance(conn_id, str) or not CONN_ID.match(conn_id)):
-        raise fail(f"{field}.conn_id", "must be a connection id of letters, digits, '_', '-', '.'")
+    url, conn_id = _url_and_conn_id(entry, field, base_dir, fail, "give the repository's URL")
 
     ref = entry.get("ref")
     if ref is not None and (not isinstance(ref, str) or not ref.strip()):
