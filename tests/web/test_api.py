@@ -228,3 +228,34 @@ def test_mounted_in_another_application(site: Site) -> None:
         assert client.get("/dagfetch/static/style.css").status_code == 200
         assert client.get("/dagfetch/api/dags/etl").json()["dag_id"] == "etl"
         assert client.get("/dagfetch/api/nope").json() == {"detail": "no such page"}
+
+
+def test_stored_and_evicted_versions(own_site: Site) -> None:
+    site = own_site
+    site.pipeline.release_run("manual__1", "etl")  # the old version's only pin
+    assert ("etl", site.old) in site.workspace.gc(grace_seconds=0).stored
+    with TestClient(site.app()) as client:
+        states = {v["version_id"]: v["state"]
+                  for v in client.get("/api/repos/etl/versions").json()["items"]}
+        assert states == {site.old: "stored", site.new: "materialized"}
+        # a stored version's files are read from the content store; nothing is rebuilt
+        weekly = client.get(f"/api/repos/etl/versions/{site.old}/files/reports/weekly.py")
+        assert weekly.json()["available"] and "weekly" in weekly.json()["text"]
+        diff = client.get(f"/api/repos/etl/diff?old={site.old}").json()
+        assert {f["path"]: f["insertions"] for f in diff["files"]}["etl.py"] == 2
+        assert not site.workspace.cache.layout.version("etl", site.old).exists()
+
+        site.workspace.cache.gc({"etl": 1}, grace_seconds=0)
+        states = {v["version_id"]: v["state"]
+                  for v in client.get("/api/repos/etl/versions").json()["items"]}
+        assert states == {site.old: "evicted", site.new: "materialized"}
+        gone = client.get(f"/api/repos/etl/versions/{site.old}/files/reports/weekly.py")
+        assert gone.status_code == 200
+        assert (gone.json()["available"], gone.json()["text"]) == (False, None)
+        diff = client.get(f"/api/repos/etl/diff?old={site.old}").json()
+        etl = {f["path"]: f for f in diff["files"]}["etl.py"]
+        assert etl["skipped"] == "content not in the cache (the version was evicted)"
+        [old] = [v for v in client.get("/api/repos/etl/versions").json()["items"]
+                 if v["version_id"] == site.old]
+        assert old["refetchable"] is False  # file:// keeps no history
+        assert "cannot be fetched again" in client.get("/repos/etl").text
