@@ -84,7 +84,7 @@ class CountingRunner(SyncRunner):
 
 
 def make_site(root: Path, web: dict[str, Any] | None = None, *,
-              hook: bool = True) -> Site:
+              hook: bool = True, store: GraphStore | None = None) -> Site:
     remote = LocalRemote(root / "remote-etl")
     for path, data in first_files().items():
         remote.write(path, data)
@@ -109,7 +109,7 @@ def make_site(root: Path, web: dict[str, Any] | None = None, *,
     manifest_path.write_text(_toml(data))
     home = root / "home"
     workspace = Workspace(parse_manifest(data, base_dir=root), cache_root=home)
-    store = GraphStore.for_cache(home)
+    store = store if store is not None else GraphStore.for_cache(home)
     pipeline = GraphPipeline(workspace, store)
     [first, _] = pipeline.sync()
     assert first.ok, first.error

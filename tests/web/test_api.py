@@ -3,13 +3,15 @@ pagination and its errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
+from dagfetch.graphs import GraphStore
 from dagfetch.web import api
-from tests.web.conftest import HOSTILE_DAG, HOSTILE_FILE, SCRIPT, Site
+from tests.web.conftest import HOSTILE_DAG, HOSTILE_FILE, SCRIPT, Site, make_site
 
 
 def test_repositories_and_one_repository(client: TestClient, site: Site) -> None:
@@ -259,3 +261,32 @@ def test_stored_and_evicted_versions(own_site: Site) -> None:
                  if v["version_id"] == site.old]
         assert old["refetchable"] is False  # file:// keeps no history
         assert "cannot be fetched again" in client.get("/repos/etl").text
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_the_same_answers_over_postgresql_and_mariadb(tmp_path: Path,
+                                                      backend: str) -> None:
+    # the store's queries behind every answer, on the servers a team runs beside its scheduler
+    from tests.graphs.conftest import server_url, unique_prefix
+
+    store = GraphStore(server_url(backend, tmp_path), prefix=unique_prefix())
+    try:
+        other = make_site(tmp_path, store=store)
+        with TestClient(other.app()) as client:
+            dags = client.get("/api/dags").json()
+            assert [d["dag_id"] for d in dags["items"]] == sorted(["etl", HOSTILE_DAG])
+            etl = client.get("/api/dags/etl").json()
+            assert [h["runs"] for h in etl["history"]["items"]] == [1, 1]
+            runs = client.get("/api/dags/etl/runs?version=1").json()
+            assert [r["run_id"] for r in runs["items"]] == ["manual__1"]
+            assert client.get("/api/dags/etl/diff?old=1&new=2").json()["tasks_added"] == [
+                "notify"]
+            [gone] = client.get("/api/inactive-dags").json()
+            assert gone["dag_id"] == "weekly"
+            assert client.get("/api/import-errors").json()["total"] == 1
+            assert client.get("/dags/etl?version=2&compare=1").status_code == 200
+            versions = client.get("/api/repos/etl/versions").json()["items"]
+            assert versions[0]["extraction"]["dag_count"] == 2
+    finally:
+        store.drop()
+        store.close()
