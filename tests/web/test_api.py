@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from dagfetch.graphs import GraphStore
+from dagfetch.manifest import parse_manifest
 from dagfetch.web import api
 from tests.web.conftest import HOSTILE_DAG, HOSTILE_FILE, SCRIPT, Site, make_site
 
@@ -290,3 +291,32 @@ def test_the_same_answers_over_postgresql_and_mariadb(tmp_path: Path,
     finally:
         store.drop()
         store.close()
+
+
+def test_a_dag_id_with_a_slash(tmp_path: Path) -> None:
+    # nothing stops a DAG id from holding "/" (Airflow's rules are Airflow's): every route
+    # of a DAG takes it, quoted or not
+    from dagfetch.graphs import Graph
+    from dagfetch.web import create_app
+    from dagfetch.workspace import Workspace
+
+    workspace = Workspace(parse_manifest({"dag_repositories": {"r": {"url": str(tmp_path)}}}),
+                          cache_root=tmp_path / "cache")
+    store = GraphStore.for_cache(tmp_path / "cache")
+    store.record(Graph.of("team/etl", ["a", "b"], [("a", "b")]))
+    store.record(Graph.of("team/etl", ["a", "b", "c"], [("a", "b")]))
+    store.pin_run("run/1", "team/etl")
+    with TestClient(create_app(workspace, store)) as client:
+        quoted = quote("team/etl", safe="")
+        assert client.get(f"/api/dags/{quoted}").json()["dag_id"] == "team/etl"
+        assert len(client.get(f"/api/dags/{quoted}/graph?version=1").json()["tasks"]) == 2
+        assert client.get(f"/api/dags/{quoted}/diff?old=1&new=2").json()["tasks_added"] == [
+            "c"]
+        assert [r["run_id"] for r in client.get(f"/api/dags/{quoted}/runs").json()[
+            "items"]] == ["run/1"]
+        assert client.get("/api/dags/team/etl/graph").json()["dag_id"] == "team/etl"
+        listing = client.get("/dags").text
+        assert f'href="/dags/{quoted}"' in listing
+        assert client.get(f"/dags/{quoted}?version=2&compare=1").status_code == 200
+        assert client.get("/api/dags/team/nope").status_code == 404
+    store.close()
