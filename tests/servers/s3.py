@@ -61,6 +61,12 @@ class MotoServer:
         return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
                             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
 
+    def ensure_bucket(self, name: str) -> None:
+        """Create bucket ``name`` unless an earlier test of the session did."""
+        client = self.client()
+        if name not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+            client.create_bucket(Bucket=name)
+
     def reset(self) -> None:
         url = f"{self.endpoint}/moto-api/reset"
         request = urllib.request.Request(url, method="POST")  # noqa: S310 - our local server
