@@ -29,6 +29,7 @@ import attrs
 
 from dagfetch._entrypoints import distribution_of, entry_points
 from dagfetch.errors import ConfigError, ManifestError, UnsafePathError
+from dagfetch.limits import DEFAULT_LIMITS, Limits, parse_limits
 from dagfetch.options import unknown_key
 from dagfetch.paths import safe_relpath
 from dagfetch.protocol import URL_FORMS_GROUP, UrlForm
@@ -60,6 +61,7 @@ _REPO_KEYS = {
     "immutable",
     "options",
     "web",
+    "limits",
 }
 _TOP_KEYS = {"dag_repositories", "scheme_providers", "connections_file", "database", "web"}
 
@@ -81,6 +83,7 @@ class RepositorySpec:
     options: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
     # the web server's settings of this repository, checked by dagfetch.web.settings
     web: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    limits: Limits = attrs.field(default=DEFAULT_LIMITS, eq=False, hash=False)
 
     @property
     def scheme(self) -> str:
@@ -354,7 +357,22 @@ def _parse_repo(
         immutable=immutable,
         options=dict(options),
         web=_table(entry.get("web", {}), f"{field}.web", fail),
+        limits=_limits(entry.get("limits"), f"{field}.limits", fail),
     )
+
+
+def _limits(value: Any, field: str, fail: Any) -> Limits:
+    """The ``limits`` table; timeouts may be durations (``"90s"``, ``"2h"``)."""
+    if isinstance(value, Mapping):
+        value = {
+            key: (parse_duration(given) if key.endswith("_timeout") and isinstance(given, str)
+                  and parse_duration(given) is not None else given)
+            for key, given in value.items()
+        }
+    try:
+        return parse_limits(value, field=field)
+    except ManifestError as exc:
+        raise fail(exc.field, exc.problem) from None
 
 
 def _check_url(url: str, field: str, base_dir: Path | None, fail: Any) -> str:

@@ -111,6 +111,7 @@ class Workspace:
             subdir=spec.subdir,
             options=dict(spec.options),
             work_dir=self.cache.layout.work_dir(spec.id),
+            limits=spec.limits,
         )
 
     def fetcher_for(self, spec: RepositorySpec) -> Fetcher:

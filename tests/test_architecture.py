@@ -27,6 +27,7 @@ CORE = (
     "dagfetch.errors",
     "dagfetch.paths",
     "dagfetch.options",
+    "dagfetch.limits",
 )
 # The composition root: the one place outside the backends that wires built-in backends in.
 COMPOSITION_ROOT = "dagfetch.defaults"
@@ -139,7 +140,8 @@ def test_the_rules_see_real_imports() -> None:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("dagfetch.errors", "dagfetch.models", "dagfetch.paths", "dagfetch.redact",
      "dagfetch._entrypoints", "dagfetch.importing"),
-    ("dagfetch.connections", "dagfetch.options", "dagfetch.protocol", "dagfetch.storage"),
+    ("dagfetch.connections", "dagfetch.options", "dagfetch.limits", "dagfetch.protocol",
+     "dagfetch.storage"),
     ("dagfetch.manifest", "dagfetch.registry", "dagfetch.cache", "dagfetch.backends"),
     ("dagfetch.sync", "dagfetch.defaults", "dagfetch.diffs"),
     ("dagfetch.workspace", "dagfetch.graphs", "dagfetch.testing"),
