@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import Config, Row, Target, table, write_json
+from benchmarks.harness import Config, Row, Target, best_peers, table, write_json
 
 # scenario modules, each with a SCENARIOS mapping of name -> function(config)
 MODULES = [
@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         results.append(
             {"scenario": t.scenario, "target": t.description, "met": met, "measured": detail}
         )
+    best = best_peers(rows)
+    if best:
+        print("\nagainst the fastest peer of each row (dagfetch / peer):")
+        for b in best:
+            shown = "-" if b["ratio"] is None else f"{b['ratio']:.2f}x"
+            print(f"  {b['scenario']:<22} {b['name']:<34} {shown:>8}  {b['best_peer']}")
     if results:
         print("\ntargets:")
         for r in results:
