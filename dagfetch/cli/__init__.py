@@ -21,6 +21,7 @@ import logging
 
 import click
 
+from dagfetch import __version__
 from dagfetch.cli import cache, diff, graph, serve, sync
 from dagfetch.cli.app import State
 
@@ -41,7 +42,8 @@ from dagfetch.cli.app import State
 )
 @click.option("-v", "--verbose", count=True, help="Log more (-vv for debug logs).")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-@click.version_option(package_name="dagfetch")
+# the version from the package itself: asking the installed metadata costs importlib.metadata
+@click.version_option(version=__version__, prog_name="dagfetch")
 @click.pass_context
 def main(
     ctx: click.Context, manifest: str | None, home: str | None, verbose: int, debug: bool
