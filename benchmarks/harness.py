@@ -22,6 +22,7 @@ class Row:
     samples: list[float]
     unit: str = "s"
     baseline_for: str | None = None  # set on baselines: the dagfetch row they compare with
+    also_for: tuple[str, ...] = ()  # further dagfetch rows it is the baseline of
     extra: dict[str, Any] = attrs.field(factory=dict)
 
     @property
@@ -38,6 +39,7 @@ class Row:
             "max": max(self.samples),
             "samples": self.samples,
             "baseline_for": self.baseline_for,
+            "also_for": list(self.also_for),
             "extra": self.extra,
         }
 
@@ -88,6 +90,7 @@ def row(
     *,
     setup: Callable[[], Any] | None = None,
     baseline_for: str | None = None,
+    also_for: tuple[str, ...] = (),
     extra: dict[str, Any] | None = None,
     count: Counter | None = None,
 ) -> Row:
@@ -99,7 +102,7 @@ def row(
         if setup is not None:
             setup()
         info.update(count(fn))
-    return Row(scenario, name, samples, baseline_for=baseline_for, extra=info)
+    return Row(scenario, name, samples, baseline_for=baseline_for, also_for=also_for, extra=info)
 
 
 def measured_row(

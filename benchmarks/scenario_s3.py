@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.data import file_bytes, relpath
-from benchmarks.harness import Config, Row, Target, cpu_extra, measured_row, ratio_target, row
+from benchmarks.harness import Config, Row, Target, cpu_extra, ratio_target, row
 from benchmarks.peers import airflow
+from benchmarks.peers import rows as peer_rows
 from benchmarks.process import cpu_recorded, dagfetch_cli, write_manifest
 from dagfetch.manifest import parse_manifest
 from dagfetch.workspace import Workspace
@@ -68,6 +69,7 @@ FILE_SIZE = 2048
 API = "dagfetch cold sync"
 CLI = "dagfetch CLI cold sync"
 API_SYNC = "dagfetch sync"
+AIRFLOW = "Airflow S3DagBundle"
 CLI_SYNC = "dagfetch CLI sync"
 
 
@@ -210,7 +212,11 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
         )
 
     if python is not None:
-        rows.extend(_airflow_cold(config, bundle, new_dir, requests, count))
+        rows.extend(
+            peer_rows.cold_rows(
+                config, cold, AIRFLOW, bundle, new_dir, requests, api=API, cli=CLI, per=count
+            )
+        )
     targets = [
         ratio_target(
             cold, API, "s3fs recursive get", 1.0, "cold sync no slower than s3fs's own bulk get"
@@ -269,7 +275,11 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
                 timed(scenario, "aws s3 sync", aws_sync_warm, setup=change, baseline_for=CLI_SYNC)
             )
         if warm_bundle is not None:
-            rows.append(_airflow_refreshes(config, scenario, warm_bundle, change, requests))
+            rows.append(
+                peer_rows.refresh_row(
+                    config, scenario, AIRFLOW, warm_bundle, change, requests, api=API_SYNC
+                )
+            )
     targets.append(ratio_target("s3 no change", API_SYNC, "one raw s3fs listing", 1.2))
     targets.append(ratio_target("s3 one changed", API_SYNC, "listing + one GET", 1.5))
     if aws is not None:
@@ -285,60 +295,6 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
     if warm_bundle is not None:
         warm_bundle.close()
     return rows, targets
-
-
-AIRFLOW_COLD = "Airflow S3DagBundle.initialize"
-AIRFLOW_PROCESS = "Airflow S3DagBundle, whole process"
-AIRFLOW_REFRESH = "Airflow S3DagBundle.refresh"
-
-
-def _airflow_cold(
-    config: Config,
-    bundle: Callable[[Path], airflow.AirflowBundle],
-    new_dir: Callable[[], Path],
-    requests: Callable[[Callable[[], object]], dict[str, int]],
-    count: int,
-) -> list[Row]:
-    """The bundle's initialize in a process that already imported Airflow (beside the API),
-    and a fresh process doing it (beside the CLI); each run into a new storage folder."""
-    in_process: list[tuple[float, float]] = []
-    whole: list[tuple[float, float]] = []
-    size = 0
-    for i in range(config.warmup + config.repeat):
-        with bundle(new_dir()) as b:
-            run = b.initialize()
-        fresh = bundle(new_dir()).run_once()
-        size = fresh.size
-        if i >= config.warmup:
-            in_process.append((run.wall, run.cpu))
-            whole.append((fresh.wall, fresh.cpu))
-    counted = requests(lambda: bundle(new_dir()).run_once())
-    extra = {**counted, "bundle folder B": size}
-    return [
-        measured_row("s3 cold", AIRFLOW_COLD, in_process, baseline_for=API, extra=extra, per=count),
-        measured_row("s3 cold", AIRFLOW_PROCESS, whole, baseline_for=CLI, extra=extra, per=count),
-    ]
-
-
-def _airflow_refreshes(
-    config: Config,
-    scenario: str,
-    bundle: airflow.AirflowBundle,
-    change: Callable[[], None] | None,
-    requests: Callable[[Callable[[], object]], dict[str, int]],
-) -> Row:
-    """``refresh`` of a bundle held by a long-lived process, as Airflow's DAG processor runs it."""
-    runs: list[tuple[float, float]] = []
-    for i in range(config.warmup + config.repeat):
-        if change is not None:
-            change()
-        run = bundle.refresh()
-        if i >= config.warmup:
-            runs.append((run.wall, run.cpu))
-    if change is not None:
-        change()
-    counted = requests(bundle.refresh)
-    return measured_row(scenario, AIRFLOW_REFRESH, runs, baseline_for=API_SYNC, extra=counted)
 
 
 SCENARIOS = {"s3": s3}
