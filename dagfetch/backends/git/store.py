@@ -32,13 +32,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
 
-import filelock
 from dulwich.client import GitClient
 from dulwich.objects import Blob, Commit, ObjectID, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from dagfetch.backends.git.errors import translated
+from dagfetch.oslock import exclusive_lock
 from dagfetch.redact import get_logger
 
 log = get_logger(__name__)
@@ -64,8 +64,7 @@ class GitStore:
     def open(self, timeout: float = 600.0) -> Iterator[GitStore]:
         """Hold the store lock, repair what an interrupted run left, and open the repo."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(self.work_dir / "git.lock"), timeout=timeout)
-        with lock:
+        with exclusive_lock(self.work_dir / "git.lock", timeout):
             self._repo = self._open_repaired()
             try:
                 yield self
