@@ -33,7 +33,7 @@ from pathlib import Path
 from tempfile import SpooledTemporaryFile
 
 from dulwich.client import GitClient
-from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
@@ -146,6 +146,14 @@ class GitStore:
                 raise TypeError(f"{sha.decode()} is not a blob")
             return obj.as_raw_string()
 
+    def peel(self, sha: str) -> str:
+        """``sha``, or the object an annotated tag of that id points at (tags followed)."""
+        with translated(self.where, local=True):
+            obj = self.repo.object_store[ObjectID(sha.encode())]
+            while isinstance(obj, Tag):
+                obj = self.repo.object_store[obj.object[1]]
+            return obj.id.decode()
+
     def has_object(self, sha: bytes) -> bool:
         with translated(self.where, local=True):
             return ObjectID(sha) in self.repo.object_store
@@ -184,8 +192,12 @@ class GitStore:
         depth: int | None,
         where: str,
         conn_id: str | None,
+        ref_prefix: list[bytes] | None = None,
+        protocol_version: int | None = None,
     ) -> dict[bytes, bytes]:
-        """Fetch what ``wants`` picks from the advertised refs; return those refs.
+        """Fetch what ``wants`` picks from the advertised refs (only those under
+        ``ref_prefix`` where the protocol can say so); return those refs. Nothing is
+        received, nor written, when ``wants`` picks only objects the store holds.
 
         The pack is spooled in memory (on disk past 8 MiB, inside the store) and only added
         once complete and verified, so a broken transfer adds nothing."""
@@ -210,11 +222,13 @@ class GitStore:
             ) as spool, translated(where, conn_id=conn_id):
                 result = client.fetch_pack(
                     path.encode(), determine_wants, walker, spool.write, depth=depth or None,
+                    ref_prefix=ref_prefix, protocol_version=protocol_version,
                 )
                 if spool.tell():
                     spool.seek(0)
                     repo.object_store.add_thin_pack(spool.read, None)
-                repo.update_shallow(result.new_shallow, result.new_unshallow)
+                if result.new_shallow or result.new_unshallow:
+                    repo.update_shallow(result.new_shallow, result.new_unshallow)
         except BaseException:
             # a pack that failed verification is left as tmp_pack_*: we hold the lock, so
             # every temporary pack is ours and can go

@@ -69,6 +69,23 @@ def test_no_change_sync_is_one_ref_lookup_and_writes_nothing(
     assert snapshot(ws.cache.root) == before  # no new file, nothing rewritten
 
 
+def test_a_cold_sync_and_a_new_commit_each_take_one_connection(
+    daemon_remote: GitRemote, git_servers: GitServers, tmp_path: Path
+) -> None:
+    """The ref lookup and the fetch share one upload-pack connection, as git's do."""
+    seed(daemon_remote, BASE)
+    name = daemon_remote.bare.name
+    ws = make_ws(daemon_remote, tmp_path)
+    before = git_servers.daemon.requests(name)
+    assert ws.sync_one(REPO).changed
+    assert git_servers.daemon.requests(name) - before == 1
+    newer = seed(daemon_remote, {"dag_a.py": b"# newer\n"})
+    before = git_servers.daemon.requests(name)
+    assert ws.sync_one(REPO).version_id == newer
+    assert git_servers.daemon.requests(name) - before == 1
+    assert tree_files(ws.path(REPO)) == {**BASE, "dag_a.py": b"# newer\n"}
+
+
 @pytest.mark.parametrize(("protocol", "expected"), [
     (None, [("GET", "info/refs?service=git-upload-pack"), ("POST", "git-upload-pack")]),
     (0, [("GET", "info/refs?service=git-upload-pack")]),
