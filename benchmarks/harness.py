@@ -137,7 +137,12 @@ def best_peers(rows: list[Row]) -> list[dict[str, Any]]:
     for ours in rows:
         if ours.baseline_for is not None:
             continue
-        peers = [r for r in rows if r.scenario == ours.scenario and r.baseline_for == ours.name]
+        peers = [
+            r
+            for r in rows
+            if r.scenario == ours.scenario
+            and (r.baseline_for == ours.name or ours.name in r.also_for)
+        ]
         if not peers:
             continue
         best = min(peers, key=lambda r: r.median)
