@@ -19,6 +19,7 @@ MODULES = [
     "benchmarks.scenario_lifecycle",
     "benchmarks.scenario_web",
     "benchmarks.scenario_scale",
+    "benchmarks.scenario_startup",
 ]
 
 

@@ -52,6 +52,9 @@ def test_quick_benchmarks_run_and_report_every_scenario(tmp_path: Path) -> None:
         "git no change",
         "git one commit",
         "graph lifecycle",
+        "cli start-up",
+        "s3 scale 400",
+        "git scale 400",
     ]
     if postgres_answers():
         expected.append("graphs postgres")
