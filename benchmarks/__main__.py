@@ -48,15 +48,10 @@ def main(argv: list[str] | None = None) -> int:
             new_rows, new_targets = scenarios[name](config)
             rows.extend(new_rows)
             targets.extend(new_targets)
+            # written after every scenario too, so a long run stopped half-way keeps its rows
+            write_json(args.out, rows, check(targets, rows), Config(args.quick, repeat, 1, Path()))
     print(table(rows))
-    by_name = {}
-    results = []
-    for t in targets:
-        by_name = {r.name: r for r in rows if r.scenario == t.scenario}
-        met, detail = t.check(by_name)
-        results.append(
-            {"scenario": t.scenario, "target": t.description, "met": met, "measured": detail}
-        )
+    results = check(targets, rows)
     best = best_peers(rows)
     if best:
         print("\nagainst the fastest peer of each row (dagfetch / peer):")
@@ -70,6 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out, rows, results, Config(args.quick, repeat, 1, Path()))
     print(f"\nresults written to {args.out}", file=sys.stderr)
     return 0
+
+
+def check(targets: list[Target], rows: list[Row]) -> list[dict[str, object]]:
+    results = []
+    for t in targets:
+        by_name = {r.name: r for r in rows if r.scenario == t.scenario}
+        met, detail = t.check(by_name)
+        results.append(
+            {"scenario": t.scenario, "target": t.description, "met": met, "measured": detail}
+        )
+    return results
 
 
 if __name__ == "__main__":
