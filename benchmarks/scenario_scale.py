@@ -28,7 +28,11 @@ FILE_SIZE = 2048
 
 
 def sizes(config: Config) -> list[int]:
-    return [100, 400] if config.quick else [1_000, 10_000]
+    """1,000 and 10,000 files, or ``$DAGFETCH_BENCH_SCALE`` (comma-separated counts)."""
+    if config.quick:
+        return [100, 400]
+    given = os.environ.get("DAGFETCH_BENCH_SCALE")
+    return [int(n) for n in given.split(",")] if given else [1_000, 10_000]
 
 
 def peak_memory(argv: list[str]) -> int:
