@@ -41,6 +41,7 @@ from dagfetch.backends.git.errors import (
     ObjectNotReceived,
     StoreCorrupt,
     WantRefused,
+    translated,
 )
 from dagfetch.backends.git.options import GitOptions
 from dagfetch.backends.git.store import BlobSizes, GitStore
@@ -111,6 +112,13 @@ class GitFetcher(BaseFetcher):
         pinned = self.ref.commit
         if pinned is not None:  # a full sha is its own answer: no ref lookup
             return self._with_store(lambda store: self._listing(store, pinned, move_tip=True))
+        if isinstance(self.client(), LocalGitClient):
+            # no connection to save, and dulwich's local fetch packs objects even when
+            # nothing is wanted: read the refs, fetch only a commit the store lacks
+            commit = self._lookup_ref()
+            return self._with_store(
+                lambda store: self._listing(store, commit, move_tip=True, advertised=True)
+            )
         return self._with_store(
             lambda store: self._listing(store, self._fetch_ref(store), move_tip=True)
         )
@@ -218,6 +226,17 @@ class GitFetcher(BaseFetcher):
                 f"{self.location.display}: the remote did not send commit {commit}"
             )
         return commit
+
+    def _lookup_ref(self) -> str:
+        """The commit the configured ref points at, from the refs alone."""
+        client = self.client()
+        self.ref_lookups += 1
+        with translated(self.where, conn_id=self.auth.conn_id):
+            result = client.get_refs(
+                self.location.path.encode(), protocol_version=self.protocol_version,
+                ref_prefix=self.ref.prefixes,
+            )
+        return self._pick_ref({k: v for k, v in result.refs.items() if v is not None})
 
     def _pick_ref(self, refs: dict[bytes, bytes]) -> str:
         """The object the configured ref names among the advertised ``refs``."""
