@@ -20,7 +20,7 @@ def startup(config: Config) -> tuple[list[Row], list[Target]]:
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
 
     # more runs than elsewhere: each is tens of milliseconds and the machine is noisy
-    many = Config(config.quick, max(config.repeat, 15), 2, config.workdir)
+    many = config if config.quick else Config(False, max(config.repeat, 15), 2, config.workdir)
     rows = [
         row("cli start-up", VERSION, lambda: run(str(DAGFETCH), "--version"), many),
         row(

@@ -53,8 +53,8 @@ def test_quick_benchmarks_run_and_report_every_scenario(tmp_path: Path) -> None:
         "git one commit",
         "graph lifecycle",
         "cli start-up",
-        "s3 scale 400",
-        "git scale 400",
+        "s3 scale 200",
+        "git scale 200",
     ]
     if postgres_answers():
         expected.append("graphs postgres")
