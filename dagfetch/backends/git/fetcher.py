@@ -91,6 +91,7 @@ class GitFetcher(BaseFetcher):
         self.where = f"{self.location.display} (ref {self.ref.text})"
         self._tmp_work: Path | None = None
         self._listed_commit: str | None = None
+        self._resolved: str | None = None  # remote_version()'s answer, for list()
         self._listed_blobs: dict[str, bytes] = {}  # blob id -> bytes, see KEEP_LISTED_BYTES
         self._kept_bytes = 0
         work_dir = source.work_dir
@@ -108,20 +109,30 @@ class GitFetcher(BaseFetcher):
 
     # -- the protocol ------------------------------------------------------------------------
 
+    def remote_version(self) -> str:
+        """The commit the ref points at, fetched if the store lacks it: the core asks this
+        before listing, and a no-change sync ends here (no tree walk). :meth:`list` then
+        reuses the answer, so a sync stays one connection."""
+        if self._resolved is None:
+            self._resolved = self._resolve()
+        return self._resolved
+
     def list(self) -> Listing:
+        commit, self._resolved = self._resolved or self._resolve(), None
+        advertised = self.ref.commit is None  # the remote named this commit itself
+        return self._with_store(
+            lambda store: self._listing(store, commit, move_tip=True, advertised=advertised)
+        )
+
+    def _resolve(self) -> str:
         pinned = self.ref.commit
         if pinned is not None:  # a full sha is its own answer: no ref lookup
-            return self._with_store(lambda store: self._listing(store, pinned, move_tip=True))
+            return pinned
         if isinstance(self.client(), LocalGitClient):
             # no connection to save, and dulwich's local fetch packs objects even when
-            # nothing is wanted: read the refs, fetch only a commit the store lacks
-            commit = self._lookup_ref()
-            return self._with_store(
-                lambda store: self._listing(store, commit, move_tip=True, advertised=True)
-            )
-        return self._with_store(
-            lambda store: self._listing(store, self._fetch_ref(store), move_tip=True)
-        )
+            # nothing is wanted: read the refs (list() fetches a commit the store lacks)
+            return self._lookup_ref()
+        return self._with_store(self._fetch_ref)
 
     def list_version(self, version_id: str) -> Listing:
         commit = version_id.strip().lower()
