@@ -167,14 +167,12 @@ def _run(
             1.0,
             "cold sync (Python API) <= 1.0x git clone --depth 1",
         ),
-        ratio_target(
-            "git cold",
-            CLI,
-            "git clone --depth 1",
-            1.5,
-            "cold sync (whole process) <= 1.5x git clone --depth 1",
-        ),
     ]
+    if not config.quick:  # the quick run has no whole-process cold row
+        targets.append(
+            ratio_target("git cold", CLI, "git clone --depth 1", 1.5,
+                         "cold sync (whole process) <= 1.5x git clone --depth 1")
+        )
     if python is not None:
         targets.append(
             ratio_target(

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.checkout import ROOT
 
 
@@ -27,6 +29,7 @@ def requests_of(extra: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in extra.items() if k.endswith("requests")}
 
 
+@pytest.mark.timeout(600)  # as long as the run's own limit below: a loaded machine is slow
 def test_quick_benchmarks_run_and_report_every_scenario(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     done = subprocess.run(
