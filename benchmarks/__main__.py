@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import Config, Row, Target, table, write_json
+from benchmarks.harness import Config, Row, Target, best_peers, table, write_json
 
 # scenario modules, each with a SCENARIOS mapping of name -> function(config)
 MODULES = [
@@ -19,6 +19,8 @@ MODULES = [
     "benchmarks.scenario_lifecycle",
     "benchmarks.scenario_web",
     "benchmarks.scenario_team",
+    "benchmarks.scenario_scale",
+    "benchmarks.scenario_startup",
 ]
 
 
@@ -47,15 +49,16 @@ def main(argv: list[str] | None = None) -> int:
             new_rows, new_targets = scenarios[name](config)
             rows.extend(new_rows)
             targets.extend(new_targets)
+            # written after every scenario too, so a long run stopped half-way keeps its rows
+            write_json(args.out, rows, check(targets, rows), Config(args.quick, repeat, 1, Path()))
     print(table(rows))
-    by_name = {}
-    results = []
-    for t in targets:
-        by_name = {r.name: r for r in rows if r.scenario == t.scenario}
-        met, detail = t.check(by_name)
-        results.append(
-            {"scenario": t.scenario, "target": t.description, "met": met, "measured": detail}
-        )
+    results = check(targets, rows)
+    best = best_peers(rows)
+    if best:
+        print("\nagainst the fastest peer of each row (dagfetch / peer):")
+        for b in best:
+            shown = "-" if b["ratio"] is None else f"{b['ratio']:.2f}x"
+            print(f"  {b['scenario']:<22} {b['name']:<34} {shown:>8}  {b['best_peer']}")
     if results:
         print("\ntargets:")
         for r in results:
@@ -63,6 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out, rows, results, Config(args.quick, repeat, 1, Path()))
     print(f"\nresults written to {args.out}", file=sys.stderr)
     return 0
+
+
+def check(targets: list[Target], rows: list[Row]) -> list[dict[str, object]]:
+    results = []
+    for t in targets:
+        by_name = {r.name: r for r in rows if r.scenario == t.scenario}
+        met, detail = t.check(by_name)
+        results.append(
+            {"scenario": t.scenario, "target": t.description, "met": met, "measured": detail}
+        )
+    return results
 
 
 if __name__ == "__main__":

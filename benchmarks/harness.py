@@ -22,6 +22,7 @@ class Row:
     samples: list[float]
     unit: str = "s"
     baseline_for: str | None = None  # set on baselines: the dagfetch row they compare with
+    also_for: tuple[str, ...] = ()  # further dagfetch rows it is the baseline of
     extra: dict[str, Any] = attrs.field(factory=dict)
 
     @property
@@ -38,6 +39,7 @@ class Row:
             "max": max(self.samples),
             "samples": self.samples,
             "baseline_for": self.baseline_for,
+            "also_for": list(self.also_for),
             "extra": self.extra,
         }
 
@@ -88,6 +90,7 @@ def row(
     *,
     setup: Callable[[], Any] | None = None,
     baseline_for: str | None = None,
+    also_for: tuple[str, ...] = (),
     extra: dict[str, Any] | None = None,
     count: Counter | None = None,
 ) -> Row:
@@ -99,7 +102,59 @@ def row(
         if setup is not None:
             setup()
         info.update(count(fn))
-    return Row(scenario, name, samples, baseline_for=baseline_for, extra=info)
+    return Row(scenario, name, samples, baseline_for=baseline_for, also_for=also_for, extra=info)
+
+
+def measured_row(
+    scenario: str,
+    name: str,
+    runs: list[tuple[float, float]],
+    *,
+    baseline_for: str | None = None,
+    extra: dict[str, Any] | None = None,
+    per: int | None = None,
+) -> Row:
+    """A row of samples timed elsewhere (inside a peer's own process): ``runs`` holds
+    ``(wall, client CPU)`` pairs; the median CPU goes into ``extra`` (per item with ``per``)."""
+    info = dict(extra or {})
+    info.update(cpu_extra([cpu for _, cpu in runs], per))
+    return Row(scenario, name, [wall for wall, _ in runs], baseline_for=baseline_for, extra=info)
+
+
+def cpu_extra(cpu: list[float], per: int | None = None) -> dict[str, Any]:
+    """``client CPU`` (median seconds), and per object with ``per``: CPU survives a slow
+    server where wall time does not."""
+    median = statistics.median(cpu)
+    info: dict[str, Any] = {"client CPU s": round(median, 3)}
+    if per:
+        info["client CPU us/object"] = round(median / per * 1e6, 1)
+    return info
+
+
+def best_peers(rows: list[Row]) -> list[dict[str, Any]]:
+    """For every dagfetch row that has baselines, the fastest of them and the ratio to it."""
+    out = []
+    for ours in rows:
+        if ours.baseline_for is not None:
+            continue
+        peers = [
+            r
+            for r in rows
+            if r.scenario == ours.scenario
+            and (r.baseline_for == ours.name or ours.name in r.also_for)
+        ]
+        if not peers:
+            continue
+        best = min(peers, key=lambda r: r.median)
+        out.append(
+            {
+                "scenario": ours.scenario,
+                "name": ours.name,
+                "best_peer": best.name,
+                "ratio": ours.median / best.median if best.median else None,
+            }
+        )
+    return out
 
 
 def ratio(rows: dict[str, Row], name: str, baseline: str) -> float:
@@ -168,6 +223,7 @@ def write_json(path: Path, rows: list[Row], targets: list[dict[str, Any]], confi
                 "repeat": config.repeat,
                 "rows": [r.to_json() for r in rows],
                 "targets": targets,
+                "best_peers": best_peers(rows),
             },
             indent=1,
         )

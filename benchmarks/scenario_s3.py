@@ -1,5 +1,8 @@
 """S3 scenarios against moto_server on 127.0.0.1: cold, no-change and one-changed syncs,
-each beside the tools users would otherwise reach for, on the same bucket in the same run."""
+each beside the tools users would otherwise reach for, on the same bucket in the same run:
+through the Python API beside in-process peers (s3fs, boto3, Airflow's S3DagBundle called in
+its own process), and as whole ``dagfetch`` processes beside whole processes (``aws s3 sync``,
+a fresh process running the S3DagBundle). Requests are counted in moto's access log."""
 
 from __future__ import annotations
 
@@ -11,9 +14,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from benchmarks.data import file_bytes, relpath
-from benchmarks.harness import Config, Row, Target, ratio_target, row
+from benchmarks.harness import Config, Row, Target, cpu_extra, ratio_target, row
+from benchmarks.peers import airflow
+from benchmarks.peers import rows as peer_rows
+from benchmarks.process import cpu_recorded, dagfetch_cli, write_manifest
 from dagfetch.manifest import parse_manifest
 from dagfetch.workspace import Workspace
 from tests.servers.procs import environ
@@ -52,9 +59,19 @@ def _awscli() -> Path | None:
 
 
 def s3(config: Config) -> tuple[list[Row], list[Target]]:
-    count = 200 if config.quick else 10_000
+    # the issue's data: 2,000 files of 2 KB (scale curves: benchmarks/scenario_scale.py);
+    # $DAGFETCH_BENCH_S3_FILES makes it smaller on a machine too loaded for moto to keep up
+    count = 200 if config.quick else int(os.environ.get("DAGFETCH_BENCH_S3_FILES", 2_000))
     with moto(config.workdir) as server:
         return _run(config, server, count)
+
+
+FILE_SIZE = 2048
+API = "dagfetch cold sync"
+CLI = "dagfetch CLI cold sync"
+API_SYNC = "dagfetch sync"
+AIRFLOW = "Airflow S3DagBundle"
+CLI_SYNC = "dagfetch CLI sync"
 
 
 def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], list[Target]]:
@@ -63,11 +80,13 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
     client = server.client()
     client.create_bucket(Bucket=BUCKET)
     for i in range(count):
-        client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{relpath(i)}", Body=file_bytes(i, 4096))
+        client.put_object(
+            Bucket=BUCKET, Key=f"{PREFIX}/{relpath(i)}", Body=file_bytes(i, FILE_SIZE)
+        )
     os.environ["DAGFETCH_CONN_BENCH"] = server.connection()
-    manifest = parse_manifest(
-        {"dag_repositories": {"r": {"url": f"s3://{BUCKET}/{PREFIX}", "conn_id": "bench"}}}
-    )
+    repositories = {"r": {"url": f"s3://{BUCKET}/{PREFIX}", "conn_id": "bench"}}
+    manifest = parse_manifest({"dag_repositories": repositories})
+    manifest_file = write_manifest(config.workdir / "dagfetch.json", repositories)
     fs = s3fs.S3FileSystem(
         key=ACCESS_KEY, secret=SECRET_KEY, client_kwargs={"endpoint_url": server.endpoint}
     )
@@ -83,11 +102,26 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
             counts[f"{method} requests"] = counts.get(f"{method} requests", 0) + 1
         return dict(sorted(counts.items()))
 
+    def timed(
+        scenario: str,
+        name: str,
+        fn: Callable[[], object],
+        *,
+        per: int | None = None,
+        **kwargs: Any,
+    ) -> Row:
+        """``row`` with the client CPU of the measured runs in ``extra``."""
+        cpu: list[float] = []
+        measured = row(scenario, name, cpu_recorded(fn, cpu), config, count=requests, **kwargs)
+        measured.extra.update(cpu_extra(cpu[config.warmup : config.warmup + config.repeat], per))
+        return measured
+
     # -- cold -------------------------------------------------------------------------
     fresh: list[Path] = []
 
     def new_dir() -> Path:
         for old in fresh:
+            subprocess.run(["chmod", "-R", "u+w", str(old)], check=False)
             shutil.rmtree(old, ignore_errors=True)
         fresh.clear()
         path = work / uuid.uuid4().hex
@@ -114,31 +148,17 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 dest.write_bytes(client.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read())
 
-    name = "dagfetch cold sync"
+    cold = "s3 cold"
+    rows.append(timed(cold, API, dagfetch_cold, setup=setup, per=count, extra={"objects": count}))
     rows.append(
-        row(
-            "s3 cold",
-            name,
-            dagfetch_cold,
-            config,
-            setup=setup,
-            count=requests,
-            extra={"objects": count},
-        )
+        timed(cold, "s3fs recursive get", s3fs_get, setup=setup, per=count, baseline_for=API)
     )
-    rows.append(
-        row(
-            "s3 cold",
-            "s3fs recursive get",
-            s3fs_get,
-            config,
-            setup=setup,
-            baseline_for=name,
-            count=requests,
-        )
-    )
-    rows.append(row("s3 cold", "boto3 loop", boto3_loop, config, setup=setup, baseline_for=name))
+    rows.append(timed(cold, "boto3 loop", boto3_loop, setup=setup, per=count, baseline_for=API))
+    cli_cold = dagfetch_cli(manifest_file, lambda: target["dir"], "sync")
+    if not config.quick:  # whole processes cost seconds each: CI measures the no-change one
+        rows.append(timed(cold, CLI, cli_cold, setup=setup, per=count))
     aws = None if config.quick else _awscli()
+    aws_warm = work / "aws-warm"
     if aws is not None:
         env = {
             **os.environ,
@@ -147,40 +167,84 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
             "AWS_DEFAULT_REGION": REGION,
         }
 
-        def aws_sync() -> None:
-            subprocess.run(
-                [
-                    str(aws),
-                    "s3",
-                    "sync",
-                    f"s3://{BUCKET}/{PREFIX}",
-                    str(target["dir"]),
-                    "--endpoint-url",
-                    server.endpoint,
-                    "--only-show-errors",
-                ],
-                check=True,
-                env=env,
-            )
+        def aws_sync_into(dest: Callable[[], Path]) -> Callable[[], None]:
+            def run() -> None:
+                subprocess.run(
+                    [
+                        str(aws),
+                        "s3",
+                        "sync",
+                        f"s3://{BUCKET}/{PREFIX}",
+                        str(dest()),
+                        "--endpoint-url",
+                        server.endpoint,
+                        "--only-show-errors",
+                    ],
+                    check=True,
+                    env=env,
+                )
 
-        rows.append(row("s3 cold", "aws s3 sync", aws_sync, config, setup=setup, baseline_for=name))
+            return run
+
+        rows.append(
+            timed(
+                cold,
+                "aws s3 sync",
+                aws_sync_into(lambda: target["dir"]),
+                setup=setup,
+                per=count,
+                baseline_for=CLI,
+            )
+        )
+        aws_sync_warm = aws_sync_into(lambda: aws_warm)
+        aws_sync_warm()
+    python = None if config.quick else airflow.airflow_python()
+
+    def bundle(storage: Path) -> airflow.AirflowBundle:
+        assert python is not None
+        return airflow.s3_bundle(
+            python,
+            storage,
+            endpoint=server.endpoint,
+            bucket=BUCKET,
+            prefix=PREFIX,
+            access_key=ACCESS_KEY,
+            secret_key=SECRET_KEY,
+            region=REGION,
+        )
+
+    if python is not None:
+        rows.extend(
+            peer_rows.cold_rows(
+                config, cold, AIRFLOW, bundle, new_dir, requests, api=API, cli=CLI, per=count
+            )
+        )
     targets = [
         ratio_target(
-            "s3 cold",
-            name,
-            "s3fs recursive get",
-            1.0,
-            "cold sync no slower than s3fs's own bulk get",
-        )
+            cold, API, "s3fs recursive get", 1.0, "cold sync no slower than s3fs's own bulk get"
+        ),
     ]
     if aws is not None:
         targets.append(
-            ratio_target("s3 cold", name, "aws s3 sync", 1.0, "cold sync faster than aws s3 sync")
+            ratio_target(
+                cold,
+                CLI,
+                "aws s3 sync",
+                0.8,
+                "cold dagfetch sync <= 0.8x aws s3 sync (whole processes)",
+            )
         )
 
     # -- no change, one change -----------------------------------------------------------
-    ws = Workspace(manifest, cache_root=work / "warm")
+    warm = work / "warm"
+    ws = Workspace(manifest, cache_root=warm)
     ws.sync_one("r")
+    cli_warm = work / "cli-warm"
+    cli_sync = dagfetch_cli(manifest_file, lambda: cli_warm, "sync")
+    cli_sync()
+    warm_bundle = bundle(work / "airflow-warm") if python is not None else None
+    if warm_bundle is not None:
+        warm_bundle.initialize()
 
     def listing() -> None:
         fs.invalidate_cache()
@@ -189,45 +253,50 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
     def sync() -> None:
         ws.sync_one("r")
 
-    rows.append(row("s3 no change", "dagfetch sync", sync, config, count=requests))
-    rows.append(
-        row(
-            "s3 no change",
-            "one raw s3fs listing",
-            listing,
-            config,
-            baseline_for="dagfetch sync",
-            count=requests,
-        )
-    )
-    targets.append(ratio_target("s3 no change", "dagfetch sync", "one raw s3fs listing", 1.2))
-
     generation = iter(range(1, 1_000_000))
     changed = f"{PREFIX}/{relpath(count // 2)}"
 
     def change_one() -> None:
         client.put_object(
-            Bucket=BUCKET, Key=changed, Body=file_bytes(count // 2, 4096, next(generation))
+            Bucket=BUCKET, Key=changed, Body=file_bytes(count // 2, FILE_SIZE, next(generation))
         )
 
     def listing_and_get() -> None:
         listing()
         fs.cat_file(f"{BUCKET}/{changed}")
 
-    rows.append(
-        row("s3 one changed", "dagfetch sync", sync, config, setup=change_one, count=requests)
-    )
-    rows.append(
-        row(
-            "s3 one changed",
-            "listing + one GET",
-            listing_and_get,
-            config,
-            baseline_for="dagfetch sync",
-            count=requests,
+    for scenario, change, raw_name, raw in (
+        ("s3 no change", None, "one raw s3fs listing", listing),
+        ("s3 one changed", change_one, "listing + one GET", listing_and_get),
+    ):
+        rows.append(timed(scenario, API_SYNC, sync, setup=change))
+        rows.append(timed(scenario, raw_name, raw, setup=change, baseline_for=API_SYNC))
+        if not config.quick or change is None:
+            rows.append(timed(scenario, CLI_SYNC, cli_sync, setup=change))
+        if aws is not None:
+            rows.append(
+                timed(scenario, "aws s3 sync", aws_sync_warm, setup=change, baseline_for=CLI_SYNC)
+            )
+        if warm_bundle is not None:
+            rows.append(
+                peer_rows.refresh_row(
+                    config, scenario, AIRFLOW, warm_bundle, change, requests, api=API_SYNC
+                )
+            )
+    targets.append(ratio_target("s3 no change", API_SYNC, "one raw s3fs listing", 1.2))
+    targets.append(ratio_target("s3 one changed", API_SYNC, "listing + one GET", 1.5))
+    if aws is not None:
+        targets.append(
+            ratio_target(
+                "s3 no change",
+                CLI_SYNC,
+                "aws s3 sync",
+                1.0,
+                "no-change dagfetch sync <= 1.0x aws s3 sync (processes)",
+            )
         )
-    )
-    targets.append(ratio_target("s3 one changed", "dagfetch sync", "listing + one GET", 1.5))
+    if warm_bundle is not None:
+        warm_bundle.close()
     return rows, targets
 
 

@@ -6,7 +6,11 @@ registered under a URL scheme in the entry-point group ``dagfetch.fetchers``. A 
 - :meth:`Fetcher.list` cheaply describes what the remote holds now (paths, sizes, change
   tokens, and a version id for the whole repository when the backend has one);
 - :meth:`Fetcher.fetch` downloads the given files into a staging directory;
-- declares its :class:`Capabilities` instead of failing deep inside when asked for more.
+- declares its :class:`Capabilities` instead of failing deep inside when asked for more;
+- may offer ``remote_version() -> str | None`` (:data:`REMOTE_VERSION`): the version id
+  :meth:`Fetcher.list` would report, learned without building the listing (git: the ref's
+  commit). When it equals the current version's, the sync stops there; otherwise ``list``
+  follows on the same fetcher, which may reuse what ``remote_version`` learned.
 
 A backend whose URLs can be written without ``scheme://`` (git's ``git@host:path``) also
 offers a :data:`UrlForm` in the entry-point group ``dagfetch.url_forms``: the manifest asks
@@ -106,6 +110,9 @@ class VersionedFetcher(Fetcher, Protocol):
 
 
 FetcherFactory = Callable[[Source], Fetcher]
+
+REMOTE_VERSION = "remote_version"
+"""The optional fetcher method the core asks before listing (see the module docstring)."""
 
 URL_FORMS_GROUP = "dagfetch.url_forms"
 UrlForm = Callable[[str], str | None]

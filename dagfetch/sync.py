@@ -36,7 +36,7 @@ from dagfetch.limits import check_listing
 from dagfetch.manifest import RepositorySpec
 from dagfetch.models import Listing, RemoteFile, SyncResult, Version
 from dagfetch.paths import check_no_twins, safe_relpath
-from dagfetch.protocol import Fetcher, VersionedFetcher
+from dagfetch.protocol import REMOTE_VERSION, Fetcher, VersionedFetcher
 from dagfetch.redact import get_logger, mask, redact_url
 
 log = get_logger(__name__)
@@ -152,22 +152,21 @@ class Syncer:
     def _sync_locked(
         self, spec: RepositorySpec, fetcher: Fetcher, observer: SyncObserver | None
     ) -> SyncResult:
+        current = self.cache.current(spec.id)
+        if current is not None and current.backend_version is not None:
+            seen = _remote_version(fetcher)
+            if seen is not None and seen == current.backend_version:
+                # the backend named its version without a listing: the current one
+                return self._unchanged(spec.id, current.version_id)
         with self.cache.staging(spec.id) as staging:
             listing = fetcher.list()
             files = select_files(listing, spec)
             fingerprint = _fingerprint(files, listing.version_id)
-            current = self.cache.current(spec.id)
             if current is not None and (
                 (listing.version_id is not None and listing.version_id == current.backend_version)
                 or fingerprint == current.fingerprint
             ):
-                self._ok(spec.id, current.version_id, changed=False)
-                return SyncResult(
-                    spec.id,
-                    current.version_id,
-                    changed=False,
-                    previous_version_id=current.version_id,
-                )
+                return self._unchanged(spec.id, current.version_id)
             built = self._build(
                 spec,
                 fetcher,
@@ -199,6 +198,10 @@ class Syncer:
             built.reused,
             previous,
         )
+
+    def _unchanged(self, repo_id: str, version_id: str) -> SyncResult:
+        self._ok(repo_id, version_id, changed=False)
+        return SyncResult(repo_id, version_id, changed=False, previous_version_id=version_id)
 
     def _ok(self, repo_id: str, version_id: str, *, changed: bool) -> None:
         now = utcnow().isoformat()
@@ -383,3 +386,9 @@ def _as_dagfetch_error(spec: RepositorySpec, exc: Exception) -> DagfetchError:
     if isinstance(exc, OSError):
         return FetchError(f"{spec.id}: {mask(str(exc))}")
     return FetchError(f"{spec.id}: unexpected {type(exc).__name__}: {mask(str(exc))}")
+
+
+def _remote_version(fetcher: Fetcher) -> str | None:
+    """The fetcher's version before any listing, when it offers one (``remote_version``)."""
+    ask = getattr(fetcher, REMOTE_VERSION, None)
+    return ask() if callable(ask) else None

@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -26,7 +26,6 @@ from dagfetch.cache import GcReport, VersionCache
 from dagfetch.cache.store import VersionEntry
 from dagfetch.connections import ConnectionResolver
 from dagfetch.defaults import registry_for
-from dagfetch.diffs import DiffLimits, VersionDiff, compare_versions
 from dagfetch.errors import (
     ConfigError,
     DagfetchError,
@@ -35,7 +34,6 @@ from dagfetch.errors import (
     VersionNotFoundError,
     VersionUnavailableError,
 )
-from dagfetch.importing import ImportedVersion, import_version
 from dagfetch.manifest import Manifest, RepositorySpec, load_manifest
 from dagfetch.models import SyncResult, Version
 from dagfetch.protocol import Fetcher, Source
@@ -43,6 +41,10 @@ from dagfetch.redact import REPORTED, get_logger, redact_url
 from dagfetch.registry import Registry
 from dagfetch.sync import Syncer, SyncObserver
 from dagfetch.team import Followed, TeamCache, TeamGcReport, Uploaded
+
+if TYPE_CHECKING:  # imported when used: a sync needs neither, and the CLI's start-up shows it
+    from dagfetch.diffs import DiffLimits, VersionDiff
+    from dagfetch.importing import ImportedVersion
 
 log = get_logger(__name__)
 
@@ -349,10 +351,14 @@ class Workspace:
         (ids, unique prefixes or ``current``), from their records; with ``patch``, the
         line diff of text files too, read from the version trees (see :mod:`dagfetch.diffs`)."""
         self.manifest.get(repo_id)
+        from dagfetch.diffs import compare_versions
+
         return compare_versions(self.cache, repo_id, a, b, patch=patch, limits=limits)
 
     def import_dags(self, repo_id: str, version_id: str | None = None) -> ImportedVersion:
         """Import the DAG files of a version; ``from lib.utils import x`` resolves inside it."""
+        from dagfetch.importing import import_version
+
         return import_version(self.path(repo_id, version_id))
 
 

@@ -140,7 +140,7 @@ def test_the_rules_see_real_imports() -> None:
 # below, never above. A module belongs to the first entry naming it or a package above it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("dagfetch.errors", "dagfetch.models", "dagfetch.paths", "dagfetch.redact",
-     "dagfetch._entrypoints", "dagfetch.importing"),
+     "dagfetch.oslock", "dagfetch._entrypoints", "dagfetch.importing"),
     ("dagfetch.connections", "dagfetch.options", "dagfetch.limits", "dagfetch.protocol",
      "dagfetch.storage"),
     ("dagfetch.manifest", "dagfetch.registry", "dagfetch.cache", "dagfetch.backends"),

@@ -132,3 +132,36 @@ def test_a_download_of_the_wrong_size_fails_the_sync_and_keeps_current(tmp_path:
     assert cache.current_id("r") == first.version_id
     assert _trees(cache) == sorted(["current", first.version_id or ""])
     assert not any(cache.layout.staging("r").iterdir())
+
+
+class VersionNamingFetcher(MemoryFetcher):
+    """Names its version (``version``) before listing, as git names the ref's commit."""
+
+    def __init__(self, files: dict[str, bytes], version: str) -> None:
+        super().__init__(files, versioned=True)
+        self.version = version
+        self.listings = 0
+
+    def remote_version(self) -> str:
+        return self.version
+
+    def list(self) -> Listing:
+        self.listings += 1
+        listed = super().list()
+        return Listing.of(listed.files, self.version)
+
+
+def test_a_version_named_before_listing_ends_a_no_change_sync_there(tmp_path: Path) -> None:
+    cache = VersionCache(tmp_path / "cache")
+    spec = RepositorySpec("r", "mem://r")
+    fetcher = VersionNamingFetcher({"dag.py": b"v1\n"}, "a" * 40)
+    first = Syncer(cache).sync(spec, fetcher)
+    assert first.changed and fetcher.listings == 1
+    again = Syncer(cache).sync(spec, fetcher)
+    assert not again.changed and again.version_id == first.version_id
+    assert fetcher.listings == 1  # no listing: the named version is the current one
+    assert cache.state("r")["last_check_at"]
+    fetcher.files["dag.py"], fetcher.version = b"v2\n", "b" * 40
+    moved = Syncer(cache).sync(spec, fetcher)
+    assert moved.changed and fetcher.listings == 2
+    assert (cache.path("r") / "dag.py").read_bytes() == b"v2\n"

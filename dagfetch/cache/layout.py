@@ -23,7 +23,6 @@ import re
 from pathlib import Path
 
 import attrs
-import platformdirs
 
 from dagfetch.errors import CacheError
 
@@ -36,6 +35,8 @@ def default_cache_root() -> Path:
     env = os.environ.get("DAGFETCH_HOME")
     if env:
         return Path(env).expanduser()
+    import platformdirs  # only without DAGFETCH_HOME or --home: it costs start-up
+
     return Path(platformdirs.user_cache_dir("dagfetch", appauthor=False))
 
 

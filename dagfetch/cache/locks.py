@@ -1,10 +1,11 @@
 """The cache's locks: one per repository, one for the object store.
 
-``filelock`` takes an OS lock, which the kernel releases when a process dies, so a crash never
-leaves a stale lock. Syncs, gc, pins and unpins of one repository take its lock; adding objects
-and sweeping them take the objects lock, always *after* a repository lock (one order, so no
-two processes wait for each other). Readers take no repository lock: a restore of a stored
-tree takes only the objects lock, so a reader never waits for a long sync.
+:func:`dagfetch.oslock.exclusive_lock` takes an OS lock, which the kernel releases when a
+process dies, so a crash never leaves a stale lock. Syncs, gc, pins and unpins of one
+repository take its lock; adding objects and sweeping them take the objects lock, always
+*after* a repository lock (one order, so no two processes wait for each other). Readers take
+no repository lock: a restore of a stored tree takes only the objects lock, so a reader never
+waits for a long sync.
 
 The locks are not reentrant: code that holds one must not take it again.
 """
@@ -15,10 +16,10 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import attrs
-import filelock
 
 from dagfetch.cache.layout import CacheLayout
 from dagfetch.errors import CacheError
+from dagfetch.oslock import LockTimeout, exclusive_lock
 
 DEFAULT_LOCK_TIMEOUT = 600.0
 
@@ -39,11 +40,10 @@ class CacheLocks:
         path = self.layout.lock(name)
         self.layout.ensure_root()  # every write starts with a lock: the root is made here
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(path), timeout=self.timeout if timeout is None else timeout)
         try:
-            with lock:
+            with exclusive_lock(path, self.timeout if timeout is None else timeout):
                 yield
-        except filelock.Timeout:
+        except LockTimeout:
             raise CacheError(
                 f"timed out waiting for the lock {path} (another sync or gc is running)"
             ) from None

@@ -24,6 +24,7 @@ import importlib
 
 import click
 
+from dagfetch import __version__
 from dagfetch.cli.app import State
 from dagfetch.cli.logs import LEVEL_NAMES
 from dagfetch.cli.logs import configure as configure_logging
@@ -80,7 +81,8 @@ class LazyGroup(click.Group):
     help="dagfetch's log level (default WARNING; -v is DEBUG, -q ERROR).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-@click.version_option(package_name="dagfetch")
+# the version from the package itself: asking the installed metadata costs importlib.metadata
+@click.version_option(version=__version__, prog_name="dagfetch")
 @click.pass_context
 def main(
     ctx: click.Context, manifest: str | None, home: str | None, verbose: int, quiet: bool,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import attrs
 import click
 
 from dagfetch.cli.app import (
@@ -139,6 +138,8 @@ def graph_history(state: State, dag: str, database: str | None, prefix: str,
                       + (f" (+{len(src) - 1} more)" if len(src) > 1 else "")) if src else ""
             click.echo(f"{v.number}  {v.created_at:%Y-%m-%d %H:%M:%S}Z  {v.task_count} tasks, "
                        f"{v.edge_count} edges{origin}{mark}")
+
+    import attrs
 
     emit(as_json, [{**v.to_json(), "sources": [attrs.asdict(s) for s in sources[v.number]]}
                    for v in versions], text)
@@ -338,6 +339,8 @@ def errors_command(state: State, repo: str | None, version_id: str | None,
             click.echo(f"{e.repo_id}@{e.version_id[:12]}  {e.path}")
             for line in e.message.rstrip().splitlines():
                 click.echo(f"    {line}")
+
+    import attrs
 
     emit(as_json, [attrs.asdict(e) for e in rows], text)
 

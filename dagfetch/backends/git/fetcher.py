@@ -1,9 +1,10 @@
 """Git repositories as a dagfetch backend, through dulwich.
 
-A sync costs one ref lookup when nothing changed. Otherwise::
+A sync is one connection to the server: the ref lookup, and the fetch on the same
+connection when the ref moved (nothing more when nothing changed)::
 
-    list()   ls-remote for the ref -> commit sha
-             commit already in the local store? read its tree there, no fetch
+    list()   the ref's commit from the advertised refs (a full sha needs no lookup)
+             commit already in the local store? ask for nothing; read its tree there
              else fetch that commit (depth 1 by default; the server is told which commit
              we hold, so only new objects come) into the store
              -> one RemoteFile per blob: token = blob id, digest = git-blob:<id>
@@ -117,6 +118,7 @@ class GitFetcher(BaseFetcher):
         self.where = f"{self.location.display} (ref {self.ref.text})"
         self._tmp_work: Path | None = None
         self._listed_commit: str | None = None
+        self._resolved: str | None = None  # remote_version()'s answer, for list()
         self._listed_blobs: dict[str, bytes] = {}  # blob id -> bytes, see KEEP_LISTED_BYTES
         self._kept_bytes = 0
         work_dir = source.work_dir
@@ -134,12 +136,30 @@ class GitFetcher(BaseFetcher):
 
     # -- the protocol ------------------------------------------------------------------------
 
+    def remote_version(self) -> str:
+        """The commit the ref points at, fetched if the store lacks it: the core asks this
+        before listing, and a no-change sync ends here (no tree walk). :meth:`list` then
+        reuses the answer, so a sync stays one connection."""
+        if self._resolved is None:
+            self._resolved = self._resolve()
+        return self._resolved
+
     def list(self) -> Listing:
-        commit = self.ref.commit or self._ls_remote()
+        commit, self._resolved = self._resolved or self._resolve(), None
         advertised = self.ref.commit is None  # the remote named this commit itself
         return self._with_store(
             lambda store: self._listing(store, commit, move_tip=True, advertised=advertised)
         )
+
+    def _resolve(self) -> str:
+        pinned = self.ref.commit
+        if pinned is not None:  # a full sha is its own answer: no ref lookup
+            return pinned
+        if isinstance(self.client(), LocalGitClient):
+            # no connection to save, and dulwich's local fetch packs objects even when
+            # nothing is wanted: read the refs (list() fetches a commit the store lacks)
+            return self._lookup_ref()
+        return self._with_store(self._fetch_ref)
 
     def list_version(self, version_id: str) -> Listing:
         commit = version_id.strip().lower()
@@ -226,8 +246,33 @@ class GitFetcher(BaseFetcher):
         self._client = client
         return client
 
-    def _ls_remote(self) -> str:
-        """One round trip: the commit the configured ref points at."""
+    def _fetch_ref(self, store: GitStore) -> str:
+        """The commit the configured ref points at, fetched if the store lacks it, over one
+        connection: the ref lookup's answer decides what the same connection asks for (no
+        pack at all when nothing changed, which makes this as cheap as ``git ls-remote``)."""
+        found: builtins.list[str] = []
+
+        def wants(refs: dict[bytes, bytes]) -> builtins.list[bytes]:
+            found.append(self._pick_ref(refs))
+            return [found[0].encode()]
+
+        self.ref_lookups += 1
+        store.fetch(self.client(), self.location.path, wants, depth=self.depth,
+                    where=self.where, conn_id=self.auth.conn_id, ref_prefix=self.ref.prefixes,
+                    protocol_version=self.protocol_version)
+        if not found:  # pragma: no cover - dulwich always shows the refs to ``wants``
+            raise FetchError(f"{self.where}: the server sent no refs")
+        # the remote named this object itself, so a failure to send it is a real failure
+        # (not a missing commit); an annotated tag is followed to its commit
+        commit = store.peel(found[0])
+        if not store.has_commit(commit):
+            raise VersionUnavailableError(
+                f"{self.location.display}: the remote did not send commit {commit}"
+            )
+        return commit
+
+    def _lookup_ref(self) -> str:
+        """The commit the configured ref points at, from the refs alone."""
         client = self.client()
         self.ref_lookups += 1
         with translated(self.where, conn_id=self.auth.conn_id):
@@ -235,7 +280,10 @@ class GitFetcher(BaseFetcher):
                 self.location.path.encode(), protocol_version=self.protocol_version,
                 ref_prefix=self.ref.prefixes,
             )
-        refs: dict[bytes, bytes] = {k: v for k, v in result.refs.items() if v is not None}
+        return self._pick_ref({k: v for k, v in result.refs.items() if v is not None})
+
+    def _pick_ref(self, refs: dict[bytes, bytes]) -> str:
+        """The object the configured ref names among the advertised ``refs``."""
         for name in self.ref.candidates:
             key = name.encode()
             value = refs.get(key + b"^{}") or refs.get(key)

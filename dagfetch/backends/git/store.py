@@ -33,13 +33,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
 
-import filelock
 from dulwich.client import GitClient
-from dulwich.objects import Blob, Commit, ObjectID, Tree, parse_tree
+from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree, parse_tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from dagfetch.backends.git.errors import translated
+from dagfetch.oslock import exclusive_lock
 from dagfetch.redact import get_logger
 
 log = get_logger(__name__)
@@ -65,8 +65,7 @@ class GitStore:
     def open(self, timeout: float = 600.0) -> Iterator[GitStore]:
         """Hold the store lock, repair what an interrupted run left, and open the repo."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(str(self.work_dir / "git.lock"), timeout=timeout)
-        with lock:
+        with exclusive_lock(self.work_dir / "git.lock", timeout):
             self._repo = self._open_repaired()
             try:
                 yield self
@@ -159,6 +158,14 @@ class GitStore:
                 raise TypeError(f"{sha.decode()} is not a blob")
             return obj.as_raw_string()
 
+    def peel(self, sha: str) -> str:
+        """``sha``, or the object an annotated tag of that id points at (tags followed)."""
+        with translated(self.where, local=True):
+            obj = self.repo.object_store[ObjectID(sha.encode())]
+            while isinstance(obj, Tag):
+                obj = self.repo.object_store[obj.object[1]]
+            return obj.id.decode()
+
     def has_object(self, sha: bytes) -> bool:
         with translated(self.where, local=True):
             return ObjectID(sha) in self.repo.object_store
@@ -197,8 +204,12 @@ class GitStore:
         depth: int | None,
         where: str,
         conn_id: str | None,
+        ref_prefix: list[bytes] | None = None,
+        protocol_version: int | None = None,
     ) -> dict[bytes, bytes]:
-        """Fetch what ``wants`` picks from the advertised refs; return those refs.
+        """Fetch what ``wants`` picks from the advertised refs (only those under
+        ``ref_prefix`` where the protocol can say so); return those refs. Nothing is
+        received, nor written, when ``wants`` picks only objects the store holds.
 
         The pack is spooled in memory (on disk past 8 MiB, inside the store) and only added
         once complete and verified, so a broken transfer adds nothing."""
@@ -223,11 +234,13 @@ class GitStore:
             ) as spool, translated(where, conn_id=conn_id):
                 result = client.fetch_pack(
                     path.encode(), determine_wants, walker, spool.write, depth=depth or None,
+                    ref_prefix=ref_prefix, protocol_version=protocol_version,
                 )
                 if spool.tell():
                     spool.seek(0)
                     repo.object_store.add_thin_pack(spool.read, None)
-                repo.update_shallow(result.new_shallow, result.new_unshallow)
+                if result.new_shallow or result.new_unshallow:
+                    repo.update_shallow(result.new_shallow, result.new_unshallow)
         except BaseException:
             # a pack that failed verification is left as tmp_pack_*: we hold the lock, so
             # every temporary pack is ours and can go

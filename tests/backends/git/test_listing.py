@@ -97,6 +97,12 @@ def test_unreadable_sizes_file_is_ignored(
     (store_path(ws) / SIZES_FILE).write_text('{"blobs": [1, 2')
     blob_reads.clear()
     assert not ws.sync_one(REPO).changed
+    assert blob_reads == []  # a no-change sync ends at the ref's commit: no listing at all
+    fetcher = ws.fetcher_for(ws.manifest.get(REPO))
+    try:
+        fetcher.list()
+    finally:
+        fetcher.close()
     assert len(blob_reads) == len(FILES)  # listed the hard way
     sizes = json.loads((store_path(ws) / SIZES_FILE).read_text())["blobs"]
     assert len(sizes) == len(FILES)  # and remembered again

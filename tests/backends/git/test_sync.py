@@ -16,6 +16,8 @@ from dagfetch.errors import (
     RemoteNotFoundError,
     VersionUnavailableError,
 )
+from dagfetch.manifest import parse_manifest
+from dagfetch.workspace import Workspace
 from tests.backends.git.helpers import (
     REPO,
     drop_store,
@@ -67,6 +69,48 @@ def test_no_change_sync_is_one_ref_lookup_and_writes_nothing(
     assert git_servers.daemon.requests(name) - before_requests == 1  # one ls-remote
     assert downloads == []
     assert snapshot(ws.cache.root) == before  # no new file, nothing rewritten
+
+
+def test_a_cold_sync_and_a_new_commit_each_take_one_connection(
+    daemon_remote: GitRemote, git_servers: GitServers, tmp_path: Path
+) -> None:
+    """The ref lookup and the fetch share one upload-pack connection, as git's do."""
+    seed(daemon_remote, BASE)
+    name = daemon_remote.bare.name
+    ws = make_ws(daemon_remote, tmp_path)
+    before = git_servers.daemon.requests(name)
+    assert ws.sync_one(REPO).changed
+    assert git_servers.daemon.requests(name) - before == 1
+    newer = seed(daemon_remote, {"dag_a.py": b"# newer\n"})
+    before = git_servers.daemon.requests(name)
+    assert ws.sync_one(REPO).version_id == newer
+    assert git_servers.daemon.requests(name) - before == 1
+    assert tree_files(ws.path(REPO)) == {**BASE, "dag_a.py": b"# newer\n"}
+
+
+def test_a_no_change_sync_of_a_local_repository_asks_for_no_pack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dulwich's local client builds a pack of every object even when nothing is wanted
+    (seconds at 5,000 files): a local no-change sync reads the refs and fetches nothing."""
+    from dulwich.client import LocalGitClient
+
+    source, bare = tmp_path / "source", tmp_path / "repo.git"
+    git("init", "-q", "--bare", "-b", "main", bare)
+    git("init", "-q", "-b", "main", source)
+    (source / "dag_a.py").write_bytes(b"x = 1\n")
+    git("add", "-A", cwd=source)
+    git("commit", "-q", "-m", "one", cwd=source)
+    git("push", "-q", bare, "HEAD:refs/heads/main", cwd=source)
+    ws = Workspace(parse_manifest({"dag_repositories": {REPO: {"url": f"git+file://{bare}"}}}),
+                   cache_root=tmp_path / "cache")
+    assert ws.sync_one(REPO).changed
+
+    def no_pack(*args: object, **kwargs: object) -> None:
+        raise AssertionError("fetch_pack called for a commit the store holds")
+
+    monkeypatch.setattr(LocalGitClient, "fetch_pack", no_pack)
+    assert not ws.sync_one(REPO).changed
 
 
 @pytest.mark.parametrize(("protocol", "expected"), [

@@ -1,0 +1,52 @@
+"""Whole processes and client CPU time: the ``dagfetch`` command as users run it, and the
+CPU a variant spends on the client side (in this process and in the processes it waits for),
+which a slow test server does not inflate the way it inflates wall time."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DAGFETCH = Path(sys.executable).with_name("dagfetch")
+
+
+def client_cpu() -> float:
+    """CPU seconds of this process plus the children it has waited for."""
+    own = time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own + children.ru_utime + children.ru_stime
+
+
+def cpu_recorded(fn: Callable[[], Any], into: list[float]) -> Callable[[], None]:
+    """``fn``, appending the client CPU time of each call to ``into``."""
+
+    def run() -> None:
+        start = client_cpu()
+        fn()
+        into.append(client_cpu() - start)
+
+    return run
+
+
+def write_manifest(path: Path, repositories: dict[str, dict[str, Any]]) -> Path:
+    path.write_text(json.dumps({"dag_repositories": repositories}))
+    return path
+
+
+def dagfetch_cli(manifest: Path, home: Callable[[], Path], *args: str) -> Callable[[], None]:
+    """A function running ``dagfetch --manifest M --home H <args>`` as a new process."""
+
+    def run() -> None:
+        subprocess.run(
+            [str(DAGFETCH), "--manifest", str(manifest), "--home", str(home()), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    return run

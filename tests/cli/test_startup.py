@@ -1,0 +1,83 @@
+"""What a command imports is its start-up time: ``dagfetch --version`` loads click and
+dagfetch's command plumbing only, and a no-change ``dagfetch sync`` loads the backend of
+the schemes it syncs and nothing of the graph store, the other backends, the diffs or the
+DAG importer. (Speed itself is measured by the benchmarks, never by tests.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.servers.git import git
+
+# the graph store, locks and retries of libraries, every backend's stack, metadata readers
+NEVER_FOR_VERSION = (
+    "sqlalchemy", "alembic", "filelock", "tenacity", "fsspec", "dulwich", "s3fs", "botocore",
+    "aiohttp", "attr", "attrs", "packaging", "importlib_metadata", "platformdirs", "tqdm",
+    "dagfetch.workspace", "dagfetch.cache", "dagfetch.backends", "dagfetch.graphs",
+)
+NEVER_FOR_SYNC = (
+    "sqlalchemy", "alembic", "filelock", "s3fs", "botocore", "aiobotocore", "aiohttp",
+    "gcsfs", "adlfs", "platformdirs", "dagfetch.graphs", "dagfetch.diffs",
+    "dagfetch.importing", "dagfetch.web",
+)
+
+PROBE = """
+import json, sys
+from dagfetch.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def imported_by(*args: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True,
+                          text=True, check=True)
+    modules: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return set(modules)
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+def test_version_loads_only_click_and_the_command_plumbing() -> None:
+    modules = imported_by("--version")
+    assert "click" in modules and "dagfetch.cli" in modules  # the probe saw the imports
+    assert loaded(modules, NEVER_FOR_VERSION) == []
+
+
+def manifest(tmp_path: Path, url: str) -> Path:
+    path = tmp_path / "dagfetch.json"
+    path.write_text(json.dumps({"dag_repositories": {"r": {"url": url}}}))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["file", "git"])
+def test_a_no_change_sync_loads_its_own_backend_only(tmp_path: Path, kind: str) -> None:
+    source = tmp_path / "source"
+    (source / "dags").mkdir(parents=True)
+    (source / "dags" / "a.py").write_text("x = 1\n")
+    if kind == "git":
+        bare = tmp_path / "repo.git"
+        git("init", "-q", "--bare", "-b", "main", bare)
+        git("init", "-q", "-b", "main", source)
+        git("add", "-A", cwd=source)
+        git("commit", "-q", "-m", "one", cwd=source)
+        git("push", "-q", bare, "HEAD:refs/heads/main", cwd=source)
+        url, other = f"git+file://{bare}", ("fsspec", "tenacity", "dagfetch.backends.fsspec")
+    else:
+        url, other = source.as_uri(), ("dulwich", "dagfetch.backends.git")
+    args = ("--manifest", str(manifest(tmp_path, url)), "--home", str(tmp_path / "home"),
+            "sync")
+    imported_by(*args)  # the first sync fetches
+    modules = imported_by(*args)
+    assert f"dagfetch.backends.{'git' if kind == 'git' else 'fsspec'}" in modules
+    assert loaded(modules, NEVER_FOR_SYNC + other) == []
