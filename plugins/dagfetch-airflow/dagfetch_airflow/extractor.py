@@ -38,6 +38,14 @@ from typing import Any
 
 from dagfetch.graphs.model import Edge, Graph, Task
 
+try:
+    import airflow.sdk  # noqa: F401 - the extractor is Airflow's parser or nothing
+except ImportError as exc:  # pragma: no cover - exercised where Airflow is missing
+    raise ImportError(
+        "the 'airflow' graph extractor needs Apache Airflow 3 importable where DAG files are "
+        f"parsed (pip install 'apache-airflow>=3'): {exc}"
+    ) from exc
+
 #: Imported once per warm worker, before any DAG file: what nearly every Airflow DAG file pulls in.
 PRELOAD: tuple[str, ...] = (
     "airflow.sdk",

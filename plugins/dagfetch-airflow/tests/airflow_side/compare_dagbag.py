@@ -14,7 +14,12 @@ from dagfetch.graphs.extract import extract_version
 def dagbag_side(root: Path) -> dict:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(str(root), bundle_path=root)
+    # Airflow's DAG processor puts a bundle's folder on sys.path (helper modules resolve there)
+    sys.path.insert(0, str(root))
+    try:
+        bag = DagBag(str(root), bundle_path=root)
+    finally:
+        sys.path.remove(str(root))
     dags = {}
     for dag_id, dag in bag.dags.items():
         dags[dag_id] = {
