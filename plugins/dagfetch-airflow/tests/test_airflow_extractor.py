@@ -42,7 +42,8 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-HEADER = "from airflow.sdk import DAG, dag, task\nfrom airflow.providers.standard.operators.empty import EmptyOperator\n"
+HEADER = ("from airflow.sdk import DAG, dag, task\n"
+          "from airflow.providers.standard.operators.empty import EmptyOperator\n")
 
 
 def test_unbound_dags_loops_factories_and_airflow_errors_match_dagbag(
