@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from airflow_env import AirflowEnv, ensure_venv
 
+# the repository's servers, when this folder runs on its own (with tests/ they are there already)
+pytest_plugins = ["tests.servers.git", "tests.servers.s3"]
+
 
 @pytest.fixture(scope="session")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
