@@ -44,9 +44,11 @@ from dagfetch.manifest import parse_manifest
 from dagfetch.workspace import Workspace
 
 try:  # Airflow 3.2+: a version with structured data; earlier 3.x releases take a string
-    from airflow.dag_processing.bundles.base import BundleVersion
-except ImportError:  # pragma: no cover - older Airflow 3 releases
-    BundleVersion = None
+    from airflow.dag_processing.bundles import base as _base
+
+    _BUNDLE_VERSION: Any = _base.BundleVersion
+except AttributeError:  # pragma: no cover - older Airflow 3 releases
+    _BUNDLE_VERSION = None
 
 _HOLDER_PREFIX = "airflow-"
 _serial = itertools.count(1)
@@ -76,7 +78,7 @@ def _release_pin(cache: VersionCache, repo_id: str, version_id: str, holder: str
         cache.unpin(repo_id, version_id, holder)
 
 
-class DagfetchBundle(BaseDagBundle):  # type: ignore[misc]  # Airflow ships no type stubs
+class DagfetchBundle(BaseDagBundle):
     """A DAG bundle whose files come from a dagfetch repository (see the module docstring)."""
 
     supports_versioning = True
@@ -114,7 +116,7 @@ class DagfetchBundle(BaseDagBundle):  # type: ignore[misc]  # Airflow ships no t
         self.workspace = Workspace(manifest, cache_root=cache_root)
         self._serial = next(_serial)
         self._pinned: str | None = None
-        self._finalizer: weakref.finalize | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     # -- what Airflow asks ---------------------------------------------------------------
 
@@ -131,7 +133,7 @@ class DagfetchBundle(BaseDagBundle):  # type: ignore[misc]  # Airflow ships no t
         version = self.version or self.workspace.cache.current_id(self.name)
         if version is None:
             return None
-        return BundleVersion(version=version) if BundleVersion is not None else version
+        return _BUNDLE_VERSION(version=version) if _BUNDLE_VERSION is not None else version
 
     def initialize(self) -> None:
         with self._errors("initializing"):

@@ -24,8 +24,8 @@ from typing import Any
 def airflow_connection(conn_id: str) -> dict[str, Any] | None:
     """The connection Airflow knows as ``conn_id``, as a dagfetch connection mapping."""
     try:
-        from airflow.exceptions import AirflowNotFoundException
         from airflow.models.connection import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
     except ImportError:
         return None  # no Airflow in this environment: the other sources decide
     try:

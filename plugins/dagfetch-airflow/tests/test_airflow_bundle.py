@@ -62,13 +62,17 @@ class Bundle:
         return Workspace(manifest, cache_root=self.cache)
 
 
+def seed(remote: GitRemote) -> None:
+    for path, data in {"etl.py": dag_file(), "lib/__init__.py": b"", "lib/names.py": HELPER}.items():
+        remote.write(path, data)
+    remote.push()
+
+
 def test_git_bundle_parsed_by_the_dag_processor_refreshed_and_pinned_to_an_old_version(
     airflow: AirflowEnv, git_servers: GitServers, tmp_path: Path
 ) -> None:
     remote = GitRemote.create(git_servers.root, tmp_path, git_servers.daemon.url)
-    for path, data in {"etl.py": dag_file(), "lib/__init__.py": b"", "lib/names.py": HELPER}.items():
-        remote.write(path, data)
-    remote.push()
+    seed(remote)
     bundle = Bundle(airflow, tmp_path / "cache", {"url": remote.url})
 
     first = bundle.parse()
@@ -102,9 +106,7 @@ def test_a_version_in_use_is_kept_by_gc_until_its_process_ends(
     airflow: AirflowEnv, git_servers: GitServers, tmp_path: Path
 ) -> None:
     remote = GitRemote.create(git_servers.root, tmp_path, git_servers.daemon.url)
-    for path, data in {"etl.py": dag_file(), "lib/__init__.py": b"", "lib/names.py": HELPER}.items():
-        remote.write(path, data)
-    remote.push()
+    seed(remote)
     bundle = Bundle(airflow, tmp_path / "cache", {"url": remote.url})
     bundle.parse()
     v1 = bundle.workspace().cache.current_id(NAME)
