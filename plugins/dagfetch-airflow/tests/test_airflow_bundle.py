@@ -63,7 +63,8 @@ class Bundle:
 
 
 def seed(remote: GitRemote) -> None:
-    for path, data in {"etl.py": dag_file(), "lib/__init__.py": b"", "lib/names.py": HELPER}.items():
+    files = {"etl.py": dag_file(), "lib/__init__.py": b"", "lib/names.py": HELPER}
+    for path, data in files.items():
         remote.write(path, data)
     remote.push()
 
