@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,19 @@ def test_unbound_dags_loops_factories_and_airflow_errors_match_dagbag(
     assert bag["errors"]["cycle.py"] == message
     assert ours["errors"]["cycle.py"].rstrip().endswith(message)
     assert "broken on purpose" in ours["errors"]["a_fails.py"]
+
+
+def test_manifest_extractors_airflow_through_the_cli(airflow: AirflowEnv, tmp_path: Path) -> None:
+    """What a user types: `extractors = ["airflow"]` in the manifest, `dagfetch sync --extract`;
+    the DAGs no name holds are recorded too (dag-shape would see only `bound`)."""
+    repo = write(tmp_path / "repo", {"flows.py": HEADER + (
+        "with DAG('unbound'):\n    EmptyOperator(task_id='a') >> EmptyOperator(task_id='b')\n"
+        "with DAG('bound') as bound:\n    EmptyOperator(task_id='c')\n")})
+    manifest = tmp_path / "dagfetch.toml"
+    manifest.write_text(f'extractors = ["airflow"]\n[dag_repositories.flows]\nurl = "{repo}"\n')
+    base = [str(airflow.dagfetch), "--manifest", str(manifest), "--home", str(tmp_path / "home")]
+    [row] = json.loads(airflow.run([*base, "sync", "--extract", "--json"]).stdout)
+    assert (row["dags"], row["import_errors"]) == (2, 0)
+    shown = airflow.run([*base, "graph", "show", "unbound", "--json"], check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert "EmptyOperator" in shown.stdout
