@@ -9,6 +9,7 @@ by subprocess: scripts under ``airflow_side/`` and the venv's ``dagfetch`` comma
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -26,9 +27,15 @@ REPO = PLUGIN.parents[1]
 VENVS = REPO / ".venvs"
 VENV = VENVS / f"airflow-{AIRFLOW_VERSION}"
 SCRIPTS = Path(__file__).resolve().parent / "airflow_side"
-# what the venv holds; a venv with another marker text is rebuilt
-MARKER_TEXT = json.dumps({"apache-airflow": AIRFLOW_VERSION, "dagfetch": "-e .[s3,git]",
-                          "dagfetch-airflow": "-e plugins/dagfetch-airflow"})
+
+
+def marker_text() -> str:
+    """What the venv holds. A venv with another marker is brought up to date: the marker names
+    the pyproject files, so a changed requirement of dagfetch or the plugin is installed."""
+    projects = {str(path.relative_to(REPO)): hashlib.sha256(path.read_bytes()).hexdigest()
+                for path in (REPO / "pyproject.toml", PLUGIN / "pyproject.toml")}
+    return json.dumps({"apache-airflow": AIRFLOW_VERSION, "dagfetch": "-e .[s3,git]",
+                       "dagfetch-airflow": "-e plugins/dagfetch-airflow", **projects})
 
 
 def _pip(python: Path, *args: str) -> None:
@@ -41,7 +48,8 @@ def ensure_venv() -> Path:
     marker = VENV / ".dagfetch-complete"
     VENVS.mkdir(exist_ok=True)
     with FileLock(str(VENVS / f"airflow-{AIRFLOW_VERSION}.lock"), timeout=1200):
-        if marker.exists() and marker.read_text() == MARKER_TEXT:
+        wanted = marker_text()
+        if marker.exists() and marker.read_text() == wanted:
             return VENV
         python = VENV / "bin" / "python"
         if not python.exists():
@@ -50,7 +58,7 @@ def ensure_venv() -> Path:
         # the same Airflow pin again: dagfetch's requirements must fit around Airflow's
         _pip(python, f"apache-airflow=={AIRFLOW_VERSION}", "-e", f"{REPO}[s3,git]",
              "-e", str(PLUGIN))
-        marker.write_text(MARKER_TEXT)
+        marker.write_text(wanted)
     return VENV
 
 
