@@ -1,3 +1,3 @@
-from dagfetch.cli import main
+from dagfetch._console import run
 
-main()
+run()

@@ -42,11 +42,25 @@ def entry_points(group: str) -> list[EntryPoint]:
 
 
 def distribution_of(ep: EntryPoint) -> tuple[str, str]:
-    """(name, version) of the distribution that declared ``ep``."""
+    """(name, version) of the distribution that declared ``ep``. Read once per distribution
+    (by its metadata folder): parsing a METADATA file is most of what listing dagfetch's
+    eighteen entry points costs at start-up."""
     dist: Any = getattr(ep, "dist", None)
     if dist is None:
         return ("<unknown>", "")
-    return (dist.metadata["Name"] or dist.name, dist.version)
+    key = str(getattr(dist, "_path", "")) or None
+    if key is not None and key in _described:
+        return _described[key]
+    metadata = dist.metadata
+    described = (metadata["Name"] or dist.name, metadata["Version"] or dist.version)
+    if key is not None:
+        _described[key] = described
+    return described
+
+
+# metadata folder -> (name, version); a distribution upgraded in place keeps its folder name
+# only if its version is unchanged (pip renames name-version.dist-info), so this stays right
+_described: dict[str, tuple[str, str]] = {}
 
 
 def install_hint(distribution: str, extras: tuple[str, ...] | list[str]) -> str:

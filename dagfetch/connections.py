@@ -155,7 +155,22 @@ def _hide(value: Any, secret: bool) -> Any:
         return [_hide(v, secret) for v in value]
     if secret and isinstance(value, str) and value:
         return Secret(value)
+    if isinstance(value, str) and "://" in value:
+        _mask_url_password(value)  # an endpoint_url with user info: the URL stays usable
     return value
+
+
+def _mask_url_password(url: str) -> None:
+    """Register the password of a URL-valued extra (``endpoint_url =
+    "https://user:pw@proxy"``) with the masker, so every log line and error quoting it
+    (botocore's included) shows ``***`` instead."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    if password:
+        masker.add(password)
+        masker.add(unquote(password))  # as written and as sent
 
 
 def _reveal(value: Any) -> Any:

@@ -29,9 +29,10 @@ import attrs
 
 from dagfetch._entrypoints import distribution_of, entry_points
 from dagfetch.errors import ConfigError, ManifestError, UnsafePathError
+from dagfetch.options import unknown_key
 from dagfetch.paths import safe_relpath
 from dagfetch.protocol import URL_FORMS_GROUP, UrlForm
-from dagfetch.redact import masker
+from dagfetch.redact import CHAIN_SEPARATOR, URL_ARGUMENT_SCHEMES, masker
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -188,7 +189,11 @@ def _scheme_by_form(url: str) -> str | None:
 
 def url_scheme(url: str) -> str:
     """The URL's scheme. One written without ``scheme://`` gets the scheme a URL form gives it
-    (``git@host:org/repo.git`` is ``ssh``), else it is a plain path: ``file``."""
+    (``git@host:org/repo.git`` is ``ssh``), else it is a plain path: ``file``. A chained
+    fsspec URL (``simplecache::s3://bucket/dags``) has the scheme of its last link, the
+    store it reads: the backend serving that scheme opens the whole chain."""
+    if CHAIN_SEPARATOR in url:
+        url = url.rsplit(CHAIN_SEPARATOR, 1)[1]
     if "://" not in url:
         return _scheme_by_form(url) or "file"
     return url.split("://", 1)[0].lower()
@@ -227,7 +232,7 @@ def parse_manifest(
         raise fail("", "the manifest must be a table/object at the top level")
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
-        raise fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(_TOP_KEYS))})")
+        raise fail(unknown[0], unknown_key(unknown[0], sorted(_TOP_KEYS)))
     repos_data = data.get("dag_repositories")
     if repos_data is None:
         raise fail("dag_repositories", "missing; list at least one repository")
@@ -307,9 +312,7 @@ def _parse_repo(
         raise fail(field, "must be a table with at least a 'url'")
     unknown = sorted(set(entry) - _REPO_KEYS)
     if unknown:
-        raise fail(
-            f"{field}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_REPO_KEYS))})"
-        )
+        raise fail(f"{field}.{unknown[0]}", unknown_key(unknown[0], sorted(_REPO_KEYS)))
 
     url = entry.get("url")
     if not isinstance(url, str) or not url.strip():
@@ -374,6 +377,8 @@ def _parse_repo(
 
 
 def _check_url(url: str, field: str, base_dir: Path | None, fail: Any) -> str:
+    if CHAIN_SEPARATOR in url:
+        return _check_chain(url, field, base_dir, fail)
     if "://" not in url:
         try:
             by_form = _scheme_by_form(url)
@@ -393,11 +398,27 @@ def _check_url(url: str, field: str, base_dir: Path | None, fail: Any) -> str:
         password = urlsplit(url).password
     except ValueError as exc:
         raise fail(field, f"not a valid URL: {exc}") from None
-    if password:
+    if password and scheme.lower() not in URL_ARGUMENT_SCHEMES:
         masker.add(password)  # a lower library may quote the URL in its own errors
     if not rest:
         raise fail(field, "URL has nothing after the scheme")
     return url
+
+
+def _check_chain(url: str, field: str, base_dir: Path | None, fail: Any) -> str:
+    """A chained fsspec URL: links before the last wrap the store (``simplecache``,
+    ``filecache``, or with arguments ``simplecache://::``); the last link is checked as any
+    repository URL."""
+    *wrappers, store = url.split(CHAIN_SEPARATOR)
+    for link in wrappers:
+        protocol = link.split("://", 1)[0]
+        if not SCHEME.match(protocol.lower()):
+            raise fail(field, f"{protocol!r} (a link of the chained URL) is not a valid "
+                              "fsspec protocol")
+    if not store.strip():
+        raise fail(field, "the chained URL ends in '::'; give the store's URL last")
+    checked = _check_url(store, field, base_dir, fail)
+    return CHAIN_SEPARATOR.join([*wrappers, checked])
 
 
 def _table(value: Any, field: str, fail: Any) -> dict[str, Any]:

@@ -38,7 +38,7 @@ import attrs
 
 from dagfetch.errors import ManifestError
 
-__all__ = ["OptionSpec", "option", "option_specs", "parse_options"]
+__all__ = ["OptionSpec", "option", "option_specs", "parse_options", "unknown_key"]
 
 T = TypeVar("T")
 
@@ -185,9 +185,16 @@ def parse_options(cls: type[T], values: Any, *, field: str = "options") -> T:
 
 
 def _unknown(key: str, known: list[str]) -> str:
+    return unknown_key(key, known, "option", listed="known")
+
+
+def unknown_key(key: str, known: list[str], noun: str = "key", *, listed: str = "allowed") -> str:
+    """The problem text for an unknown ``key``: the closest known one when it looks like a
+    typo (difflib), and every known one: ``unknown key; did you mean 'url'? (allowed: ...)``.
+    The manifest's own keys and the backends' options say it the same way."""
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown option{hint} (known: {', '.join(known) or 'none'})"
+    return f"unknown {noun}{hint} ({listed}: {', '.join(known) or 'none'})"
 
 
 def _check(spec: OptionSpec, given: Any, field: str) -> Any:

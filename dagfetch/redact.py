@@ -19,15 +19,27 @@ _SECRET_QUERY_KEYS = re.compile(
 )
 MASK = "***"
 
+# fsspec protocols whose URL puts arguments where other URLs put credentials:
+# ``github://org:repo@ref/path`` names an organisation and a repository, not a user and a
+# password (GitHub's credentials are storage options, never part of the URL)
+URL_ARGUMENT_SCHEMES = frozenset({"github", "gist"})
+CHAIN_SEPARATOR = "::"
+
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with its password and secret-looking query values replaced by ``***``."""
+    """Return ``url`` with its password and secret-looking query values replaced by ``***``.
+
+    Each link of a chained fsspec URL (``simplecache::s3://bucket/dags``) is redacted by its
+    own scheme: the user information of :data:`URL_ARGUMENT_SCHEMES` is kept, as it names
+    what is read, and their secret-looking query values are still masked."""
+    if CHAIN_SEPARATOR in url:
+        return CHAIN_SEPARATOR.join(redact_url(link) for link in url.split(CHAIN_SEPARATOR))
     try:
         parts = urlsplit(url)
     except ValueError:
         return MASK
     netloc = parts.netloc
-    if "@" in netloc:
+    if "@" in netloc and parts.scheme.lower() not in URL_ARGUMENT_SCHEMES:
         userinfo, _, hostport = netloc.rpartition("@")
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:{MASK}@{hostport}" if ":" in userinfo else f"{MASK}@{hostport}"
@@ -77,8 +89,15 @@ def mask(text: str) -> str:
     return masker.mask(text)
 
 
+REPORTED = "dagfetch_reported"
+"""``extra={REPORTED: True}`` marks a log record whose news the caller also gets as a result
+(a repository's failed sync is in its :class:`~dagfetch.models.SyncResult`): the command
+line, which prints the result, does not print the record again."""
+
+
 class RedactingFilter(logging.Filter):
-    """Attached to the ``dagfetch`` logger so no record leaves with a known secret in it."""
+    """Attached to dagfetch's loggers so no record leaves with a known secret in it, and to
+    the command line's handler, so no record of any library is printed with one."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

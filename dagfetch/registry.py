@@ -77,6 +77,11 @@ class Provider:
         """``pip install '<dist>[<extras>]'``, when the entry point names extras."""
         return install_hint(self.distribution, self.extras) if self.extras else None
 
+    def missing(self) -> list[str]:
+        """Requirements of its extras that are not installed (``s3fs>=2024.6.0``), from
+        metadata alone: nothing is imported. Empty: the scheme is usable."""
+        return [requirement for requirement, _ in unmet_requirements(self.entry_point)]
+
 
 class Registry:
     """Maps URL schemes to fetcher factories. Thread-safe.

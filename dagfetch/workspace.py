@@ -32,7 +32,7 @@ from dagfetch.importing import ImportedVersion, import_version
 from dagfetch.manifest import Manifest, RepositorySpec, load_manifest
 from dagfetch.models import SyncResult, Version
 from dagfetch.protocol import Fetcher, Source
-from dagfetch.redact import get_logger, redact_url
+from dagfetch.redact import REPORTED, get_logger, redact_url
 from dagfetch.registry import Registry
 from dagfetch.sync import Syncer, SyncObserver
 
@@ -163,7 +163,7 @@ class Workspace:
                 try:
                     results.append(self.syncer.sync(spec, fetchers[spec.id], observer=observer))
                 except DagfetchError as exc:
-                    log.warning("%s: sync failed: %s", spec.id, exc)
+                    log.warning("%s: sync failed: %s", spec.id, exc, extra={REPORTED: True})
                     current = self.cache.current_id(spec.id)
                     results.append(SyncResult(spec.id, current, False, error=str(exc)))
             return results

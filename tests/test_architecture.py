@@ -141,9 +141,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "dagfetch._entrypoints", "dagfetch.importing"),
     ("dagfetch.connections", "dagfetch.options", "dagfetch.protocol", "dagfetch.storage"),
     ("dagfetch.manifest", "dagfetch.registry", "dagfetch.cache", "dagfetch.backends"),
-    ("dagfetch.sync", "dagfetch.defaults"),
+    ("dagfetch.sync", "dagfetch.defaults", "dagfetch.diffs"),
     ("dagfetch.workspace", "dagfetch.graphs", "dagfetch.testing"),
-    ("dagfetch.cli", "dagfetch.__main__", "dagfetch"),
+    ("dagfetch.cli", "dagfetch.web", "dagfetch.__main__", "dagfetch"),
 )
 
 

@@ -75,6 +75,23 @@ def test_bad_field_is_named(data: Any, field: str, words: str) -> None:
     assert str(caught.value).startswith(f"m.toml: {field}")
 
 
+@pytest.mark.parametrize(("data", "field", "words"), [
+    ({**repo(), "databse": "sqlite://"}, "databse",
+     "unknown key; did you mean 'database'? (allowed: connections_file, dag_repositories, "
+     "database, scheme_providers, web)"),
+    (repo(keep_version=2), "dag_repositories.repo1.keep_version",
+     "unknown key; did you mean 'keep_versions'? (allowed: conn_id, exclude,"),
+    (repo(retries=0), "dag_repositories.repo1.retries", "unknown key (allowed: conn_id,"),
+])
+def test_an_unknown_key_suggests_the_closest_allowed_one(
+    data: Any, field: str, words: str
+) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(data, source="m.toml")
+    assert caught.value.field == field
+    assert f"m.toml: {field}: {words}" in str(caught.value)
+
+
 def test_unknown_scheme_is_named_before_any_fetch(tmp_path: Path) -> None:
     manifest = parse_manifest(
         {"dag_repositories": {"ok": {"url": str(tmp_path)}, "repo2": {"url": "nope://x/y"}}}

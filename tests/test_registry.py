@@ -217,25 +217,31 @@ def test_import_error_while_loading_names_the_extras_or_says_reinstall(tmp_path:
         assert str(extra.value).endswith("; pip install 'extra-store[fast]'")
 
 
+@pytest.mark.parametrize(("url", "package", "extra"), [
+    ("s3://bucket/dags", "s3fs", "s3"),
+    ("git+file:///srv/git/dags.git", "dulwich", "git"),
+])
 def test_dagfetchs_own_backend_without_its_extra_names_it(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, url: str, package: str, extra: str
 ) -> None:
-    """As if s3fs were not installed: the hint comes from the `[s3]` of dagfetch's own entry
-    point and the requirements of its `s3` extra, not from a table in the core."""
+    """As if s3fs (dulwich) were not installed: the hint comes from the `[s3]` (`[git]`) of
+    dagfetch's own entry point and the requirements of that extra, not from a table in the
+    core, and it says what to pip install, never "reinstall dagfetch"."""
     real = _entrypoints._distribution
 
     def lookup(name: str) -> object:
-        if name == "s3fs":
+        if name == package:
             raise _entrypoints.PackageNotFoundError(name)
         return real(name)
 
     monkeypatch.setattr(_entrypoints, "_distribution", lookup)
     with pytest.raises(BackendNotInstalled) as caught:
-        Registry().resolve("s3")
-    assert "needs s3fs>=" in str(caught.value)
-    assert str(caught.value).endswith("pip install 'dagfetch[s3]'")
-    manifest = parse_manifest({"dag_repositories": {"r": {"url": "s3://bucket/dags"}}})
-    with pytest.raises(ManifestError, match=r"dag_repositories\.r\.url: .*dagfetch\[s3\]"):
+        Registry().resolve(url.split("://")[0])
+    assert f"needs {package}>=" in str(caught.value)
+    assert str(caught.value).endswith(f"pip install 'dagfetch[{extra}]'")
+    assert "reinstall" not in str(caught.value)
+    manifest = parse_manifest({"dag_repositories": {"r": {"url": url}}})
+    with pytest.raises(ManifestError, match=rf"dag_repositories\.r\.url: .*dagfetch\[{extra}\]"):
         Workspace(manifest).validate()
 
 

@@ -4,6 +4,7 @@ This module only assembles the command group; the commands live in their modules
 a ``COMMANDS`` tuple, and share the plumbing of :mod:`dagfetch.cli.app` (state, errors as exit
 codes, output; the exit codes are listed there):
 
+- :mod:`dagfetch.cli.manifest`: ``validate``, ``init``
 - :mod:`dagfetch.cli.cache`: ``status``, ``versions``, ``path``, ``pin``, ``unpin``, ``gc``,
   ``plugins``
 - :mod:`dagfetch.cli.sync`: ``sync`` (and its graph side, ``--extract/--publish/--follow``)
@@ -11,21 +12,51 @@ codes, output; the exit codes are listed there):
 - :mod:`dagfetch.cli.diff`: ``diff`` (what changed in the code between two versions)
 - :mod:`dagfetch.cli.serve`: ``serve`` (the web server, with the ``web`` extra)
 
-A command imports the heavy modules it needs (the graph store, backends, progress bars) when
-it runs, so ``dagfetch --help`` and ``--version`` load none of them.
+Command modules are imported when their command is asked for (:class:`LazyGroup`, from
+:data:`COMMAND_MODULES`), and a command imports the heavy modules it needs (the graph store,
+backends, progress bars) when it runs: ``dagfetch sync`` loads neither the graph store's
+commands nor SQLAlchemy and Alembic, and ``dagfetch --version`` no command module at all.
 """
 
 from __future__ import annotations
 
-import logging
+import importlib
 
 import click
 
-from dagfetch.cli import cache, diff, graph, serve, sync
 from dagfetch.cli.app import State
+from dagfetch.cli.logs import LEVEL_NAMES
+from dagfetch.cli.logs import configure as configure_logging
+
+# command name -> the module defining it (in that module's COMMANDS), in the order --help lists
+COMMAND_MODULES: dict[str, str] = {
+    "init": "manifest", "validate": "manifest",
+    "sync": "sync",
+    "status": "cache", "versions": "cache", "path": "cache", "pin": "cache", "unpin": "cache",
+    "gc": "cache", "plugins": "cache",
+    "diff": "diff",
+    "graph": "graph", "runs": "graph", "errors": "graph", "db": "graph",
+    "serve": "serve",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """Imports a command's module when the command is asked for (run, helped, completed)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMAND_MODULES, *(n for n in super().list_commands(ctx)
+                                    if n not in COMMAND_MODULES)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return super().get_command(ctx, cmd_name)
+        commands: tuple[click.Command, ...] = importlib.import_module(
+            f"dagfetch.cli.{module}").COMMANDS
+        return next(c for c in commands if c.name == cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--manifest",
     "-m",
@@ -39,24 +70,28 @@ from dagfetch.cli.app import State
     type=click.Path(file_okay=False),
     help="Cache root (default: $DAGFETCH_HOME or the per-user cache folder).",
 )
-@click.option("-v", "--verbose", count=True, help="Log more (-vv for debug logs).")
+@click.option("-v", "--verbose", count=True,
+              help="-v: dagfetch's debug lines; -vv: every library's debug logs too.")
+@click.option("-q", "--quiet", is_flag=True, help="Log errors only.")
+@click.option(
+    "--log-level",
+    envvar="DAGFETCH_LOG_LEVEL",
+    type=click.Choice(LEVEL_NAMES, case_sensitive=False),
+    help="dagfetch's log level (default WARNING; -v is DEBUG, -q ERROR).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(package_name="dagfetch")
 @click.pass_context
 def main(
-    ctx: click.Context, manifest: str | None, home: str | None, verbose: int, debug: bool
+    ctx: click.Context, manifest: str | None, home: str | None, verbose: int, quiet: bool,
+    log_level: str | None, debug: bool,
 ) -> None:
     """Fetch DAG code from remote repositories into a versioned local cache."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose, quiet, log_level)
     ctx.obj = State(manifest, home, debug)
 
 
-for _command in (*cache.COMMANDS, *sync.COMMANDS, *graph.COMMANDS, *diff.COMMANDS,
-                 *serve.COMMANDS):
-    main.add_command(_command)
-
-__all__ = ["main"]
+__all__ = ["COMMAND_MODULES", "LazyGroup", "main"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,13 +3,14 @@ errors as exit codes, and output (:func:`emit`, ``--json``, JSON Lines).
 
 Exit codes scripts can rely on:
 
-==  =====================================================================
-0   success
-1   at least one repository failed to sync (the others were synced)
-2   bad usage or configuration: manifest, connection, unknown scheme
-3   not found: no such version in the cache, nor on the remote
-4   any other dagfetch error (cache unusable, lock timeout, ...)
-==  =====================================================================
+===  ====================================================================
+0    success
+1    at least one repository failed to sync (the others were synced)
+2    bad usage or configuration: manifest, connection, unknown scheme
+3    not found: no such version in the cache, nor on the remote
+4    any other dagfetch error (cache unusable, lock timeout, ...)
+130 interrupted (Ctrl-C), at any moment: no traceback (:mod:`dagfetch._console`)
+===  ====================================================================
 
 Command modules import this one and nothing of each other (the graph store's plumbing in
 :mod:`dagfetch.cli.graph_store` aside). It imports only click and dagfetch's leaf modules at
@@ -20,6 +21,7 @@ and built when a command first asks for it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
+from click.shell_completion import CompletionItem
 
 from dagfetch.errors import (
     ConfigError,
@@ -52,8 +55,10 @@ class State:
     """Options of the top-level group; the workspace is built on first use."""
 
     def __init__(self, manifest: str | None, home: str | None, debug: bool) -> None:
-        self.manifest = manifest
-        self.home = home
+        # absolute from the start: every path a command prints (errors naming the manifest,
+        # `path`, `init`) is then absolute, also with `--home .dagfetch-home`
+        self.manifest = os.path.abspath(manifest) if manifest else None
+        self.home = os.path.abspath(home) if home else None
         self.debug = debug
         self._workspace: Workspace | None = None
 
@@ -67,6 +72,30 @@ class State:
 
 
 pass_state = click.make_pass_decorator(State)
+
+
+# -- shell completion ------------------------------------------------------------------------
+
+def completion_state(ctx: click.Context) -> State:
+    """The top-level options as parsed so far, while the shell asks for completions (the
+    group's callback does not run then, so ``ctx.obj`` is not set)."""
+    root = ctx.find_root()
+    return State(root.params.get("manifest"), root.params.get("home"), debug=False)
+
+
+def complete_repo_ids(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """The manifest's repository ids starting with ``incomplete``; nothing when there is no
+    readable manifest (a completion never prints an error into the shell)."""
+    from dagfetch.manifest import load_manifest
+    from dagfetch.workspace import find_manifest
+
+    try:
+        ids = load_manifest(find_manifest(completion_state(ctx).manifest)).ids
+    except DagfetchError:
+        return []
+    return [CompletionItem(repo_id) for repo_id in ids if repo_id.startswith(incomplete)]
 
 
 def fail(message: str, code: int) -> NoReturn:

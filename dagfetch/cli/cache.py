@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import datetime, timezone
 from typing import Any
 
 import click
 
 from dagfetch.cli.app import (
     EXIT_NOT_FOUND,
+    EXIT_SYNC_FAILED,
     State,
+    complete_repo_ids,
     emit,
     errors_as_exit_codes,
     fail,
@@ -18,13 +22,46 @@ from dagfetch.cli.app import (
 )
 
 
+def _max_age(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    from dagfetch.manifest import parse_duration
+
+    seconds = parse_duration(value)
+    if seconds is None or seconds <= 0:
+        raise click.BadParameter(f"{value!r} is not a positive duration (like 90, 30s, 5m, 1h)")
+    return seconds
+
+
+def _unhealthy(row: Any, max_age: float | None, now: datetime) -> str | None:
+    """Why a repository fails the health check, or None: its last sync failed, or (with
+    ``max_age``) it never succeeded or its last success is older than that."""
+    if row.last_error:
+        return "the last sync failed"
+    if max_age is None:
+        return None
+    if row.last_success_at is None:
+        return "never synced"
+    age = (now - datetime.fromisoformat(row.last_success_at)).total_seconds()
+    if age > max_age:
+        return f"last success {age:.0f} s ago, more than --max-age {max_age:g} s"
+    return None
+
+
 @click.command()
+@click.option("--max-age", callback=_max_age, metavar="DURATION",
+              help="Also fail when a repository's last success is older than this "
+              "(90, 30s, 5m, 1h), or it never synced.")
 @json_option
 @pass_state
-def status(state: State, as_json: bool) -> None:
-    """Each repository's current version, last check, last success and last error."""
+def status(state: State, max_age: float | None, as_json: bool) -> None:
+    """Each repository's current version, last check, last success and last error. Exits
+    with 1 when a repository's last sync failed (or is older than --max-age), so a health
+    check can run it."""
     with errors_as_exit_codes(state):
         rows = state.workspace.status()
+    now = datetime.now(timezone.utc)
+    problems = {s.repo_id: _unhealthy(s, max_age, now) for s in rows}
 
     def text() -> None:
         for s in rows:
@@ -36,12 +73,16 @@ def status(state: State, as_json: bool) -> None:
                 click.echo(
                     f"  last error:    {s.last_error.get('at')}: {s.last_error.get('message')}"
                 )
+            if problems[s.repo_id]:
+                click.echo(f"  UNHEALTHY:     {problems[s.repo_id]}")
 
-    emit(as_json, [s.to_json() for s in rows], text)
+    emit(as_json, [{**s.to_json(), "healthy": problems[s.repo_id] is None} for s in rows], text)
+    if any(problems.values()):
+        sys.exit(EXIT_SYNC_FAILED)
 
 
 @click.command()
-@click.argument("repo")
+@click.argument("repo", shell_complete=complete_repo_ids)
 @json_option
 @pass_state
 def versions(state: State, repo: str, as_json: bool) -> None:
@@ -88,7 +129,7 @@ def versions(state: State, repo: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("repo")
+@click.argument("repo", shell_complete=complete_repo_ids)
 @click.argument("version", required=False)
 @json_option
 @pass_state
@@ -103,7 +144,7 @@ def path(state: State, repo: str, version: str | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("repo")
+@click.argument("repo", shell_complete=complete_repo_ids)
 @click.argument("version")
 @click.option("--holder", default="cli", show_default=True, help="Who holds the pin.")
 @json_option
@@ -117,7 +158,7 @@ def pin(state: State, repo: str, version: str, holder: str, as_json: bool) -> No
 
 
 @click.command()
-@click.argument("repo")
+@click.argument("repo", shell_complete=complete_repo_ids)
 @click.argument("version")
 @click.option("--holder", default="cli", show_default=True)
 @json_option
@@ -176,28 +217,35 @@ def gc(state: State, dry_run: bool, grace: float | None, as_json: bool) -> None:
 @click.command()
 @json_option
 def plugins(as_json: bool) -> None:
-    """URL schemes, the class serving each, and the distribution that provides it."""
+    """URL schemes, the class serving each, the distribution that provides it, and whether it
+    is usable here (what is missing, and what to install, when it is not)."""
     from dagfetch.registry import Registry
 
     registry = Registry()
-    rows: list[dict[str, Any]] = [
-        {
-            "scheme": scheme,
-            "value": p.value,
-            "distribution": p.distribution,
-            "version": p.version,
-            "conflict": len(claims) > 1,
-        }
-        for scheme, claims in sorted(registry.providers().items())
-        for p in claims
-    ]
+    rows: list[dict[str, Any]] = []
+    for scheme, claims in sorted(registry.providers().items()):
+        for p in claims:
+            missing = p.missing()
+            rows.append({
+                "scheme": scheme,
+                "value": p.value,
+                "distribution": p.distribution,
+                "version": p.version,
+                "conflict": len(claims) > 1,
+                "usable": not missing,
+                "missing": missing,
+                "install": p.install_hint if missing else None,
+            })
 
     def text() -> None:
         width = max((len(r["scheme"]) for r in rows), default=6)
         for r in rows:
             note = "  (CONFLICT: set scheme_providers)" if r["conflict"] else ""
+            if r["missing"]:
+                note += f"  MISSING {', '.join(r['missing'])}: {r['install']}"
             click.echo(
-                f"{r['scheme']:<{width}}  {r['value']}  [{r['distribution']} {r['version']}]{note}"
+                f"{r['scheme']:<{width}}  {'usable ' if r['usable'] else 'missing'}  "
+                f"{r['value']}  [{r['distribution']} {r['version']}]{note}"
             )
 
     emit(as_json, rows, text)

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import click
 
-from dagfetch.cli.app import State, emit, errors_as_exit_codes, json_option, pass_state
+from dagfetch.cli.app import (
+    State,
+    complete_repo_ids,
+    emit,
+    errors_as_exit_codes,
+    json_option,
+    pass_state,
+)
 
 
 @click.command("diff")
-@click.argument("repo")
+@click.argument("repo", shell_complete=complete_repo_ids)
 @click.argument("a")
 @click.argument("b", default="current")
 @click.option("--stat", "shape", flag_value="stat", help="Lines added and deleted per file, "

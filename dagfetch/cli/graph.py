@@ -16,12 +16,14 @@ import click
 from dagfetch.cli.app import (
     State,
     chosen_format,
+    complete_repo_ids,
     emit,
     format_options,
     json_option,
     pass_state,
 )
 from dagfetch.cli.graph_store import (
+    complete_dag_ids,
     graph_errors,
     open_store,
     pipeline_for,
@@ -75,7 +77,7 @@ def _inactive_note(version: GraphVersion) -> str:
 
 
 @graph_group.command("check")
-@click.argument("repo", required=False)
+@click.argument("repo", required=False, shell_complete=complete_repo_ids)
 @click.option("--window", default=10, show_default=True, type=click.IntRange(min=2),
               help="Newest extractions of each repository to look at.")
 @store_options
@@ -98,7 +100,7 @@ def graph_check(state: State, repo: str | None, window: int, database: str | Non
 
 
 @graph_group.command("show")
-@click.argument("dag")
+@click.argument("dag", shell_complete=complete_dag_ids)
 @click.option("--version", "number", type=int, help="Version number (default: latest).")
 @format_options(GRAPH_FORMATS)
 @store_options
@@ -117,7 +119,7 @@ def graph_show(state: State, dag: str, number: int | None, fmt: str, as_json: bo
 
 
 @graph_group.command("history")
-@click.argument("dag")
+@click.argument("dag", shell_complete=complete_dag_ids)
 @store_options
 @json_option
 @pass_state
@@ -143,7 +145,7 @@ def graph_history(state: State, dag: str, database: str | None, prefix: str,
 
 
 @graph_group.command("diff")
-@click.argument("dag")
+@click.argument("dag", shell_complete=complete_dag_ids)
 @click.argument("old", type=int)
 @click.argument("new", type=int)
 @store_options
@@ -219,7 +221,7 @@ def runs_group() -> None:
 
 @runs_group.command("pin")
 @click.argument("run")
-@click.argument("dag")
+@click.argument("dag", shell_complete=complete_dag_ids)
 @click.option("--version", "number", type=int, help="Graph version (default: latest).")
 @store_options
 @json_option
@@ -234,7 +236,7 @@ def runs_pin(state: State, run: str, dag: str, number: int | None, database: str
 
 @runs_group.command("show")
 @click.argument("run")
-@click.option("--dag", help="The DAG, when RUN exists in several.")
+@click.option("--dag", shell_complete=complete_dag_ids, help="The DAG, when RUN exists in several.")
 @format_options(GRAPH_FORMATS)
 @store_options
 @pass_state
@@ -257,7 +259,7 @@ def runs_show(state: State, run: str, dag: str | None, fmt: str, as_json: bool,
 
 
 @runs_group.command("list")
-@click.option("--dag", help="Only the runs of this DAG.")
+@click.option("--dag", shell_complete=complete_dag_ids, help="Only the runs of this DAG.")
 @store_options
 @json_option
 @pass_state
@@ -278,7 +280,7 @@ def runs_list(state: State, dag: str | None, database: str | None, prefix: str,
 
 @runs_group.command("release")
 @click.argument("run")
-@click.option("--dag", help="The DAG, when RUN exists in several.")
+@click.option("--dag", shell_complete=complete_dag_ids, help="The DAG, when RUN exists in several.")
 @store_options
 @json_option
 @pass_state
@@ -318,7 +320,7 @@ def _echo_pin(pin: RunPin) -> None:
 # -- errors and db ----------------------------------------------------------------------------
 
 @click.command("errors")
-@click.argument("repo", required=False)
+@click.argument("repo", required=False, shell_complete=complete_repo_ids)
 @click.option("--version", "version_id", help="A source version (default: the newest extracted).")
 @store_options
 @json_option

@@ -18,8 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
-from dagfetch.cli.app import EXIT_NOT_FOUND, State, errors_as_exit_codes, fail
+from dagfetch.cli.app import (
+    EXIT_NOT_FOUND,
+    State,
+    completion_state,
+    errors_as_exit_codes,
+    fail,
+)
 from dagfetch.errors import ManifestError
 
 if TYPE_CHECKING:
@@ -92,6 +99,26 @@ def _cache_root(state: State) -> Path:
         return Path(state.workspace.cache.root)
     except ManifestError:  # no manifest here: the cache root the options name
         return Path(state.home) if state.home else default_cache_root()
+
+
+def complete_dag_ids(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """DAG ids in the graph store (the one ``--database``/``--table-prefix``, the manifest or
+    the cache root name) starting with ``incomplete``; nothing when the store cannot be read."""
+    from dagfetch.errors import DagfetchError
+
+    state = completion_state(ctx)
+    try:
+        store = open_store(state, ctx.params.get("database"),
+                           ctx.params.get("prefix") or DEFAULT_PREFIX)
+        try:
+            ids = store.dag_ids()
+        finally:
+            store.close()
+    except DagfetchError:
+        return []
+    return [CompletionItem(dag_id) for dag_id in ids if dag_id.startswith(incomplete)]
 
 
 def pipeline_for(state: State, database: str | None, prefix: str,

@@ -18,6 +18,7 @@ import click
 from dagfetch.cli.app import (
     EXIT_SYNC_FAILED,
     State,
+    complete_repo_ids,
     emit,
     errors_as_exit_codes,
     json_option,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("repos", nargs=-1)
+@click.argument("repos", nargs=-1, shell_complete=complete_repo_ids)
 @click.option("--watch", is_flag=True, help="Keep syncing, each repository every refresh_interval.")
 @click.option(
     "--extract",

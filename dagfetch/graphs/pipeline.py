@@ -26,7 +26,7 @@ from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef, Unsta
 from dagfetch.graphs.schema import DEFAULT_PREFIX
 from dagfetch.graphs.store import DEFAULT_KEEP_SOURCES, GraphStore
 from dagfetch.models import SyncResult
-from dagfetch.redact import get_logger
+from dagfetch.redact import REPORTED, get_logger
 from dagfetch.sync import SyncObserver
 from dagfetch.workspace import Workspace
 
@@ -163,7 +163,8 @@ class GraphPipeline:
                 if publish:
                     self.store.publish(result.repo_id, result.version_id)
             except DagfetchError as exc:
-                log.warning("%s: graph extraction failed: %s", result.repo_id, exc)
+                log.warning("%s: graph extraction failed: %s", result.repo_id, exc,
+                            extra={REPORTED: True})
                 outcomes.append(RepoOutcome(result.repo_id, result.version_id, result,
                                             error=str(exc)))
                 continue
@@ -220,7 +221,7 @@ class GraphPipeline:
                 workspace.materialize(repo_id, wanted, make_current=True)
                 outcomes.append(RepoOutcome(repo_id, wanted, followed=True))
             except DagfetchError as exc:
-                log.warning("%s: follow failed: %s", repo_id, exc)
+                log.warning("%s: follow failed: %s", repo_id, exc, extra={REPORTED: True})
                 outcomes.append(RepoOutcome(repo_id, workspace.cache.current_id(repo_id),
                                             error=str(exc)))
         return outcomes

@@ -26,7 +26,7 @@ from dagfetch.storage.families import (
     storage_options,
     versioned_path,
 )
-from dagfetch.storage.filesystem import OpenedStore, open_filesystem, url_protocol
+from dagfetch.storage.filesystem import OpenedStore, open_filesystem, url_protocol, url_protocols
 from dagfetch.storage.tokens import VERSION_KEY, Described
 
 __all__ = [
@@ -43,5 +43,6 @@ __all__ = [
     "open_filesystem",
     "storage_options",
     "url_protocol",
+    "url_protocols",
     "versioned_path",
 ]

@@ -47,10 +47,12 @@ ListingKind = Literal["find", "blobs", "index"]
 ConnectionMapper = Callable[[Connection], dict[str, Any]]
 Describer = Callable[[Mapping[str, Any], bool], Described]
 
-# fsspec protocols that read the content of something else as a tree: an archive, a git
-# repository, a set of references. A repository URL naming one is a mistake (dagfetch has
-# its own git backend; archives are the dagfetch-zip plugin's), so none is used as a store.
-NOT_STORES = frozenset({"zip", "tar", "libarchive", "git", "github", "gist", "reference"})
+# fsspec protocols that read the content of something else as a tree: an archive, a local
+# git repository, a set of references. A repository URL naming one is a mistake (dagfetch
+# has its own git backend; archives are the dagfetch-zip plugin's), so none is used as a
+# store. fsspec's ``github`` is a store: GitHub's API serving one repository at one ref
+# (``github://org:repo@ref/path``, the URL carrying its arguments).
+NOT_STORES = frozenset({"zip", "tar", "libarchive", "git", "gist", "reference"})
 
 
 @attrs.frozen

@@ -9,7 +9,7 @@ import attrs
 
 from dagfetch.connections import Connection
 from dagfetch.errors import BackendNotInstalled, FetchError
-from dagfetch.redact import mask, redact_url
+from dagfetch.redact import CHAIN_SEPARATOR, mask, redact_url
 from dagfetch.storage.families import StoreFamily, family_for
 
 if TYPE_CHECKING:  # fsspec is imported on first use: `import dagfetch` stays light
@@ -27,10 +27,26 @@ class OpenedStore:
     filesystem_class: type[AbstractFileSystem] = attrs.field(repr=False)
 
 
+def url_protocols(url: str) -> list[str]:
+    """The fsspec protocol of each link of ``url``, outermost first: one for a plain URL,
+    more for a chained one (``simplecache::s3://bucket/dags`` is ``["simplecache", "s3"]``).
+    As in fsspec, a link before the last one may be a bare protocol name (``simplecache``);
+    a last link without ``scheme://`` is a local path: ``file``."""
+    links = url.split(CHAIN_SEPARATOR)
+    protocols = []
+    for index, link in enumerate(links):
+        protocol, sep, _ = link.partition("://")
+        if sep:
+            protocols.append(protocol.lower())
+        else:
+            protocols.append("file" if index == len(links) - 1 else link.lower())
+    return protocols
+
+
 def url_protocol(url: str) -> str:
-    """The fsspec protocol of ``url`` (a path without ``scheme://`` is ``file``)."""
-    protocol, sep, _ = url.partition("://")
-    return protocol.lower() if sep else "file"
+    """The fsspec protocol of the store ``url`` reads: its last link (a path without
+    ``scheme://`` is ``file``). The links before it wrap that store (caches, mostly)."""
+    return url_protocols(url)[-1]
 
 
 def open_filesystem(
@@ -41,34 +57,51 @@ def open_filesystem(
     version_aware: bool = False,
     where: str | None = None,
 ) -> OpenedStore:
-    """Open the file system serving ``url``.
+    """Open the file system serving ``url``, through fsspec's own URL handling
+    (:func:`fsspec.core.url_to_fs`): chained URLs (``simplecache::s3://bucket/dags``) and
+    protocols that carry arguments in the URL (``github://org:repo@ref/path``) work as in
+    fsspec.
 
     Keyword arguments come from, later ones winning: the URL itself (as fsspec reads it),
     ``connection`` mapped for the store's family, ``storage_options`` as given, and
-    ``version_aware=True`` when asked for and the family keeps versions. A missing fsspec
-    implementation is :class:`BackendNotInstalled` naming what to install (chained to the
+    ``version_aware=True`` when asked for and the family keeps versions. In a chained URL,
+    the connection's options and ``version_aware`` go to the store (the last link) and
+    ``storage_options`` follow fsspec's rule: a key named after a link's protocol holds that
+    link's options, any other key goes to the first link. A missing fsspec implementation
+    (of any link) is :class:`BackendNotInstalled` naming what to install (chained to the
     ImportError); a file system refusing its arguments is a :class:`FetchError` naming
     ``where`` (default: the redacted URL). Lower-library text is masked."""
     import fsspec
+    from fsspec.core import url_to_fs
 
-    protocol = url_protocol(url)
+    protocols = url_protocols(url)
+    protocol = protocols[-1]
     family = family_for(protocol)
-    try:
-        cls = fsspec.get_filesystem_class(protocol)
-    except (ImportError, ValueError) as exc:
-        hint = family.install_hint or "install the fsspec implementation for it"
-        raise BackendNotInstalled(protocol, mask(f"{exc}; {hint}")) from exc
+    for link_protocol in protocols:
+        try:
+            cls = fsspec.get_filesystem_class(link_protocol)
+        except (ImportError, ValueError) as exc:
+            hint = (family_for(link_protocol).install_hint
+                    or "install the fsspec implementation for it")
+            raise BackendNotInstalled(link_protocol, mask(f"{exc}; {hint}")) from exc
     where = where or redact_url(url)
     # outside the try: a connection that cannot be mapped is a configuration error (it
     # names the conn_id), not a failure of the store
-    kwargs: dict[str, Any] = {}
+    store_kwargs: dict[str, Any] = {}
     if connection is not None:
-        kwargs.update(family.connection_options(connection))
-    kwargs.update(storage_options or {})
+        store_kwargs.update(family.connection_options(connection))
     if version_aware and family.versioned:
-        kwargs["version_aware"] = True
+        store_kwargs["version_aware"] = True
+    kwargs: dict[str, Any] = dict(storage_options or {})
+    if len(protocols) == 1:
+        kwargs = {**store_kwargs, **kwargs}
+    else:
+        given = kwargs.get(protocol) or {}
+        if not isinstance(given, Mapping):
+            raise FetchError(f"{where}: storage_options.{protocol} must be a table of options")
+        kwargs[protocol] = {**store_kwargs, **given}
     try:
-        fs = cls(**{**cls._get_kwargs_from_urls(url), **kwargs})
+        fs, path = url_to_fs(url, **kwargs)
     except Exception as exc:
         raise FetchError(f"{where}: cannot open the file system: {mask(str(exc))}") from None
-    return OpenedStore(fs, cls._strip_protocol(url), protocol, family, cls)
+    return OpenedStore(fs, path, protocol, family, cls)

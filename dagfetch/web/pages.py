@@ -123,6 +123,12 @@ def code_stylesheet(request: Request) -> Response:
                     headers={"Cache-Control": "public, max-age=3600"})
 
 
+@router.get("/favicon.ico")
+def favicon(request: Request) -> Response:
+    # browsers ask for it by this name where no page names the icon (a JSON answer)
+    return RedirectResponse(url(request, "/static/favicon.svg"), status_code=301)
+
+
 @router.get("/healthz")
 def health() -> Response:
     return Response("ok\n", media_type="text/plain")

@@ -42,7 +42,7 @@ SECURITY_HEADERS = (
 )
 TOKEN_COOKIE = "dagfetch_token"  # noqa: S105 - the name of the cookie, not a secret
 #: Paths (below the root path) that answer without the bearer token.
-OPEN_PREFIXES = ("/api/hooks/", "/static/", "/assets/", "/login", "/healthz")
+OPEN_PREFIXES = ("/api/hooks/", "/static/", "/assets/", "/login", "/healthz", "/favicon.ico")
 
 
 class MaskedHTMLResponse(HTMLResponse):

@@ -268,3 +268,116 @@ def test_the_default_table_prefix_in_the_help_is_the_store_s() -> None:
     from dagfetch.graphs import schema
 
     assert graph_store.DEFAULT_PREFIX == schema.DEFAULT_PREFIX
+
+
+def test_plugins_tells_usable_schemes_from_missing_ones(
+    setup: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As if s3fs were not installed (its distribution not found): s3 is listed as missing,
+    with what it needs and the pip command; file stays usable."""
+    from dagfetch import _entrypoints
+
+    _, manifest, home = setup
+    real = _entrypoints._distribution
+
+    def lookup(name: str) -> object:
+        if name == "s3fs":
+            raise _entrypoints.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(_entrypoints, "_distribution", lookup)
+    code, out = run(manifest, home, "plugins", "--json")
+    assert code == 0
+    rows = {r["scheme"]: r for r in json.loads(out)}
+    assert rows["file"]["usable"] and rows["file"]["missing"] == []
+    assert rows["file"]["install"] is None
+    s3 = rows["s3"]
+    assert not s3["usable"] and s3["missing"][0].startswith("s3fs>=")
+    assert s3["install"] == "pip install 'dagfetch[s3]'"
+    assert rows["git"]["usable"]  # dulwich is here
+    code, out = run(manifest, home, "plugins")
+    line = next(line for line in out.splitlines() if line.startswith("s3 "))
+    assert "missing" in line and "pip install 'dagfetch[s3]'" in line
+
+
+def test_status_exit_code_is_a_health_check(
+    setup: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    repo, manifest, home = setup
+    code, out = run(manifest, home, "status", "--max-age", "1h")
+    assert code == 1 and "UNHEALTHY:     never synced" in out
+    assert run(manifest, home, "status")[0] == 0  # never synced has not failed
+    assert run(manifest, home, "sync")[0] == 0
+    code, out = run(manifest, home, "status", "--max-age", "1h", "--json")
+    assert code == 0 and json.loads(out)[0]["healthy"] is True
+    code, out = run(manifest, home, "status", "--max-age", "1ms")
+    assert code == 1 and "more than --max-age 0.001 s" in out
+    repo.rename(tmp_path / "gone")
+    assert run(manifest, home, "sync")[0] == 1
+    code, out = run(manifest, home, "status", "--json")
+    assert code == 1 and json.loads(out)[0]["healthy"] is False
+    (tmp_path / "gone").rename(repo)
+    assert run(manifest, home, "sync")[0] == 0
+    assert run(manifest, home, "status")[0] == 0
+    code, out = run(manifest, home, "status", "--max-age", "soon")
+    assert code == 2 and "not a positive duration" in out
+
+
+INTERRUPT_AT_IMPORT = """
+import builtins, sys
+real = builtins.__import__
+def interrupted(name, *args, **kwargs):
+    if name == {module!r}:
+        raise KeyboardInterrupt
+    return real(name, *args, **kwargs)
+builtins.__import__ = interrupted
+sys.argv = ["dagfetch", "--help"]
+from dagfetch._console import run
+run()
+"""
+
+
+@pytest.mark.parametrize("module", ["click", "dagfetch.cli", "dagfetch.cli.progress"])
+def test_ctrl_c_during_start_up_prints_no_traceback_and_exits_130(module: str) -> None:
+    """As if Ctrl-C arrived while the command line was being imported (a command imports
+    what it needs when it starts: `sync` its progress bar)."""
+    script = INTERRUPT_AT_IMPORT.format(module=module)
+    if module == "dagfetch.cli.progress":
+        script = script.replace('["dagfetch", "--help"]', '["dagfetch", "sync"]')
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["sync"], ["status"], ["versions", "r"], ["path", "r"], ["gc", "--dry-run"], ["plugins"],
+    ["validate"], ["validate", "--connect"], ["diff", "r", "current", "current"],
+])
+def test_commands_without_the_graph_store_import_neither_sqlalchemy_nor_alembic(
+    setup: tuple[Path, Path, Path], command: list[str]
+) -> None:
+    _, manifest, home = setup
+    base = ["-m", "dagfetch", "--manifest", str(manifest), "--home", str(home)]
+    subprocess.run([sys.executable, *base, "sync"], cwd=ROOT, check=True, capture_output=True)
+    imported = modules_imported(*base, *command)
+    assert "dagfetch.workspace" in imported  # the command did its work
+    graph_store = sorted(m for m in imported if m.split(".")[0] in ("sqlalchemy", "alembic"))
+    assert graph_store == [], f"{' '.join(command)} imported {graph_store[:5]}"
+    # nor the graph store's commands: each command module is loaded when it is asked for
+    assert "dagfetch.cli.graph" not in imported and "dagfetch.graphs.store" not in imported
+
+
+def test_the_lazy_command_table_names_every_command_where_it_is_defined() -> None:
+    import importlib
+
+    from dagfetch.cli import COMMAND_MODULES
+
+    for name, module in COMMAND_MODULES.items():
+        commands = importlib.import_module(f"dagfetch.cli.{module}").COMMANDS
+        assert name in [c.name for c in commands], (name, module)
+    defined = {c.name for path in (ROOT / "dagfetch" / "cli").glob("*.py")
+               if hasattr(mod := importlib.import_module(f"dagfetch.cli.{path.stem}"),
+                          "COMMANDS") and path.stem != "__init__"
+               for c in mod.COMMANDS}
+    assert defined == set(COMMAND_MODULES)

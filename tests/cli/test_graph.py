@@ -248,7 +248,8 @@ def test_an_unstable_dag_is_reported_by_check_and_sync(
     rounds = []
     for n in range(5):  # a new version each round; clocked.py never changes
         remote.write("notes.txt", f"round {n}".encode())
-        rounds.append(json.loads(run([*base, "sync", "--extract", "--json"]).output)[0])
+        # stdout: the warning about the unstable DAG goes to stderr
+        rounds.append(json.loads(run([*base, "sync", "--extract", "--json"]).stdout)[0])
     assert [r["unstable"] for r in rounds] == [[], [], [], ["clocked"], ["clocked"]]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("DAG clocked (dags:clocked.py) got a new graph in 4 of 4" in w for w in warnings)

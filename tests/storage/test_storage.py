@@ -74,7 +74,7 @@ def test_connection_mapping_follows_the_family() -> None:
     assert storage_options("s3", None) == {}
 
 
-@pytest.mark.parametrize("protocol", ["zip", "tar", "libarchive", "git", "github", "reference"])
+@pytest.mark.parametrize("protocol", ["zip", "tar", "libarchive", "git", "reference"])
 def test_fsspecs_views_of_other_data_are_not_stores(protocol: str) -> None:
     assert not is_store(protocol)
 

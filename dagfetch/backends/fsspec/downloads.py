@@ -97,11 +97,13 @@ def problem(exc: BaseException) -> str:
 
 
 class RetryPolicy:
-    """``attempts`` tries per request (the ``retries`` option counts attempts, not retries),
-    with exponential backoff and jitter, on :func:`is_transient` errors only."""
+    """Up to ``retries`` retries per request after its first attempt (0: never retried, as
+    botocore, urllib3 and tenacity users read it), with exponential backoff and jitter, on
+    :func:`is_transient` errors only."""
 
-    def __init__(self, attempts: int) -> None:
-        self.attempts = attempts
+    def __init__(self, retries: int) -> None:
+        self.retries = retries
+        self.attempts = retries + 1
 
     def _settings(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 import fsspec
@@ -27,12 +28,12 @@ from dagfetch.backends.fsspec.downloads import (
 )
 from dagfetch.backends.fsspec.http_index import file_url, list_http
 from dagfetch.backends.fsspec.options import FsspecOptions
-from dagfetch.errors import FetchError, RemoteNotFoundError
+from dagfetch.errors import ConfigError, FetchError, RemoteNotFoundError
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.options import parse_options
 from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
 from dagfetch.redact import get_logger, redact_url
-from dagfetch.storage import VERSION_KEY, open_filesystem
+from dagfetch.storage import VERSION_KEY, open_filesystem, url_protocols
 
 log = get_logger(__name__)
 
@@ -41,6 +42,13 @@ T = TypeVar("T")
 
 class _Overran(Exception):
     """A listing or download batch ran past the ``timeout`` option."""
+
+
+def _looks_like_git_remote(url: str) -> bool:
+    """A URL whose path ends in ``.git`` (``https://host/org/repo.git``): what git remotes
+    look like, and no web server's folder of DAG files does."""
+    path = urlsplit(url).path.rstrip("/")
+    return path.endswith(".git")
 
 
 class FsspecFetcher(BaseFetcher):
@@ -63,6 +71,19 @@ class FsspecFetcher(BaseFetcher):
         self.fs = store.fs
         self.protocol = store.protocol
         self.family = store.family
+        if self.family.paths_are_urls and _looks_like_git_remote(source.url):
+            raise ConfigError(
+                f"{redact_url(source.url)} looks like a git remote, not a folder of files "
+                f"served over HTTP; write it as git+{redact_url(source.url)} for the git "
+                "backend"
+            )
+        if len(url_protocols(source.url)) > 1 and self.family.listing != "find":
+            # the wrapper (a cache) serves file paths; index pages and blob listings are
+            # read from the store itself, which a chain hides
+            raise ConfigError(
+                f"{redact_url(source.url)}: a chained URL can wrap a store listed by path "
+                f"(s3, gs, file, ...), not {self.protocol}://; write the URL without the chain"
+            )
         self.version_aware = self.options.version_aware and self.family.versioned
         self.is_async = bool(getattr(self.fs, "async_impl", False))
         if self.family.paths_are_urls:

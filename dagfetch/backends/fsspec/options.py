@@ -10,7 +10,7 @@ import attrs
 from dagfetch.options import option
 
 DEFAULT_CONCURRENCY = 16
-DEFAULT_RETRIES = 4
+DEFAULT_RETRIES = 3  # four attempts in all, as before retries meant retries
 
 
 @attrs.frozen
@@ -21,9 +21,9 @@ class FsspecOptions:
     concurrency: int = option(DEFAULT_CONCURRENCY, ge=1, help="downloads in flight at once")
     retries: int = option(
         DEFAULT_RETRIES,
-        ge=1,
-        help="attempts per request on throttling, 5xx and connection errors, with "
-        "exponential backoff",
+        ge=0,
+        help="retries per request after the first attempt, on throttling, 5xx and "
+        "connection errors, with exponential backoff; 0 = no retry",
     )
     timeout: float | None = option(
         None,

@@ -37,7 +37,7 @@ def test_cli_plugins_names_the_distribution_and_version() -> None:
     rows = [r for r in json.loads(result.output) if r["scheme"] == "zip"]
     assert rows == [{"scheme": "zip", "value": "dagfetch_zip:ZipFetcher",
                      "distribution": "dagfetch-zip", "version": dagfetch_zip.__version__,
-                     "conflict": False}]
+                     "conflict": False, "usable": True, "missing": [], "install": None}]
 
 
 def test_workspace_syncs_a_zip_manifest_entry(tmp_path: Path) -> None:

@@ -125,7 +125,7 @@ def test_wrong_key_is_a_clear_error_without_the_key(
     wrong = "V3JvbmcgS2V5IGZvciBBenVyaXRlIHRlc3RzIG9ubHkgISEhISEhISEhISEhISEhISEhISE="
     monkeypatch.setenv("DAGFETCH_CONN_AZ_WRONG", json.dumps(
         {"login": ACCOUNT, "password": wrong, "extra": {"blob_endpoint": azurite.endpoint}}))
-    remote = AzureRemote(azurite, conn_id="az_wrong", retries=1)
+    remote = AzureRemote(azurite, conn_id="az_wrong", retries=0)
     remote.write("a.py", b"a")
     ws = one_repository(remote, tmp_path)
     with pytest.raises(FetchError) as caught:

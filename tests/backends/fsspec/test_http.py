@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dagfetch.errors import FetchError, UnsafePathError
+from dagfetch.errors import FetchError, ManifestError, UnsafePathError
 from dagfetch.models import SyncResult
 from dagfetch.testing import FetcherConformance, one_repository
 from dagfetch.workspace import Workspace
@@ -246,6 +246,27 @@ def test_transient_5xx_are_retried(own_server: StaticServer, tmp_path: Path) -> 
     assert [s for _, _, s in own_server.requests[mark:]].count(503) == 2
 
 
+@pytest.mark.parametrize(("retries", "failures", "succeeds"), [
+    (0, 1, False),  # 0 = no retry, as for botocore, urllib3 and tenacity
+    (1, 1, True),
+    (1, 2, False),
+    (2, 2, True),
+])
+def test_retries_count_retries_after_the_first_attempt(
+    own_server: StaticServer, tmp_path: Path, retries: int, failures: int, succeeds: bool
+) -> None:
+    remote, ws, _ = _seeded(own_server, tmp_path, retries=retries, concurrency=1)
+    remote.write("a.py", b"a2")
+    own_server.fail_next, own_server.fail_status = failures, 503
+    mark = len(own_server.requests)
+    if succeeds:
+        assert ws.sync_one("r").changed
+    else:
+        with pytest.raises(FetchError, match="503"):
+            ws.sync_one("r")
+    assert [s for _, _, s in own_server.requests[mark:]].count(503) == min(failures, retries + 1)
+
+
 def test_persistent_500_fails_cleanly_then_recovers(
     own_server: StaticServer, tmp_path: Path
 ) -> None:
@@ -313,3 +334,13 @@ def test_retry_policy_classifies_lower_library_errors() -> None:
     assert not _transient(HttpStatusError(404, "http://h/x"))
     assert not _transient(FileNotFoundError()) and not _transient(PermissionError())
     assert not _transient(FetchError("a decided failure"))
+
+
+@pytest.mark.parametrize("url", ["https://git.example.invalid/org/dags.git",
+                                 "http://git.example.invalid/dags.git/"])
+def test_a_git_remote_written_as_http_suggests_git_plus_https(tmp_path: Path, url: str) -> None:
+    ws = one_repository(url, tmp_path)
+    with pytest.raises(ManifestError) as caught:
+        ws.validate()  # before any request: the host does not even exist
+    assert caught.value.field == "dag_repositories.r.url"
+    assert f"write it as git+{url}" in str(caught.value)
