@@ -21,6 +21,7 @@ MODULES = [
     "benchmarks.scenario_team",
     "benchmarks.scenario_scale",
     "benchmarks.scenario_startup",
+    "benchmarks.scenario_airflow",
 ]
 
 

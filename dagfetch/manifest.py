@@ -62,9 +62,11 @@ _REPO_KEYS = {
     "options",
     "web",
     "limits",
+    "extractors",
 }
 _TOP_KEYS = {
     "dag_repositories", "scheme_providers", "connections_file", "database", "web", "team_cache",
+    "extractors",
 }
 _TEAM_CACHE_KEYS = {"url", "conn_id"}
 
@@ -87,6 +89,9 @@ class RepositorySpec:
     # the web server's settings of this repository, checked by dagfetch.web.settings
     web: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
     limits: Limits = attrs.field(default=DEFAULT_LIMITS, eq=False, hash=False)
+    #: graph extractors for this repository's DAG files (names in `dagfetch.extractors`);
+    #: empty: the manifest's top-level `extractors`, else the built-in default
+    extractors: tuple[str, ...] = ()
 
     @property
     def scheme(self) -> str:
@@ -119,6 +124,16 @@ class Manifest:
     # the web server's settings (`[web]`), checked by dagfetch.web.settings
     web: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
     team_cache: TeamCacheSpec | None = None
+    #: graph extractors of every repository that names none itself (empty: the default)
+    extractors: tuple[str, ...] = ()
+
+    def extractors_for(self, repo_id: str) -> tuple[tuple[str, ...], str]:
+        """The extractor names a repository's DAG files are parsed with, and the manifest
+        field that chose them (empty names: the built-in default)."""
+        spec = self.get(repo_id)
+        if spec.extractors:
+            return spec.extractors, f"{spec.field}.extractors"
+        return self.extractors, "extractors"
 
     def get(self, repo_id: str) -> RepositorySpec:
         for repo in self.repositories:
@@ -281,8 +296,10 @@ def parse_manifest(
 
     web = _table(data.get("web", {}), "web", fail)
     team_cache = _parse_team_cache(data.get("team_cache"), base_dir, fail)
+    extractors = _names(data.get("extractors", []), "extractors", fail)
     return Manifest(
-        tuple(repos), dict(providers), connections_path, database, source, web, team_cache
+        tuple(repos), dict(providers), connections_path, database, source, web, team_cache,
+        extractors,
     )
 
 
@@ -397,6 +414,7 @@ def _parse_repo(
         options=dict(options),
         web=_table(entry.get("web", {}), f"{field}.web", fail),
         limits=_limits(entry.get("limits"), f"{field}.limits", fail),
+        extractors=_names(entry.get("extractors", []), f"{field}.extractors", fail),
     )
 
 
@@ -464,6 +482,16 @@ def _table(value: Any, field: str, fail: Any) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise fail(field, "must be a table")
     return dict(value)
+
+
+def _names(value: Any, field: str, fail: Any) -> tuple[str, ...]:
+    """A list of graph extractor names; whether each is installed is checked where graphs
+    are extracted (:class:`dagfetch.graphs.pipeline.GraphPipeline`), naming this field."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise fail(field, 'must be a list of graph extractor names, like ["airflow"]')
+    if len(set(value)) != len(value):
+        raise fail(field, "names an extractor twice")
+    return tuple(v.strip() for v in value)
 
 
 def _globs(value: Any, field: str, fail: Any) -> tuple[str, ...]:

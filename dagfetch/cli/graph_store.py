@@ -12,7 +12,7 @@ which only a command that opens the store should pay for.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -121,8 +121,9 @@ def complete_dag_ids(
     return [CompletionItem(dag_id) for dag_id in ids if dag_id.startswith(incomplete)]
 
 
-def pipeline_for(state: State, database: str | None, prefix: str) -> GraphPipeline:
+def pipeline_for(state: State, database: str | None, prefix: str,
+                 extractors: Sequence[str] = ()) -> GraphPipeline:
     from dagfetch.graphs.pipeline import GraphPipeline
 
     ws = state.workspace
-    return GraphPipeline(ws, open_store(state, database, prefix))
+    return GraphPipeline(ws, open_store(state, database, prefix), extractors=extractors)

@@ -51,6 +51,14 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Fetch the versions the leading node published in the graph store, not the newest.",
 )
+@click.option(
+    "--extractor",
+    "extractors",
+    multiple=True,
+    metavar="NAME",
+    help="With --extract: parse DAG files with this graph extractor (repeatable; `airflow` "
+    "with dagfetch-airflow installed). Default: the manifest's `extractors`, else dag-shape.",
+)
 @json_option
 @pass_state
 def sync(
@@ -60,15 +68,20 @@ def sync(
     extract: bool,
     publish: bool,
     follow: bool,
+    extractors: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Sync every repository of the manifest (or only REPOS)."""
     from dagfetch.cli.progress import ProgressBar
 
     observer = ProgressBar() if ProgressBar.wanted() and not as_json else None
+    if extractors and not extract:
+        raise click.UsageError("--extractor needs --extract")
+    if extractors:
+        _check_extractors(extractors)
     if extract or publish or follow:
         _graph_sync(state, list(repos) or None, publish=publish, follow=follow, watch=watch,
-                    as_json=as_json, observer=observer)
+                    as_json=as_json, observer=observer, extractors=extractors)
         return
     with errors_as_exit_codes(state):
         workspace = state.workspace
@@ -81,6 +94,16 @@ def sync(
     _print_results(results, as_json)
     if any(r.error for r in results):
         sys.exit(EXIT_SYNC_FAILED)
+
+
+def _check_extractors(names: Sequence[str]) -> None:
+    from dagfetch.errors import ConfigError
+    from dagfetch.graphs.extract import resolve_extractors
+
+    try:
+        resolve_extractors(names)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--extractor") from None
 
 
 def _until_interrupted(watch: Callable[[threading.Event], None]) -> None:
@@ -133,11 +156,12 @@ def _graph_sync(
     watch: bool,
     as_json: bool,
     observer: SyncObserver | None,
+    extractors: Sequence[str] = (),
 ) -> None:
     """Sync then extract (and publish), or follow, through the graph pipeline."""
     database, prefix = environment_options()
     with graph_errors(state):
-        pipeline = pipeline_for(state, database, prefix)
+        pipeline = pipeline_for(state, database, prefix, extractors)
         if watch:
             _until_interrupted(lambda stop: pipeline.watch(
                 stop=stop, publish=publish, follow=follow, observer=observer,

@@ -20,9 +20,9 @@ from pathlib import Path
 import attrs
 
 from dagfetch.cache import GcReport
-from dagfetch.errors import DagfetchError
+from dagfetch.errors import ConfigError, DagfetchError, ManifestError
 from dagfetch.graphs.database import default_url as db_default_url
-from dagfetch.graphs.extract import DEFAULT_FILE_TIMEOUT, extract_version
+from dagfetch.graphs.extract import DEFAULT_FILE_TIMEOUT, extract_version, resolve_extractors
 from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef, UnstableDag
 from dagfetch.graphs.schema import DEFAULT_PREFIX
 from dagfetch.graphs.store import DEFAULT_KEEP_SOURCES, GraphStore
@@ -81,8 +81,25 @@ class GraphPipeline:
         #: from the team cache's pointer (Airflow 3 workers have no database access)
         self.database_named = bool(named) or (
             store is not None and str(store.url) != str(db_default_url(workspace.cache.root)))
+        #: extractor names given by the caller (`sync --extractor`): they win over the manifest
         self.extractors = list(extractors) if extractors else None
         self.file_timeout = file_timeout
+
+    def extractors_for(self, repo_id: str) -> list[str] | None:
+        """The extractors a repository's files are parsed with: the caller's, else the
+        repository's manifest `extractors`, else the top-level ones, else the default (None).
+        A name no installed extractor has is a ConfigError naming where it was written."""
+        if self.extractors:
+            resolve_extractors(self.extractors)
+            return list(self.extractors)
+        chosen, field = self.workspace.manifest.extractors_for(repo_id)
+        if not chosen:
+            return None
+        try:
+            resolve_extractors(chosen)
+        except ConfigError as exc:
+            raise ManifestError(field, str(exc), source=self.workspace.manifest.source) from None
+        return list(chosen)
 
     # -- the leading node ---------------------------------------------------------------------
 
@@ -103,7 +120,8 @@ class GraphPipeline:
             return Extraction(SourceRef(repo_id, version_id), recorded=False,
                               vanished=tuple(vanished or ()))
         root: Path = workspace.path(repo_id, version_id)
-        result = extract_version(root, extractors=self.extractors, file_timeout=self.file_timeout)
+        result = extract_version(root, extractors=self.extractors_for(repo_id),
+                                 file_timeout=self.file_timeout)
         # the sha256 the cache verified: what tells an unstable graph from an edited file
         hashes = {f.path: f.sha256 for f in workspace.cache.get(repo_id, version_id).files}
         return self.store.record_extraction(repo_id, version_id, result.graphs, result.errors,
@@ -128,7 +146,10 @@ class GraphPipeline:
         observer: SyncObserver | None = None,
     ) -> list[RepoOutcome]:
         """Sync, then extract and record every version not extracted yet; with ``publish``,
-        tell followers to serve it (only after its graphs are in the database)."""
+        tell followers to serve it (only after its graphs are in the database). An extractor
+        name no installed plug-in has fails here, before anything is fetched."""
+        for repo_id in repo_ids or self.workspace.manifest.ids:
+            self.extractors_for(repo_id)
         return self.after_sync(self.workspace.sync(repo_ids, observer=observer),
                                publish=publish)
 
