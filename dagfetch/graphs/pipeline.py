@@ -21,10 +21,11 @@ import attrs
 
 from dagfetch.cache import GcReport
 from dagfetch.errors import DagfetchError
-from dagfetch.graphs.extract import DEFAULT_FILE_TIMEOUT, extract_version
+from dagfetch.graphs.extract import extract_version
 from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef, UnstableDag
 from dagfetch.graphs.schema import DEFAULT_PREFIX
 from dagfetch.graphs.store import DEFAULT_KEEP_SOURCES, GraphStore
+from dagfetch.graphs.worker.pool import DEFAULT_FILE_TIMEOUT
 from dagfetch.models import SyncResult
 from dagfetch.redact import REPORTED, get_logger
 from dagfetch.sync import SyncObserver
