@@ -59,11 +59,13 @@ for fd in range(3, 64):
 '''
 
 
-def run_script(tmp_path: Path, body: str, *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
+    """``python script.py``: a user's own script, with its own stdout."""
     script = tmp_path / "script.py"
     script.write_text(body)
     return subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+                          timeout=120, cwd=REPO_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
 
 
 def test_pickles_and_forged_messages_never_reach_the_syncing_process(tmp_path: Path) -> None:
