@@ -61,7 +61,8 @@ _REPO_KEYS = {
     "options",
     "web",
 }
-_TOP_KEYS = {"dag_repositories", "scheme_providers", "connections_file", "database", "web"}
+_TOP_KEYS = {"dag_repositories", "scheme_providers", "connections_file", "database", "web",
+             "extract"}
 
 
 @attrs.frozen
@@ -101,6 +102,8 @@ class Manifest:
     source: str | None = None
     # the web server's settings (`[web]`), checked by dagfetch.web.settings
     web: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    # the extraction workers' settings (`[extract]`), checked by dagfetch.graphs.worker.settings
+    extract: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
 
     def get(self, repo_id: str) -> RepositorySpec:
         for repo in self.repositories:
@@ -262,7 +265,9 @@ def parse_manifest(
         database = _resolve_sqlite(database, base_dir)
 
     web = _table(data.get("web", {}), "web", fail)
-    return Manifest(tuple(repos), dict(providers), connections_path, database, source, web)
+    extract = _table(data.get("extract", {}), "extract", fail)
+    return Manifest(tuple(repos), dict(providers), connections_path, database, source, web,
+                    extract)
 
 
 # sqlite:///relative/path (three slashes and no fourth): SQLAlchemy would open it against the

@@ -38,7 +38,8 @@ from dagfetch._entrypoints import entry_points
 from dagfetch.errors import ConfigError
 from dagfetch.graphs.model import Edge, Graph, Task
 from dagfetch.graphs.worker.environment import mask_known_secrets
-from dagfetch.graphs.worker.pool import WorkerSettings, parse_files
+from dagfetch.graphs.worker.pool import parse_files
+from dagfetch.graphs.worker.settings import WorkerSettings
 from dagfetch.importing import dag_files
 from dagfetch.redact import get_logger
 

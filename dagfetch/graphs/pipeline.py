@@ -25,7 +25,7 @@ from dagfetch.graphs.extract import extract_version
 from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef, UnstableDag
 from dagfetch.graphs.schema import DEFAULT_PREFIX
 from dagfetch.graphs.store import DEFAULT_KEEP_SOURCES, GraphStore
-from dagfetch.graphs.worker.pool import DEFAULT_FILE_TIMEOUT
+from dagfetch.graphs.worker.settings import WorkerSettings
 from dagfetch.models import SyncResult
 from dagfetch.redact import REPORTED, get_logger
 from dagfetch.sync import SyncObserver
@@ -71,12 +71,17 @@ class GraphPipeline:
         database: str | None = None,
         prefix: str = DEFAULT_PREFIX,
         extractors: Sequence[str] | None = None,
-        file_timeout: float = DEFAULT_FILE_TIMEOUT,
+        file_timeout: float | None = None,
+        extract_settings: WorkerSettings | None = None,
     ) -> None:
         self.workspace = workspace
         self.store = store if store is not None else GraphStore.for_cache(
             workspace.cache.root, database or workspace.manifest.database, prefix=prefix)
         self.extractors = list(extractors) if extractors else None
+        manifest = workspace.manifest
+        #: the workers' settings: ``extract_settings``, else the manifest's ``[extract]``
+        self.extract_settings = extract_settings or WorkerSettings.from_table(
+            manifest.extract, manifest.source)
         self.file_timeout = file_timeout
 
     # -- the leading node ---------------------------------------------------------------------
@@ -98,7 +103,8 @@ class GraphPipeline:
             return Extraction(SourceRef(repo_id, version_id), recorded=False,
                               vanished=tuple(vanished or ()))
         root: Path = workspace.path(repo_id, version_id)
-        result = extract_version(root, extractors=self.extractors, file_timeout=self.file_timeout)
+        result = extract_version(root, extractors=self.extractors, file_timeout=self.file_timeout,
+                                 settings=self.extract_settings)
         # the sha256 the cache verified: what tells an unstable graph from an edited file
         hashes = {f.path: f.sha256 for f in workspace.cache.get(repo_id, version_id).files}
         return self.store.record_extraction(repo_id, version_id, result.graphs, result.errors,

@@ -16,7 +16,7 @@ import pytest
 from dagfetch.graphs import Graph, Task
 from dagfetch.graphs.extract import extract_version
 from dagfetch.graphs.worker import limits
-from dagfetch.graphs.worker.pool import WorkerSettings
+from dagfetch.graphs.worker.settings import WorkerSettings
 from tests.graphs.dagfiles import chain_dag, repo_files
 from tests.graphs.test_graph_extract import write_tree
 
@@ -220,3 +220,35 @@ def test_the_worker_dies_with_a_killed_syncing_process(tmp_path: Path) -> None:
     while [pid for pid in below if _alive(pid)] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [pid for pid in below if _alive(pid)], "extraction processes outlived dagfetch"
+
+
+def test_a_fork_bomb_is_bounded_and_cleaned_up(tmp_path: Path) -> None:
+    from dagfetch.graphs.worker.cgroup import PidsCgroup
+
+    probe = PidsCgroup.create(4)
+    if probe is None and os.getuid() == 0:
+        pytest.skip("root without a pids cgroup: only the time limit bounds a fork bomb")
+    if probe is not None:
+        probe.destroy()
+    count = tmp_path / "forks"
+    # bounded itself (at most 500 forks) so that a broken limit fails the test, not the machine
+    bomb = f"""
+import os, time
+forks = 0
+for _ in range(500):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    forks += 1
+open({str(count)!r}, "w").write(str(forks))
+""".encode()
+    files = repo_files(a_bomb=bomb + chain_dag("bomb", ["a"]),
+                       z_good=chain_dag("good", ["one", "two"]))
+    result = extract_version(write_tree(tmp_path / "v", files),
+                             settings=WorkerSettings(workers=1, max_processes=16))
+    assert int(count.read_text()) <= 16
+    assert {g.dag_id for _, g in result.graphs} == {"bomb", "good"}

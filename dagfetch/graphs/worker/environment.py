@@ -13,7 +13,7 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 
-from dagfetch.errors import ConfigError
+from dagfetch.errors import ManifestError
 from dagfetch.redact import SecretsMasker, masker
 
 #: passed to every worker: the interpreter, locale and time zone need them
@@ -30,17 +30,21 @@ _SECRET_NAME = re.compile(r"(SECRET|TOKEN|PASSW|PWD|CREDENTIAL|PRIVATE|API_?KEY|
                           r"SESSION|AUTH|SAS|CONN)", re.IGNORECASE)
 
 
-def check_patterns(patterns: Iterable[str], field: str) -> tuple[str, ...]:
+def check_patterns(
+    patterns: Iterable[str], field: str, source: str | None = None
+) -> tuple[str, ...]:
     """Configured names (``fnmatch`` patterns); naming a connection secret is an error."""
     checked = []
     for pattern in patterns:
         if not isinstance(pattern, str) or not pattern:
-            raise ConfigError(f"{field}: {pattern!r} is not an environment variable name")
+            raise ManifestError(field, f"{pattern!r} is not an environment variable name",
+                                source=source)
         for forbidden in NEVER_PASS:
             if fnmatch.fnmatchcase(pattern, forbidden) or fnmatch.fnmatchcase(
                     forbidden.rstrip("*") + "X", pattern):
-                raise ConfigError(f"{field}: {pattern!r} would pass connection secrets "
-                                  f"({forbidden}) to DAG code; dagfetch never does")
+                raise ManifestError(field, f"{pattern!r} would pass connection secrets "
+                                    f"({forbidden}) to DAG code; dagfetch never does",
+                                    source=source)
         checked.append(pattern)
     return tuple(checked)
 

@@ -28,38 +28,24 @@ import attrs
 
 from dagfetch.graphs.errors import ExtractionError
 from dagfetch.graphs.worker import protocol
+from dagfetch.graphs.worker.cgroup import PidsCgroup
 from dagfetch.graphs.worker.environment import worker_environment
+from dagfetch.graphs.worker.settings import WorkerSettings, default_workers
 from dagfetch.redact import get_logger
 
 log = get_logger(__name__)
 
 WORKER_START_TIMEOUT = 120.0
-DEFAULT_FILE_TIMEOUT = 30.0
 #: the parent's own deadline is the worker's plus this (the worker enforces the limit first)
 PARENT_GRACE = 5.0
-DEFAULT_MAX_PROCESSES = 64
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else os.cpu_count() or 1)
-
-
-@attrs.frozen
-class WorkerSettings:
-    """How extraction workers run (the manifest's ``[extract]`` table)."""
-
-    workers: int | None = None  # None: one per core
-    file_timeout: float = DEFAULT_FILE_TIMEOUT
-    environment: tuple[str, ...] = ()  # extra variables (fnmatch patterns) DAG code may read
-    max_processes: int = DEFAULT_MAX_PROCESSES  # processes one DAG file may start
-    preload: tuple[str, ...] = ()  # modules imported once per worker before any file
-
 
 class _Worker:
     """One worker process and the file it is parsing."""
 
     def __init__(self, config: dict[str, Any], env: dict[str, str], cwd: str) -> None:
+        # the worker, the child parsing a file, and what the file may start
+        self.cgroup = PidsCgroup.create(int(config["max_processes"]) + 2)
+        config = {**config, "cgroup": str(self.cgroup.path) if self.cgroup else None}
         read_fd, write_fd = os.pipe()
         # the worker's own stderr (its children's goes elsewhere): read when it fails
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 closed in stop()
@@ -72,6 +58,8 @@ class _Worker:
         except BaseException:
             os.close(read_fd)
             self.stderr.close()
+            if self.cgroup is not None:
+                self.cgroup.destroy()
             raise
         finally:
             os.close(write_fd)
@@ -109,6 +97,8 @@ class _Worker:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
         self.proc.wait()
+        if self.cgroup is not None:
+            self.cgroup.destroy()  # what left the process group too
         os.close(self.fd)
         self.stderr.close()
 

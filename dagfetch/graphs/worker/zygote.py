@@ -27,6 +27,7 @@ import signal
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any, NoReturn
 
 from dagfetch.graphs.worker import limits, protocol
@@ -62,7 +63,6 @@ class _Zygote:
         for name in preload:
             importlib.import_module(name)
         # once per version, not once per file or per module (see dagfetch.importing)
-        from pathlib import Path
         self.top_level = frozenset(top_level_names(Path(self.root)))
 
     # -- one file ----------------------------------------------------------------------------
@@ -264,6 +264,9 @@ def main(argv: list[str]) -> int:
     if line is None:
         return 0
     config = json.loads(line)
+    if config.get("cgroup"):
+        # before anything can fork: every process of this worker is counted and killable
+        Path(config["cgroup"], "cgroup.procs").write_text(str(os.getpid()))
     sys.path[:] = config["sys_path"]
     os.chdir(config["cwd"])
     zygote = _Zygote(results_fd, config)
