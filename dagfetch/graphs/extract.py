@@ -39,6 +39,7 @@ from dagfetch.errors import ConfigError
 from dagfetch.graphs.model import Edge, Graph, Task
 from dagfetch.graphs.worker.environment import mask_known_secrets
 from dagfetch.graphs.worker.pool import parse_files
+from dagfetch.graphs.worker.protocol import FileResult
 from dagfetch.graphs.worker.settings import WorkerSettings
 from dagfetch.importing import dag_files
 from dagfetch.redact import get_logger
@@ -133,6 +134,10 @@ class ExtractResult:
     graphs: tuple[tuple[str, Graph], ...]
     errors: dict[str, str]
     seconds: float
+    #: each file's own outcome, before dag_ids were checked across files (what a later
+    #: extraction of a version that changed only some DAG files carries over)
+    outcomes: Mapping[str, FileResult] = attrs.field(factory=dict, eq=False, repr=False)
+    parsed: int = 0  # files actually run (the others were carried over)
 
 
 def extract_version(
@@ -143,11 +148,14 @@ def extract_version(
     file_timeout: float | None = None,
     settings: WorkerSettings | None = None,
     environ: Mapping[str, str] | None = None,
+    carried: Mapping[str, FileResult] | None = None,
 ) -> ExtractResult:
     """Parse the DAG files of a version folder (default: :func:`dagfetch.importing.dag_files`)
     in worker processes (:mod:`dagfetch.graphs.worker`), each file within ``file_timeout``
     seconds (default: ``settings.file_timeout``). ``environ`` (default ``os.environ``) is
-    what the workers' scrubbed environment is taken from, and whose secrets are masked."""
+    what the workers' scrubbed environment is taken from, and whose secrets are masked.
+    ``carried``: outcomes of files known not to have changed (see
+    :mod:`dagfetch.graphs.carryover`), used instead of running those files again."""
     root = Path(root).resolve()
     started = time.monotonic()
     settings = settings or WorkerSettings()
@@ -156,7 +164,9 @@ def extract_version(
     environ = os.environ if environ is None else environ
     wanted = list(dag_files(root) if files is None else files)
     refs = resolve_extractors(extractors)
-    outcomes = parse_files(root, wanted, refs, settings, environ)
+    carried = {rel: outcome for rel, outcome in (carried or {}).items() if rel in wanted}
+    to_parse = [rel for rel in wanted if rel not in carried]
+    outcomes = {**carried, **parse_files(root, to_parse, refs, settings, environ)}
     found = {rel: result.graphs for rel, result in outcomes.items() if result.error is None}
     errors = {rel: result.error for rel, result in outcomes.items() if result.error is not None}
     graphs = _dedupe(found, errors)
@@ -164,9 +174,10 @@ def extract_version(
     # secret-looking variables of the environment)
     errors = {rel: mask_known_secrets(message, environ) for rel, message in errors.items()}
     seconds = time.monotonic() - started
-    log.info("%s: %d files, %d DAGs, %d import errors in %.2fs", root, len(wanted), len(graphs),
-             len(errors), seconds)
-    return ExtractResult(root, len(wanted), tuple(graphs), errors, seconds)
+    log.info("%s: %d files (%d parsed, %d carried over), %d DAGs, %d import errors in %.2fs",
+             root, len(wanted), len(to_parse), len(carried), len(graphs), len(errors), seconds)
+    return ExtractResult(root, len(wanted), tuple(graphs), errors, seconds, outcomes,
+                         len(to_parse))
 
 
 def _dedupe(

@@ -21,11 +21,13 @@ import attrs
 
 from dagfetch.cache import GcReport
 from dagfetch.errors import DagfetchError
+from dagfetch.graphs.carryover import PreviousExtraction, carried_outcomes
 from dagfetch.graphs.extract import extract_version
 from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef, UnstableDag
 from dagfetch.graphs.schema import DEFAULT_PREFIX
 from dagfetch.graphs.store import DEFAULT_KEEP_SOURCES, GraphStore
 from dagfetch.graphs.worker.settings import WorkerSettings
+from dagfetch.importing import dag_files
 from dagfetch.models import SyncResult
 from dagfetch.redact import REPORTED, get_logger
 from dagfetch.sync import SyncObserver
@@ -83,6 +85,7 @@ class GraphPipeline:
         self.extract_settings = extract_settings or WorkerSettings.from_table(
             manifest.extract, manifest.source)
         self.file_timeout = file_timeout
+        self._previous: dict[str, PreviousExtraction] = {}  # per repository, see carryover
 
     # -- the leading node ---------------------------------------------------------------------
 
@@ -103,10 +106,19 @@ class GraphPipeline:
             return Extraction(SourceRef(repo_id, version_id), recorded=False,
                               vanished=tuple(vanished or ()))
         root: Path = workspace.path(repo_id, version_id)
-        result = extract_version(root, extractors=self.extractors, file_timeout=self.file_timeout,
-                                 settings=self.extract_settings)
-        # the sha256 the cache verified: what tells an unstable graph from an edited file
+        # the sha256 the cache verified: what tells an unstable graph from an edited file, and
+        # which DAG files changed since the previous extraction (only those run again)
         hashes = {f.path: f.sha256 for f in workspace.cache.get(repo_id, version_id).files}
+        files = dag_files(root)
+        extractors = tuple(self.extractors) if self.extractors else None
+        settings = attrs.evolve(self.extract_settings, file_timeout=self.file_timeout) \
+            if self.file_timeout is not None else self.extract_settings
+        carried = carried_outcomes(self._previous.get(repo_id), hashes, files, extractors,
+                                   settings)
+        result = extract_version(root, files=files, extractors=self.extractors,
+                                 settings=settings, carried=carried)
+        self._previous[repo_id] = PreviousExtraction(version_id, hashes, result.outcomes,
+                                                     extractors, settings)
         return self.store.record_extraction(repo_id, version_id, result.graphs, result.errors,
                                             file_count=result.files, file_hashes=hashes)
 

@@ -161,8 +161,9 @@ def parse_files(
                     if worker.current is None:
                         raise ExtractionError("the DAG parser process did not start within "
                                               f"{WORKER_START_TIMEOUT:.0f}s")
-                    run.fail(worker.current, f"timed out: importing {worker.current} took "
-                             f"longer than {settings.file_timeout:g}s (the file was abandoned)")
+                    run.fail(worker.current, f"{protocol.TIMED_OUT}: importing {worker.current} "
+                             f"took longer than {settings.file_timeout:g}s (the file was "
+                             "abandoned)")
                     worker.current = None
                     selector.unregister(worker.fd)
                     workers[index] = _replace(run, worker, env, cwd)
@@ -201,7 +202,7 @@ def _receive(run: _Run, worker: _Worker) -> bool:
             raise ExtractionError(f"the DAG parser process exited with code {code} before "
                                   f"parsing anything:\n{worker.stderr_tail()}")
         if current is not None:
-            run.fail(current, f"the parser process died (exit code {code}) while importing "
+            run.fail(current, f"{protocol.DIED} died (exit code {code}) while importing "
                      f"{current}")
         worker.current = None
         return False

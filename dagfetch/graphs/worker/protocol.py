@@ -28,6 +28,14 @@ HEADER = struct.Struct(">I")
 #: a message larger than this is refused unread (a DAG of 10,000 tasks is about 1 MB)
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 INVALID = "worker sent an invalid message"
+TIMED_OUT = "timed out"
+DIED = "the parser process"
+
+
+def is_worker_failure(error: str | None) -> bool:
+    """An import error the worker reported about the file's process (a time-out, a death, an
+    invalid message) rather than one the file raised: worth trying again next time."""
+    return error is not None and error.startswith((INVALID, TIMED_OUT, DIED))
 
 
 class ProtocolError(Exception):

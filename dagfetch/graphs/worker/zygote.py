@@ -96,7 +96,7 @@ class _Zygote:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 _kill(pid)
-                return _error(rel, f"timed out: importing {rel} took longer than "
+                return _error(rel, f"{protocol.TIMED_OUT}: importing {rel} took longer than "
                               f"{self.timeout:g}s (the file was abandoned)", tail)
             wait = [*streams, 0] + ([exited] if exited is not None else [])
             ready, _, _ = select.select(wait, [], [], min(remaining, 0.05 if exited is None
@@ -126,7 +126,7 @@ class _Zygote:
         if problem is not None:
             return _error(rel, f"{protocol.INVALID}: {problem}", tail)
         if not received:
-            return _error(rel, f"the parser process {_describe(status)} while importing {rel}",
+            return _error(rel, f"{protocol.DIED} {_describe(status)} while importing {rel}",
                           tail)
         try:
             reader = protocol.FrameReader()
