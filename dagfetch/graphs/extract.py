@@ -25,6 +25,7 @@ attributes the worker honours:
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -169,6 +170,11 @@ def extract_version(
     outcomes = {**carried, **parse_files(root, to_parse, refs, settings, environ)}
     found = {rel: result.graphs for rel, result in outcomes.items() if result.error is None}
     errors = {rel: result.error for rel, result in outcomes.items() if result.error is not None}
+    for rel in [rel for rel, graphs in found.items() if _holds_a_secret(graphs, environ)]:
+        # DAG code may have read a secret (its parent's /proc/<pid>/environ, a file) and
+        # named a task after it: such a graph never reaches the database
+        del found[rel]
+        errors[rel] = "a graph of this file holds a secret known to dagfetch (not recorded)"
     graphs = _dedupe(found, errors)
     # tracebacks go to the database: mask every secret this process knows (connections,
     # secret-looking variables of the environment)
@@ -178,6 +184,11 @@ def extract_version(
              root, len(wanted), len(to_parse), len(carried), len(graphs), len(errors), seconds)
     return ExtractResult(root, len(wanted), tuple(graphs), errors, seconds, outcomes,
                          len(to_parse))
+
+
+def _holds_a_secret(graphs: Sequence[Graph], environ: Mapping[str, str]) -> bool:
+    text = json.dumps([graph.to_json() for graph in graphs])
+    return mask_known_secrets(text, environ) != text
 
 
 def _dedupe(

@@ -252,3 +252,36 @@ open({str(count)!r}, "w").write(str(forks))
                              settings=WorkerSettings(workers=1, max_processes=16))
     assert int(count.read_text()) <= 16
     assert {g.dag_id for _, g in result.graphs} == {"bomb", "good"}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_secrets_read_from_the_parents_environment_never_reach_a_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAGFETCH_CONN_WAREHOUSE", "s3://AKIAEXAMPLE:proc-sekrit-77@bucket")
+    reader = b"""import os
+from lib.dagshape import DAG, BashOperator
+dag = DAG('stolen')
+pid = os.getppid()
+while pid > 1:
+    try:
+        for item in open(f'/proc/{pid}/environ', 'rb').read().split(b'\\0'):
+            if item.startswith(b'DAGFETCH_CONN_'):
+                BashOperator(dag, item.decode())
+        pid = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])
+    except OSError:
+        break
+BashOperator(dag, 'tail')
+"""
+    root = write_tree(tmp_path / "v", repo_files(reader=reader,
+                                                 z_good=chain_dag("good", ["one", "two"])))
+    done = run_script(tmp_path, f"""
+import json
+from dagfetch.graphs.extract import extract_version
+result = extract_version({str(root)!r})
+print(json.dumps([result.errors, [g.to_json() for _, g in result.graphs]]))
+""")
+    assert "proc-sekrit-77" not in done.stdout + done.stderr
+    errors, graphs = json.loads(done.stdout)
+    assert [g["dag_id"] for g in graphs] == ["good"]
+    assert "holds a secret" in errors["reader.py"]
