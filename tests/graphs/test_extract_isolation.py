@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -285,3 +286,30 @@ print(json.dumps([result.errors, [g.to_json() for _, g in result.graphs]]))
     errors, graphs = json.loads(done.stdout)
     assert [g["dag_id"] for g in graphs] == ["good"]
     assert "holds a secret" in errors["reader.py"]
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0,
+                    reason="running DAG files as another user needs root")
+def test_dag_files_can_run_as_another_user(tmp_path: Path) -> None:
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    probe = b"""import os
+from lib.dagshape import DAG, BashOperator
+dag = DAG('who')
+BashOperator(dag, f'uid-{os.getuid()}')
+try:
+    open(f'/proc/{os.getppid()}/mem', 'rb').read(1)
+    BashOperator(dag, 'read-the-workers-memory')
+except OSError:
+    pass
+"""
+    # pytest's own temporary folders are private to root: the version must be readable
+    with tempfile.TemporaryDirectory() as shared:
+        root = write_tree(Path(shared) / "v", repo_files(probe=probe))
+        for path in [Path(shared), *Path(shared).rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        settings = WorkerSettings.from_table({"user": "nobody"})
+        result = extract_version(root, settings=settings)
+    assert result.errors == {}
+    assert [t.task_id for _, g in result.graphs for t in g.tasks] == [f"uid-{nobody.pw_uid}"]

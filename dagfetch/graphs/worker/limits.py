@@ -59,6 +59,17 @@ def limit_time(seconds: float) -> None:
     signal.alarm(whole + 1)
 
 
+def become_user(name: str) -> None:
+    """Drop to ``name``'s uid and groups for good (needs root)."""
+    import pwd
+
+    entry = pwd.getpwnam(name)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    os.environ["HOME"] = entry.pw_dir
+
+
 def own_processes(uid: int) -> int:
     """How many processes ``uid`` runs now (RLIMIT_NPROC counts all of them)."""
     count = 0

@@ -115,7 +115,7 @@ class _Run:
         return {"root": str(self.root), "extractors": self.refs, "sys_path": sys.path,
                 "cwd": os.getcwd(), "preload": list(self.settings.preload),
                 "file_timeout": self.settings.file_timeout,
-                "max_processes": self.settings.max_processes}
+                "max_processes": self.settings.max_processes, "user": self.settings.user}
 
     def fail(self, rel: str, message: str) -> None:
         self.results[rel] = protocol.FileResult(rel, (), message)

@@ -6,11 +6,13 @@
     max_processes = 64              # processes one DAG file may start (fork bombs)
     environment = ["AIRFLOW__*"]    # extra variables DAG code may read (fnmatch patterns)
     preload = ["pandas"]            # modules imported once per worker, before any file
+    user = "dagcode"                # run DAG files as this user (needs root; off by default)
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +24,7 @@ from dagfetch.manifest import parse_duration
 
 DEFAULT_FILE_TIMEOUT = 30.0
 DEFAULT_MAX_PROCESSES = 64
-_KEYS = {"workers", "file_timeout", "max_processes", "environment", "preload"}
+_KEYS = {"workers", "file_timeout", "max_processes", "environment", "preload", "user"}
 
 
 def default_workers() -> int:
@@ -41,6 +43,9 @@ class WorkerSettings:
     environment: tuple[str, ...] = ()  # extra variables (fnmatch patterns) DAG code may read
     max_processes: int = DEFAULT_MAX_PROCESSES  # processes one DAG file may start
     preload: tuple[str, ...] = ()  # modules imported once per worker before any file
+    #: run DAG files as this user: they cannot read the syncing process's memory or
+    #: environment, nor files only its own user may read (needs root)
+    user: str | None = None
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], source: str | None = None) -> WorkerSettings:
@@ -68,6 +73,17 @@ class WorkerSettings:
             if seconds is None or seconds <= 0:
                 raise fail("file_timeout", "must be a positive duration ('30s', 90)")
             settings = attrs.evolve(settings, file_timeout=seconds)
+        if "user" in table:
+            user = table["user"]
+            if not isinstance(user, str) or not user:
+                raise fail("user", "must be a user name")
+            try:
+                pwd.getpwnam(user)
+            except KeyError:
+                raise fail("user", f"no user {user!r} on this machine") from None
+            if os.getuid() != 0:
+                raise fail("user", "running DAG files as another user needs root")
+            settings = attrs.evolve(settings, user=user)
         for key in ("environment", "preload"):
             value = table.get(key, [])
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):

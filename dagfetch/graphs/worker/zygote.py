@@ -42,6 +42,7 @@ class _Zygote:
         self.root: str = config["root"]
         self.timeout: float = float(config["file_timeout"])
         self.max_processes: int = int(config["max_processes"])
+        self.user: str | None = config.get("user")
         self.extractors: list[Any] = []
         self.top_level: frozenset[str] = frozenset()
 
@@ -152,6 +153,8 @@ class _Zygote:
             os.dup2(result_w, 3)
             # the parent's pipes (commands, results) are out of the DAG file's reach
             os.closerange(4, _max_fd())
+            if self.user is not None:
+                limits.become_user(self.user)
             limits.limit_time(self.timeout)
             limits.limit_processes(self.max_processes)
             message = self._run(rel)
