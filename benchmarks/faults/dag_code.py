@@ -25,7 +25,7 @@ from pathlib import Path
 from benchmarks.faults import Outcome, fault_class
 from dagfetch.graphs import Graph, Task
 
-SECRET = "fault-sekrit-31337"
+SECRET = "fault-sekrit-31337"  # noqa: S105  (a made-up secret the invariants look for)
 GOOD_COUNT = 3
 DRIVER = """
 import json, logging, os, sys
