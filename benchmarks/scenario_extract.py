@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 from benchmarks.harness import Config, Row, Target, ratio_target, row
@@ -65,17 +66,17 @@ def extract_isolation(config: Config) -> tuple[list[Row], list[Target]]:
         one = WorkerSettings(workers=1, preload=preload)
         every = WorkerSettings(workers=default_workers(), preload=preload)
         name = f"{kind}: fork per file, 1 worker"
-        rows.append(row(scenario, name, lambda: _extract(root, one, files), config,
+        rows.append(row(scenario, name, partial(_extract, root, one, files), config,
                         extra={"files": files}))
         rows.append(row(scenario, f"{kind}: fork per file, {every.workers} workers",
-                        lambda: _extract(root, every, files), config, extra={"files": files}))
+                        partial(_extract, root, every, files), config, extra={"files": files}))
         if preload:
             bare = WorkerSettings(workers=1)
             rows.append(row(scenario, f"{kind}: fork per file, 1 worker, no preload",
-                            lambda: _extract(root, bare, files), config,
+                            partial(_extract, root, bare, files), config,
                             extra={"files": files}))
         rows.append(row(scenario, f"{kind}: one interpreter, no isolation",
-                        lambda: _unisolated(root), config, baseline_for=name,
+                        partial(_unisolated, root), config, baseline_for=name,
                         extra={"files": files}))
     targets = [
         # isolation costs a fork, a pipe and a JSON message per file: bounded, not free
