@@ -36,3 +36,13 @@ def test_parallel_workers_give_what_one_worker_gives(tmp_path: Path) -> None:
     three = extract_version(root, settings=WorkerSettings(workers=3))
     assert one.graphs == three.graphs and len(one.graphs) == 6
     assert sorted(one.errors) == sorted(three.errors) == ["broken.py", "twice.py"]
+
+
+def test_an_extractors_preload_and_environment_reach_the_worker(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "v", {"a.py": b"DAG_ID = 'a'\n", "b.py": b"DAG_ID = 'b'\n"})
+    result = extract_version(root, extractors=["tests.graphs.preloading_extractor:graphs"],
+                             settings=WorkerSettings(workers=1))
+    assert result.errors == {}
+    assert {g.dag_id: {t.task_id for t in g.tasks} for _, g in result.graphs} == {
+        "a": {"imported-in-worker", "env-from-extractor"},
+        "b": {"imported-in-worker", "env-from-extractor"}}
