@@ -13,7 +13,7 @@ from dagfetch.graphs import Graph, Task
 def graphs(module: ModuleType) -> Iterator[Graph]:
     heavy = sys.modules.get("tests.graphs.preloaded_module")
     # imported by the worker before it forked this child: the worker's pid, not ours
-    where = "worker" if heavy is not None and heavy.IMPORTED_IN == os.getppid() else "child"
+    where = "worker" if heavy is not None and os.getppid() == heavy.IMPORTED_IN else "child"
     yield Graph.of(module.DAG_ID, [Task(f"imported-in-{where}"),
                                    Task(f"env-{os.environ.get('PRELOAD_TEST_SETTING')}")], [])
 
