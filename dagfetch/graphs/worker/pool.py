@@ -141,6 +141,8 @@ def parse_files(
         for worker in workers:
             selector.register(worker.fd, selectors.EVENT_READ, worker)
         while pending or any(w.current is not None for w in workers):
+            if not workers:  # every worker broke and none was needed any more
+                break
             for worker in workers:
                 if worker.ready and worker.current is None and pending:
                     worker.current = pending.popleft()
@@ -148,16 +150,11 @@ def parse_files(
                     worker.command({"file": worker.current})
             first = min(w.deadline for w in workers)
             timeout = None if first == math.inf else max(0.0, first - time.monotonic())
-            for key, _ in selector.select(timeout):
-                worker = key.data
-                if not _receive(run, worker):
-                    selector.unregister(worker.fd)
-                    workers[workers.index(worker)] = replacement = _replace(run, worker, env,
-                                                                             cwd)
-                    selector.register(replacement.fd, selectors.EVENT_READ, replacement)
+            broken = [key.data for key, _ in selector.select(timeout)
+                      if not _receive(run, key.data)]
             now = time.monotonic()
-            for index, worker in enumerate(workers):
-                if worker.deadline <= now:
+            for worker in workers:
+                if worker.deadline <= now and worker not in broken:
                     if worker.current is None:
                         raise ExtractionError("the DAG parser process did not start within "
                                               f"{WORKER_START_TIMEOUT:.0f}s")
@@ -165,9 +162,14 @@ def parse_files(
                              f"took longer than {settings.file_timeout:g}s (the file was "
                              "abandoned)")
                     worker.current = None
-                    selector.unregister(worker.fd)
-                    workers[index] = _replace(run, worker, env, cwd)
-                    selector.register(workers[index].fd, selectors.EVENT_READ, workers[index])
+                    broken.append(worker)
+            for worker in broken:
+                selector.unregister(worker.fd)
+                worker.stop(graceful=False)
+                workers.remove(worker)
+                if len(workers) < len(pending):  # no fresh worker just to stop it again
+                    workers.append(replacement := _Worker(run.config(), env, cwd))
+                    selector.register(replacement.fd, selectors.EVENT_READ, replacement)
         selector.close()
     return run.results
 
@@ -182,11 +184,6 @@ def _workers(run: _Run, env: dict[str, str], cwd: str, count: int) -> Iterator[l
     finally:
         for worker in workers:
             worker.stop(graceful=True)
-
-
-def _replace(run: _Run, worker: _Worker, env: dict[str, str], cwd: str) -> _Worker:
-    worker.stop(graceful=False)
-    return _Worker(run.config(), env, cwd)
 
 
 def _receive(run: _Run, worker: _Worker) -> bool:
