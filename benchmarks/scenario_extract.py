@@ -57,7 +57,7 @@ def _unisolated(root: Path) -> None:
 
 
 def extract_isolation(config: Config) -> tuple[list[Row], list[Target]]:
-    files = 20 if config.quick else 200
+    files = 10 if config.quick else 200
     scenario = f"extract isolation ({files} files)"
     rows: list[Row] = []
     for kind, imports, preload in (("plain", "", ()),
@@ -68,8 +68,10 @@ def extract_isolation(config: Config) -> tuple[list[Row], list[Target]]:
         name = f"{kind}: fork per file, 1 worker"
         rows.append(row(scenario, name, partial(_extract, root, one, files), config,
                         extra={"files": files}))
-        rows.append(row(scenario, f"{kind}: fork per file, {every.workers} workers",
-                        partial(_extract, root, every, files), config, extra={"files": files}))
+        if not config.quick:
+            rows.append(row(scenario, f"{kind}: fork per file, {every.workers} workers",
+                            partial(_extract, root, every, files), config,
+                            extra={"files": files}))
         if preload and not config.quick:  # every file imports it again: minutes in CI
             bare = WorkerSettings(workers=1)
             rows.append(row(scenario, f"{kind}: fork per file, 1 worker, no preload",
