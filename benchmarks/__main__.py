@@ -18,6 +18,7 @@ MODULES = [
     "benchmarks.scenario_git",
     "benchmarks.scenario_lifecycle",
     "benchmarks.scenario_web",
+    "benchmarks.scenario_team",
     "benchmarks.scenario_extract",
 ]
 

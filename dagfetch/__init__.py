@@ -39,6 +39,7 @@ from dagfetch.manifest import Manifest, RepositorySpec, load_manifest, parse_man
 from dagfetch.models import CachedFile, Listing, RemoteFile, SyncResult, Version
 from dagfetch.protocol import BaseFetcher, Capabilities, Fetcher, Source, VersionedFetcher
 from dagfetch.registry import Registry
+from dagfetch.team import Followed, TeamCache
 from dagfetch.workspace import RepoStatus, Workspace
 
 __version__ = "0.2.0.dev0"
@@ -57,6 +58,7 @@ __all__ = [
     "ExtractionError",
     "FetchError",
     "Fetcher",
+    "Followed",
     "GcReport",
     "GraphNotFoundError",
     "GraphStoreError",
@@ -78,6 +80,7 @@ __all__ = [
     "Secret",
     "Source",
     "SyncResult",
+    "TeamCache",
     "UnknownSchemeError",
     "UnsafePathError",
     "VerificationError",

@@ -16,6 +16,8 @@ The tree, so callers can catch as broadly or narrowly as they need::
     ├── FetchError                  the remote failed us (listing, download, verification)
     │   ├── RemoteNotFoundError     also a FileNotFoundError
     │   ├── VerificationError       downloaded bytes do not match the listing
+    │   ├── ChangedDuringSync       a file changed between the listing and its download
+    │   ├── LimitExceeded           past a ``limits`` value; names file, limit and field
     │   ├── VersionUnavailableError the version cannot be fetched again (no history on the remote)
     │   └── ImmutableSourceChanged  an immutable repository changed under the same URL
     ├── VersionNotFoundError        no such version in the cache (also a LookupError)
@@ -111,6 +113,23 @@ class RemoteNotFoundError(FetchError, FileNotFoundError):
 
 class VerificationError(FetchError):
     """A downloaded file does not match what the listing promised."""
+
+
+class ChangedDuringSync(FetchError):
+    """A file's content changed between the listing and its download (the store answered
+    a conditional request with "precondition failed", or its validators differ from the
+    listing's). Nothing of that listing is recorded; the next sync lists again."""
+
+
+class LimitExceeded(FetchError):
+    """The remote holds (or sends) more than a ``limits`` value allows. ``path`` is the file,
+    ``field`` the manifest field that sets the limit (``dag_repositories.<id>.limits.<name>``)."""
+
+    def __init__(self, path: str, problem: str, field: str) -> None:
+        self.path = path
+        self.problem = problem
+        self.field = field
+        super().__init__(f"{path!r}: {problem} (set by {field})")
 
 
 class VersionNotFoundError(DagfetchError, LookupError):

@@ -29,6 +29,7 @@ import attrs
 
 from dagfetch._entrypoints import distribution_of, entry_points
 from dagfetch.errors import ConfigError, ManifestError, UnsafePathError
+from dagfetch.limits import DEFAULT_LIMITS, Limits, parse_limits
 from dagfetch.options import unknown_key
 from dagfetch.paths import safe_relpath
 from dagfetch.protocol import URL_FORMS_GROUP, UrlForm
@@ -60,9 +61,13 @@ _REPO_KEYS = {
     "immutable",
     "options",
     "web",
+    "limits",
 }
-_TOP_KEYS = {"dag_repositories", "scheme_providers", "connections_file", "database", "web",
-             "extract"}
+_TOP_KEYS = {
+    "dag_repositories", "scheme_providers", "connections_file", "database", "web", "team_cache",
+    "extract",
+}
+_TEAM_CACHE_KEYS = {"url", "conn_id"}
 
 
 @attrs.frozen
@@ -82,6 +87,7 @@ class RepositorySpec:
     options: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
     # the web server's settings of this repository, checked by dagfetch.web.settings
     web: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    limits: Limits = attrs.field(default=DEFAULT_LIMITS, eq=False, hash=False)
 
     @property
     def scheme(self) -> str:
@@ -94,6 +100,17 @@ class RepositorySpec:
 
 
 @attrs.frozen
+class TeamCacheSpec:
+    """``team_cache``: the object store the leading node uploads versions to and followers
+    fetch them from (see :mod:`dagfetch.team`)."""
+
+    url: str
+    conn_id: str | None = None
+
+    field = "team_cache"
+
+
+@attrs.frozen
 class Manifest:
     repositories: tuple[RepositorySpec, ...]
     scheme_providers: Mapping[str, str] = attrs.field(factory=dict, eq=False, hash=False)
@@ -102,6 +119,7 @@ class Manifest:
     source: str | None = None
     # the web server's settings (`[web]`), checked by dagfetch.web.settings
     web: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
+    team_cache: TeamCacheSpec | None = None
     # the extraction workers' settings (`[extract]`), checked by dagfetch.graphs.worker.settings
     extract: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
 
@@ -265,9 +283,40 @@ def parse_manifest(
         database = _resolve_sqlite(database, base_dir)
 
     web = _table(data.get("web", {}), "web", fail)
+    team_cache = _parse_team_cache(data.get("team_cache"), base_dir, fail)
     extract = _table(data.get("extract", {}), "extract", fail)
-    return Manifest(tuple(repos), dict(providers), connections_path, database, source, web,
-                    extract)
+    return Manifest(
+        tuple(repos), dict(providers), connections_path, database, source, web, team_cache,
+        extract,
+    )
+
+
+def _parse_team_cache(entry: Any, base_dir: Path | None, fail: Any) -> TeamCacheSpec | None:
+    if entry is None:
+        return None
+    field = TeamCacheSpec.field
+    if not isinstance(entry, Mapping):
+        raise fail(field, 'must be a table like {url = "s3://bucket/prefix", conn_id = "..."}')
+    unknown = sorted(set(entry) - _TEAM_CACHE_KEYS)
+    if unknown:
+        raise fail(f"{field}.{unknown[0]}", unknown_key(unknown[0], sorted(_TEAM_CACHE_KEYS)))
+    url, conn_id = _url_and_conn_id(entry, field, base_dir, fail,
+                                    "give an fsspec URL dagfetch can write")
+    return TeamCacheSpec(url.rstrip("/"), conn_id)
+
+
+def _url_and_conn_id(
+    entry: Mapping[str, Any], field: str, base_dir: Path | None, fail: Any, what: str
+) -> tuple[str, str | None]:
+    """The ``url`` (checked, local paths made ``file://`` URLs) and ``conn_id`` of a table."""
+    url = entry.get("url")
+    if not isinstance(url, str) or not url.strip():
+        raise fail(f"{field}.url", f"missing or empty; {what}")
+    url = _check_url(url.strip(), f"{field}.url", base_dir, fail)
+    conn_id = entry.get("conn_id")
+    if conn_id is not None and (not isinstance(conn_id, str) or not CONN_ID.match(conn_id)):
+        raise fail(f"{field}.conn_id", "must be a connection id of letters, digits, '_', '-', '.'")
+    return url, conn_id
 
 
 # sqlite:///relative/path (three slashes and no fourth): SQLAlchemy would open it against the
@@ -301,14 +350,7 @@ def _parse_repo(
     if unknown:
         raise fail(f"{field}.{unknown[0]}", unknown_key(unknown[0], sorted(_REPO_KEYS)))
 
-    url = entry.get("url")
-    if not isinstance(url, str) or not url.strip():
-        raise fail(f"{field}.url", "missing or empty; give the repository's URL")
-    url = _check_url(url.strip(), f"{field}.url", base_dir, fail)
-
-    conn_id = entry.get("conn_id")
-    if conn_id is not None and (not isinstance(conn_id, str) or not CONN_ID.match(conn_id)):
-        raise fail(f"{field}.conn_id", "must be a connection id of letters, digits, '_', '-', '.'")
+    url, conn_id = _url_and_conn_id(entry, field, base_dir, fail, "give the repository's URL")
 
     ref = entry.get("ref")
     if ref is not None and (not isinstance(ref, str) or not ref.strip()):
@@ -359,7 +401,22 @@ def _parse_repo(
         immutable=immutable,
         options=dict(options),
         web=_table(entry.get("web", {}), f"{field}.web", fail),
+        limits=_limits(entry.get("limits"), f"{field}.limits", fail),
     )
+
+
+def _limits(value: Any, field: str, fail: Any) -> Limits:
+    """The ``limits`` table; timeouts may be durations (``"90s"``, ``"2h"``)."""
+    if isinstance(value, Mapping):
+        value = {
+            key: (parse_duration(given) if key.endswith("_timeout") and isinstance(given, str)
+                  and parse_duration(given) is not None else given)
+            for key, given in value.items()
+        }
+    try:
+        return parse_limits(value, field=field)
+    except ManifestError as exc:
+        raise fail(exc.field, exc.problem) from None
 
 
 def _check_url(url: str, field: str, base_dir: Path | None, fail: Any) -> str:

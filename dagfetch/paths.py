@@ -4,22 +4,43 @@ from __future__ import annotations
 
 import posixpath
 import re
+import unicodedata
+from collections.abc import Iterable
 
 from dagfetch.errors import UnsafePathError
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+NAME_MAX = 255  # bytes of one name on Linux, macOS and Windows file systems
+# characters a reviewer cannot see, or sees as something else: C0 controls and DEL, C1
+# controls (U+0080-U+009F), and the bidirectional overrides, embeddings, isolates and marks
+# that reorder how a name is shown (``evil\u202eyp.txt`` shows as ``eviltxt.py``)
+_INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _invisible(text: str) -> str | None:
+    """A description of the first invisible or reordering character of ``text``, if any."""
+    found = _INVISIBLE.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    kind = "control character" if ord(char) < 0xA0 else "bidirectional control character"
+    return f"{kind} U+{ord(char):04X}"
 
 
 def safe_relpath(path: str) -> str:
     """Return ``path`` normalized to a clean relative ``a/b/c`` form, or raise UnsafePathError.
 
     Refused: empty paths, absolute paths (``/x``, ``C:x``, ``\\\\x``), ``..`` components,
-    backslashes (they mean a separator on Windows readers), NUL and other control characters.
+    backslashes (they mean a separator on Windows readers), NUL and other C0 and C1 control
+    characters, DEL, and bidirectional controls (U+202A-U+202E, U+2066-U+2069, marks).
     """
     if not path:
         raise UnsafePathError(path, "empty path")
-    if any(ord(c) < 32 for c in path):
-        raise UnsafePathError(path, "control character in path")
+    invisible = _invisible(path)
+    if invisible is not None:
+        raise UnsafePathError(path, f"{invisible} in path")
     if "\\" in path:
         raise UnsafePathError(path, "backslash in path")
     if path.startswith("/") or _DRIVE.match(path):
@@ -29,6 +50,11 @@ def safe_relpath(path: str) -> str:
         raise UnsafePathError(path, "path names the repository root")
     if ".." in parts:
         raise UnsafePathError(path, "'..' component escapes the repository")
+    longest = max(parts, key=lambda part: len(part.encode("utf-8", "surrogateescape")))
+    if len(longest.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        raise UnsafePathError(
+            path, f"a name of {len(longest.encode('utf-8', 'surrogateescape'))} bytes; file "
+            f"systems take {NAME_MAX} at most")
     return "/".join(parts)
 
 
@@ -37,9 +63,38 @@ def safe_link_target(link_path: str, target: str) -> str:
 
     Returns the target unchanged (relative links keep working when the tree moves).
     """
+    invisible = _invisible(target)
+    if invisible is not None:
+        raise UnsafePathError(link_path, f"{invisible} in the symlink's target {target!r}")
     if not target or target.startswith("/") or _DRIVE.match(target) or "\\" in target:
         raise UnsafePathError(link_path, f"symlink to {target!r} points outside the repository")
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(link_path), target))
     if resolved == ".." or resolved.startswith("../") or resolved == ".":
         raise UnsafePathError(link_path, f"symlink to {target!r} points outside the repository")
     return target
+
+
+def name_key(path: str) -> str:
+    """What ``path`` is on a case-insensitive, normalizing file system (macOS, Windows):
+    NFC-normalized and case-folded. Two paths with one key are twins."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
+def check_no_twins(paths: Iterable[str]) -> None:
+    """Refuse two names (of files or of the folders holding them) that differ only by case
+    or by Unicode normalization (``A.py`` and ``a.py``; ``é`` as one code point or two):
+    checked out on macOS or Windows they are one file, and which one wins is an accident."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        parts = path.split("/")
+        for end in range(1, len(parts) + 1):
+            name = "/".join(parts[:end])
+            key = name_key(name)
+            other = seen.setdefault(key, name)
+            if other != name:
+                raise UnsafePathError(
+                    path,
+                    f"{name!r} and {other!r} differ only by case or Unicode normalization "
+                    "(one file on macOS and Windows); rename one, or set "
+                    "limits.name_twins = 'allow'",
+                )

@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from dagfetch.connections import Connection
+from dagfetch.limits import DEFAULT_LIMITS, Limits
 from dagfetch.models import Listing, RemoteFile
 
 
@@ -58,6 +59,9 @@ class Source:
     subdir: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
     work_dir: Path | None = None  # a private, persistent folder the backend may use (git store)
+    # the repository's ``limits`` table: a backend enforces the byte limits and timeouts
+    # while it downloads (the core checks the listing itself)
+    limits: Limits = DEFAULT_LIMITS
 
     @property
     def field(self) -> str:

@@ -32,9 +32,10 @@ from dagfetch.errors import (
     VerificationError,
     VersionUnavailableError,
 )
+from dagfetch.limits import check_listing
 from dagfetch.manifest import RepositorySpec
 from dagfetch.models import Listing, RemoteFile, SyncResult, Version
-from dagfetch.paths import safe_relpath
+from dagfetch.paths import check_no_twins, safe_relpath
 from dagfetch.protocol import Fetcher, VersionedFetcher
 from dagfetch.redact import get_logger, mask, redact_url
 
@@ -53,7 +54,9 @@ class SyncObserver(Protocol):
 
 def select_files(listing: Listing, spec: RepositorySpec) -> list[RemoteFile]:
     """Apply include/exclude globs (matched against the whole relative path; ``*`` crosses
-    folders) and refuse paths that would escape the version directory."""
+    folders) and refuse paths that would escape the version directory, names that differ
+    only by case or normalization (unless ``limits.name_twins = 'allow'``), and a listing
+    past the repository's limits (before a byte is downloaded)."""
     chosen: dict[str, RemoteFile] = {}
     for f in listing.files:
         path = safe_relpath(f.path)
@@ -66,7 +69,11 @@ def select_files(listing: Listing, spec: RepositorySpec) -> list[RemoteFile]:
         chosen[path] = attrs.evolve(f, path=path) if path != f.path else f
     _check_no_file_dir_clash(chosen)
     _check_link_chains(chosen)
-    return [chosen[p] for p in sorted(chosen)]
+    if spec.limits.name_twins == "refuse":
+        check_no_twins(chosen)
+    selected = [chosen[p] for p in sorted(chosen)]
+    check_listing(((f.path, f.size) for f in selected), spec.limits, repo_field=spec.field)
+    return selected
 
 
 def _check_link_chains(files: dict[str, RemoteFile]) -> None:

@@ -27,7 +27,14 @@ from dagfetch.cache.store import VersionEntry
 from dagfetch.connections import ConnectionResolver
 from dagfetch.defaults import registry_for
 from dagfetch.diffs import DiffLimits, VersionDiff, compare_versions
-from dagfetch.errors import ConfigError, DagfetchError, ManifestError, RegistryError
+from dagfetch.errors import (
+    ConfigError,
+    DagfetchError,
+    ManifestError,
+    RegistryError,
+    VersionNotFoundError,
+    VersionUnavailableError,
+)
 from dagfetch.importing import ImportedVersion, import_version
 from dagfetch.manifest import Manifest, RepositorySpec, load_manifest
 from dagfetch.models import SyncResult, Version
@@ -35,6 +42,7 @@ from dagfetch.protocol import Fetcher, Source
 from dagfetch.redact import REPORTED, get_logger, redact_url
 from dagfetch.registry import Registry
 from dagfetch.sync import Syncer, SyncObserver
+from dagfetch.team import Followed, TeamCache, TeamGcReport, Uploaded
 
 log = get_logger(__name__)
 
@@ -68,6 +76,8 @@ class RepoStatus:
     last_success_at: str | None
     last_change_at: str | None
     last_error: dict[str, str] | None
+    #: when the version followed from the team cache was published there (follow mode)
+    team_published_at: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -81,12 +91,33 @@ class Workspace:
         cache_root: str | Path | None = None,
         registry: Registry | None = None,
         connections: ConnectionResolver | None = None,
+        origin_fallback: bool = False,
     ) -> None:
         self.manifest = manifest
         self.cache = VersionCache(cache_root)
         self.registry = registry or registry_for(manifest.scheme_providers)
         self.connections = connections or ConnectionResolver(manifest.connections_file)
         self.syncer = Syncer(self.cache)
+        #: with a team cache, a version it lacks is fetched from the origin only when true
+        self.origin_fallback = origin_fallback
+        self._team_cache: TeamCache | None = None
+
+    @property
+    def team_cache(self) -> TeamCache | None:
+        """The manifest's ``team_cache``, opened on first use (None when there is none)."""
+        spec = self.manifest.team_cache
+        if spec is None:
+            return None
+        if self._team_cache is None:
+            self._team_cache = TeamCache.open(spec, self.connections, source=self.manifest.source)
+        return self._team_cache
+
+    def _require_team_cache(self) -> TeamCache:
+        team = self.team_cache
+        if team is None:
+            raise ManifestError("team_cache", "not set; add team_cache = {url = \"...\"} to "
+                                "the manifest", source=self.manifest.source)
+        return team
 
     @classmethod
     def from_manifest(cls, path: str | Path | None = None, **kwargs: Any) -> Workspace:
@@ -111,6 +142,7 @@ class Workspace:
             subdir=spec.subdir,
             options=dict(spec.options),
             work_dir=self.cache.layout.work_dir(spec.id),
+            limits=spec.limits,
         )
 
     def fetcher_for(self, spec: RepositorySpec) -> Fetcher:
@@ -128,9 +160,11 @@ class Workspace:
             raise ManifestError(field, problem, source=self.manifest.source) from exc
 
     def validate(self, repo_ids: Iterable[str] | None = None) -> None:
-        """Check every (or the named) repositories can be served, without fetching anything."""
+        """Check every (or the named) repositories can be served, and the team cache opened,
+        without fetching anything."""
         for spec in self._specs(repo_ids):
             self.fetcher_for(spec).close()
+        _ = self.team_cache  # its conn_id resolves and its file system is installed
 
     def _specs(self, repo_ids: Iterable[str] | None) -> list[RepositorySpec]:
         if repo_ids is None:
@@ -216,13 +250,55 @@ class Workspace:
             return self.cache.path(repo_id, version_id)
 
     def materialize(self, repo_id: str, version_id: str, *, make_current: bool = False) -> Version:
-        """Make a version present in the cache: fetched again by its record or its id."""
+        """Make a version present in the cache: from the team cache when the manifest has
+        one (the origin only with ``origin_fallback``), else fetched again from the origin by
+        its record or its id."""
         spec = self.manifest.get(repo_id)
+        team = self.team_cache
+        if team is not None:
+            try:
+                return team.follow(self.cache, repo_id, version_id,
+                                   make_current=make_current).version
+            except VersionUnavailableError:
+                if not self.origin_fallback:
+                    raise
+                log.info("%s: %s is not in the team cache; fetching it from the origin",
+                         repo_id, version_id)
         fetcher = self.fetcher_for(spec)
         try:
             return self.syncer.materialize(spec, fetcher, version_id, make_current=make_current)
         finally:
             fetcher.close()
+
+    # -- the team cache ----------------------------------------------------------------------
+
+    def follow(self, repo_id: str, version_id: str | None = None) -> Followed:
+        """Follow mode in one call: make the team cache's published version (or
+        ``version_id``, e.g. the database's published one) current here, fetched from the
+        team cache only if this cache lacks it. The origin is never contacted."""
+        self.manifest.get(repo_id)
+        return self._require_team_cache().follow(self.cache, repo_id, version_id)
+
+    def publish(self, repo_id: str, version_id: str | None = None) -> Uploaded:
+        """The leading node: upload the current (or a given) version to the team cache and
+        move its pointer there, last."""
+        self.manifest.get(repo_id)
+        team = self._require_team_cache()
+        version = (self.cache.current(repo_id) if version_id is None
+                   else self.cache.get(repo_id, version_id))
+        if version is None:
+            raise VersionNotFoundError(f"{repo_id}: nothing synced yet in {self.cache.root}")
+        return team.upload(self.cache, version)
+
+    def team_gc(self, pinned: dict[str, set[str]] | None = None, *,
+                dry_run: bool = False) -> list[TeamGcReport]:
+        """gc of the team cache (the leading node's job): per repository, keep the pointer's
+        version, the ``pinned`` ones and the newest ``keep_versions``."""
+        team = self._require_team_cache()
+        pinned = pinned or {}
+        return [team.gc(spec.id, keep_versions=spec.keep_versions,
+                        pinned=pinned.get(spec.id, set()), dry_run=dry_run)
+                for spec in self.manifest.repositories]
 
     def versions(self, repo_id: str) -> list[VersionEntry]:
         self.manifest.get(repo_id)
@@ -260,6 +336,7 @@ class Workspace:
                     last_success_at=_str(state.get("last_success_at")),
                     last_change_at=_str(state.get("last_change_at")),
                     last_error=state.get("last_error"),
+                    team_published_at=_str(state.get("team_published_at")),
                 )
             )
         return out

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.servers.gcs",
     "tests.servers.git",
     "tests.servers.git_ssh",
+    "tests.servers.hostile",
     "tests.servers.http",
     "tests.servers.s3",
 ]

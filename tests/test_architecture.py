@@ -27,6 +27,8 @@ CORE = (
     "dagfetch.errors",
     "dagfetch.paths",
     "dagfetch.options",
+    "dagfetch.limits",
+    "dagfetch.team",
 )
 # The composition root: the one place outside the backends that wires built-in backends in.
 COMPOSITION_ROOT = "dagfetch.defaults"
@@ -139,9 +141,10 @@ def test_the_rules_see_real_imports() -> None:
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("dagfetch.errors", "dagfetch.models", "dagfetch.paths", "dagfetch.redact",
      "dagfetch._entrypoints", "dagfetch.importing"),
-    ("dagfetch.connections", "dagfetch.options", "dagfetch.protocol", "dagfetch.storage"),
+    ("dagfetch.connections", "dagfetch.options", "dagfetch.limits", "dagfetch.protocol",
+     "dagfetch.storage"),
     ("dagfetch.manifest", "dagfetch.registry", "dagfetch.cache", "dagfetch.backends"),
-    ("dagfetch.sync", "dagfetch.defaults", "dagfetch.diffs"),
+    ("dagfetch.sync", "dagfetch.defaults", "dagfetch.diffs", "dagfetch.team"),
     ("dagfetch.workspace", "dagfetch.graphs", "dagfetch.testing"),
     ("dagfetch.cli", "dagfetch.web", "dagfetch.__main__", "dagfetch"),
 )
@@ -173,7 +176,7 @@ def test_layers_call_down_never_up() -> None:
 SCHEMES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "http", "https", "git", "ssh",
            "git+https", "git+ssh", "git+file", "zip", "memory", "sftp", "github"}
 NO_SCHEME_NAMES = ("dagfetch.registry", "dagfetch.sync", "dagfetch.cache", "dagfetch.manifest",
-                   "dagfetch.protocol")
+                   "dagfetch.protocol", "dagfetch.team")
 
 
 @pytest.mark.parametrize("core", NO_SCHEME_NAMES)

@@ -78,7 +78,7 @@ def test_bad_field_is_named(data: Any, field: str, words: str) -> None:
 @pytest.mark.parametrize(("data", "field", "words"), [
     ({**repo(), "databse": "sqlite://"}, "databse",
      "unknown key; did you mean 'database'? (allowed: connections_file, dag_repositories, "
-     "database, extract, scheme_providers, web)"),
+     "database, extract, scheme_providers, team_cache, web)"),
     (repo(keep_version=2), "dag_repositories.repo1.keep_version",
      "unknown key; did you mean 'keep_versions'? (allowed: conn_id, exclude,"),
     (repo(retries=0), "dag_repositories.repo1.retries", "unknown key (allowed: conn_id,"),
@@ -244,3 +244,34 @@ def test_a_url_form_that_fails_to_load_names_its_distribution(tmp_path: Path) ->
         assert caught.value.field == "dag_repositories.repo1.url"
         assert "URL form 'nope' of broken-form 2.0 failed to load" in str(caught.value)
         assert "reinstall broken-form" in str(caught.value)
+
+
+def _repo_with_limits(limits: Any) -> dict[str, Any]:
+    return {"dag_repositories": {"r": {"url": "memory://x", "limits": limits}}}
+
+
+def test_limits_have_safe_defaults_and_take_durations() -> None:
+    from dagfetch.limits import DEFAULT_LIMITS
+
+    spec = parse_manifest({"dag_repositories": {"r": {"url": "memory://x"}}}).get("r")
+    assert spec.limits == DEFAULT_LIMITS
+    assert spec.limits.max_file_bytes == 100 * 1024 * 1024 and spec.limits.sync_timeout == 3600
+    spec = parse_manifest(_repo_with_limits({"sync_timeout": "2h", "read_timeout": "90s",
+                                              "max_files": 10})).get("r")
+    assert (spec.limits.sync_timeout, spec.limits.read_timeout, spec.limits.max_files) == (
+        7200.0, 90.0, 10)
+
+
+@pytest.mark.parametrize(
+    ("limits", "field", "words"),
+    [({"max_files": 0}, "dag_repositories.r.limits.max_files", ">= 1"),
+     ({"max_file_byte": 5}, "dag_repositories.r.limits.max_file_byte", "max_file_bytes"),
+     ({"sync_timeout": "soon"}, "dag_repositories.r.limits.sync_timeout", "positive"),
+     ({"name_twins": "sometimes"}, "dag_repositories.r.limits.name_twins", "'refuse'"),
+     ("big", "dag_repositories.r.limits", "table")],
+)
+def test_a_bad_limit_is_named(limits: Any, field: str, words: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(_repo_with_limits(limits))
+    assert caught.value.field == field
+    assert words in str(caught.value)

@@ -66,3 +66,46 @@ def test_symlink_chains_that_leave_the_tree_are_refused() -> None:
     # links to files and to folders that are not links are fine
     fine = Listing.of([link("a/b/s", ".."), link("a/b/t", "../x.py"), RemoteFile("x.py", 1, "t")])
     assert [f.path for f in select_files(fine, spec)] == ["a/b/s", "a/b/t", "x.py"]
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [("evil\x7f.py", "U+007F"), ("evil\x85.py", "U+0085"), ("evil\x9b.py", "U+009B"),
+     ("report\u202eyp.txt", "U+202E"), ("a\u202ab.py", "U+202A"), ("a\u2066b.py", "U+2066"),
+     ("a\u2069b.py", "U+2069"), ("a\u200fb.py", "U+200F")],
+)
+def test_names_a_reviewer_cannot_see_are_refused(path: str, shown: str) -> None:
+    with pytest.raises(UnsafePathError) as caught:
+        safe_relpath(path)
+    assert shown in str(caught.value) and caught.value.path == path
+
+
+@pytest.mark.parametrize("target", ["ok.py\x00/etc/passwd", "a\x7fb", "x\u202ey"])
+def test_control_characters_in_a_link_target_are_refused(target: str) -> None:
+    with pytest.raises(UnsafePathError, match="in the symlink's target") as caught:
+        safe_link_target("link", target)
+    assert caught.value.path == "link"
+
+
+@pytest.mark.parametrize(
+    "paths", [["A.py", "a.py"], ["caf\u00e9.py", "cafe\u0301.py"], ["Lib/x.py", "lib/y.py"],
+              ["STRASSE.py", "stra\u00dfe.py"]],
+)
+def test_case_and_normalization_twins_are_refused_naming_both(paths: list[str]) -> None:
+    from dagfetch.paths import check_no_twins
+
+    with pytest.raises(UnsafePathError, match="differ only by case") as caught:
+        check_no_twins(paths)
+    assert paths[1] in str(caught.value)
+
+
+def test_distinct_names_are_not_twins() -> None:
+    from dagfetch.paths import check_no_twins
+
+    check_no_twins(["a.py", "b.py", "lib/a.py", "lib2/a.py", "caf\u00e9.py"])
+
+
+def test_a_name_longer_than_file_systems_take_is_refused() -> None:
+    safe_relpath("d/" + "n" * 255)
+    with pytest.raises(UnsafePathError, match="256 bytes"):
+        safe_relpath("d/" + "n" * 256)

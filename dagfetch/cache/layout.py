@@ -17,6 +17,7 @@ Repository ids cannot start with ``.``, so ``.dagfetch`` never clashes with one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -51,6 +52,16 @@ class CacheLayout:
     @property
     def internal(self) -> Path:
         return self.root / ".dagfetch"
+
+    def ensure_root(self) -> None:
+        """Create the cache root, readable by its owner only (``0700``): version trees are
+        made world-readable (``0444``/``0555``) whatever the source's modes, so the root is
+        what keeps a private file of a repository private. A root that exists keeps its
+        mode: create it yourself, with the mode you want, to share a cache."""
+        if not self.root.is_dir():
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                self.root.mkdir(mode=0o700)
 
     @property
     def objects(self) -> Path:

@@ -37,6 +37,7 @@ class CacheLocks:
     @contextmanager
     def _locked(self, name: str, timeout: float | None) -> Iterator[None]:
         path = self.layout.lock(name)
+        self.layout.ensure_root()  # every write starts with a lock: the root is made here
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(str(path), timeout=self.timeout if timeout is None else timeout)
         try:

@@ -131,12 +131,18 @@ def versions(state: State, repo: str, as_json: bool) -> None:
 @click.command()
 @click.argument("repo", shell_complete=complete_repo_ids)
 @click.argument("version", required=False)
+@click.option("--origin-fallback", is_flag=True,
+              help="With a team cache: fetch a version it lacks from the origin.")
 @json_option
 @pass_state
-def path(state: State, repo: str, version: str | None, as_json: bool) -> None:
-    """Print the folder of REPO's current VERSION (fetching an evicted one again if possible)."""
+def path(state: State, repo: str, version: str | None, origin_fallback: bool,
+         as_json: bool) -> None:
+    """Print the folder of REPO's current VERSION (fetching a missing one if possible: from
+    the team cache when the manifest has one, else from the origin)."""
     with errors_as_exit_codes(state):
-        folder = state.workspace.path(repo, version)
+        workspace = state.workspace
+        workspace.origin_fallback = origin_fallback
+        folder = workspace.path(repo, version)
     # a version's folder is named by its id (<root>/<repo_id>/<version_id>, docs/cache.md):
     # the id of the current version comes from the folder resolved, never a second look
     data = {"repo_id": repo, "version_id": folder.name, "path": str(folder)}

@@ -22,6 +22,7 @@ import attrs
 from dagfetch.cache import GcReport
 from dagfetch.errors import DagfetchError
 from dagfetch.graphs.carryover import PreviousExtraction, carried_outcomes
+from dagfetch.graphs.database import default_url as db_default_url
 from dagfetch.graphs.extract import extract_version
 from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef, UnstableDag
 from dagfetch.graphs.schema import DEFAULT_PREFIX
@@ -77,8 +78,13 @@ class GraphPipeline:
         extract_settings: WorkerSettings | None = None,
     ) -> None:
         self.workspace = workspace
+        named = database or workspace.manifest.database
         self.store = store if store is not None else GraphStore.for_cache(
-            workspace.cache.root, database or workspace.manifest.database, prefix=prefix)
+            workspace.cache.root, named, prefix=prefix)
+        #: followers read the published version from the database when one is named, else
+        #: from the team cache's pointer (Airflow 3 workers have no database access)
+        self.database_named = bool(named) or (
+            store is not None and str(store.url) != str(db_default_url(workspace.cache.root)))
         self.extractors = list(extractors) if extractors else None
         manifest = workspace.manifest
         #: the workers' settings: ``extract_settings``, else the manifest's ``[extract]``
@@ -159,6 +165,9 @@ class GraphPipeline:
                                           now_current=result.changed)
                 unstable = self.check_stability(extraction)
                 if publish:
+                    if self.workspace.team_cache is not None:
+                        # the team cache first: a follower told by the database must find it
+                        self.workspace.publish(result.repo_id, result.version_id)
                     self.store.publish(result.repo_id, result.version_id)
             except DagfetchError as exc:
                 log.warning("%s: graph extraction failed: %s", result.repo_id, exc,
@@ -205,9 +214,15 @@ class GraphPipeline:
         """Make each repository's published version current here, whatever the remote holds
         by now. A repository nothing was published for is reported, not guessed."""
         workspace = self.workspace
+        team = workspace.team_cache
         outcomes = []
         for repo_id in repo_ids or workspace.manifest.ids:
             try:
+                if team is not None and not self.database_named:
+                    followed = workspace.follow(repo_id)
+                    outcomes.append(RepoOutcome(repo_id, followed.version.version_id,
+                                                followed=followed.changed))
+                    continue
                 wanted = self.store.published(repo_id)
                 if wanted is None:
                     outcomes.append(RepoOutcome(repo_id, None, error="no version published yet "
@@ -257,8 +272,19 @@ class GraphPipeline:
         """Cache gc (pinned code stays), then graph gc (pinned graphs stay), which keeps the
         import errors and links of every version the cache still keeps."""
         report = self.workspace.gc(dry_run=dry_run)
+        if self.workspace.team_cache is not None:
+            self.workspace.team_gc(self.pinned_sources(), dry_run=dry_run)
         return report, self.store.gc(keep_graphs, keep_sources=keep_sources,
                                      kept_sources=self.kept_sources(), dry_run=dry_run)
+
+    def pinned_sources(self) -> dict[str, set[str]]:
+        """Per repository, the versions runs not yet released are pinned to (in the
+        database): the team cache's gc keeps them."""
+        pinned: dict[str, set[str]] = {}
+        for pin in self.store.runs():
+            if pin.source is not None and pin.released_at is None:
+                pinned.setdefault(pin.source.repo_id, set()).add(pin.source.version_id)
+        return pinned
 
     def kept_sources(self) -> dict[str, set[str]]:
         """Per repository of the manifest, the versions this cache still keeps."""

@@ -210,16 +210,6 @@ def import_errors(
 # -- what the web server reads (dagfetch.web): whole pages in a few queries ---------------------
 
 @attrs.frozen
-class PinnedRun:
-    """A run as a list of a DAG's runs shows it: its graph version number and its code."""
-
-    run_id: str
-    number: int
-    source: SourceRef | None
-    pinned_at: datetime
-
-
-@attrs.frozen
 class ExtractionRecord:
     """What the store recorded of one source version's extraction."""
 
@@ -229,37 +219,6 @@ class ExtractionRecord:
     file_count: int
     dag_count: int
     error_count: int
-
-
-def runs_of_dag(
-    conn: Connection, tables: GraphTables, dag_id: str, number: int | None, *,
-    limit: int, offset: int,
-) -> tuple[list[PinnedRun], int]:
-    """A DAG's pinned runs (of one graph version, or all), newest first, one page of them,
-    and how many there are in all."""
-    dag, run, graph_version = tables.dag, tables.run, tables.graph_version
-    source_version, dag_source = tables.source_version, tables.dag_source
-    where = [dag.c.dag_id == dag_id]
-    if number is not None:
-        where.append(graph_version.c.number == number)
-    joined = (run.join(dag, dag.c.id == run.c.dag_pk)
-              .join(graph_version, graph_version.c.id == run.c.graph_version_id))
-    total = conn.execute(sa.select(sa.func.count()).select_from(joined).where(*where)).scalar()
-    rows = conn.execute(
-        sa.select(run.c.run_id, run.c.pinned_at, graph_version.c.number,
-                  source_version.c.repo_id, source_version.c.version_id, dag_source.c.file_path)
-        .select_from(joined
-                     .outerjoin(source_version, source_version.c.id == run.c.source_version_pk)
-                     .outerjoin(dag_source,
-                                (dag_source.c.source_version_pk == run.c.source_version_pk)
-                                & (dag_source.c.dag_pk == run.c.dag_pk)))
-        .where(*where).order_by(run.c.pinned_at.desc(), run.c.id.desc())
-        .limit(limit).offset(offset)
-    ).all()
-    runs = [PinnedRun(row.run_id, row.number,
-                      SourceRef(row.repo_id, row.version_id, row.file_path or "")
-                      if row.repo_id is not None else None, row.pinned_at) for row in rows]
-    return runs, int(total or 0)
 
 
 def run_counts(conn: Connection, tables: GraphTables, dag_id: str) -> dict[int, int]:

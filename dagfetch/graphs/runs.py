@@ -123,9 +123,11 @@ def pinned_graph(
 
 
 def list_runs(
-    conn: Connection, tables: GraphTables, dag_id: str | None = None
+    conn: Connection, tables: GraphTables, dag_id: str | None = None, *,
+    number: int | None = None, limit: int | None = None, offset: int = 0,
 ) -> list[RunPin]:
-    """Every pinned run (of one DAG), newest pin first, in one query whatever their number."""
+    """Every pinned run (of one DAG; of one of its graph versions), newest pin first, in one
+    query whatever their number; ``limit`` and ``offset`` give one page of them."""
     dag, run, graph_version = tables.dag, tables.run, tables.graph_version
     source_version, dag_source = tables.source_version, tables.dag_source
     query = (
@@ -138,10 +140,10 @@ def list_runs(
         .outerjoin(source_version, source_version.c.id == run.c.source_version_pk)
         .outerjoin(dag_source, (dag_source.c.source_version_pk == run.c.source_version_pk)
                    & (dag_source.c.dag_pk == run.c.dag_pk))
+        .where(*_run_filter(tables, dag_id, number))
         .order_by(run.c.pinned_at.desc(), run.c.id.desc())
+        .limit(limit).offset(offset)
     )
-    if dag_id is not None:
-        query = query.where(dag.c.dag_id == dag_id)
     pins = []
     for row in conn.execute(query):
         source = (SourceRef(row.repo_id, row.source_version, row.file_path or "")
@@ -151,6 +153,27 @@ def list_runs(
         pins.append(RunPin(row.run_id, row.dag_id, version, source, row.pinned_at,
                            row.released_at))
     return pins
+
+
+def count_runs(conn: Connection, tables: GraphTables, dag_id: str | None = None, *,
+               number: int | None = None) -> int:
+    """How many runs :func:`list_runs` lists without a limit (the total of its pages)."""
+    dag, run, graph_version = tables.dag, tables.run, tables.graph_version
+    joined = (run.join(dag, dag.c.id == run.c.dag_pk)
+              .join(graph_version, graph_version.c.id == run.c.graph_version_id))
+    total = conn.execute(sa.select(sa.func.count()).select_from(joined)
+                         .where(*_run_filter(tables, dag_id, number))).scalar()
+    return int(total or 0)
+
+
+def _run_filter(tables: GraphTables, dag_id: str | None,
+                number: int | None) -> list[sa.ColumnElement[bool]]:
+    where = []
+    if dag_id is not None:
+        where.append(tables.dag.c.dag_id == dag_id)
+    if number is not None:
+        where.append(tables.graph_version.c.number == number)
+    return where
 
 
 def release_run(

@@ -46,6 +46,75 @@ from dagfetch.storage.tokens import (
 ListingKind = Literal["find", "blobs", "index"]
 ConnectionMapper = Callable[[Connection], dict[str, Any]]
 Describer = Callable[[Mapping[str, Any], bool], Described]
+TimeoutMapper = Callable[[float, float], dict[str, Any]]  # (connect, read) seconds -> kwargs
+
+
+def _aiohttp_timeout(connect: float, read: float) -> Any:
+    import aiohttp
+
+    # no total: a large file may take long, as long as bytes keep arriving
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+
+
+def s3_timeouts(connect: float, read: float) -> dict[str, Any]:
+    # one attempt per request in botocore: dagfetch's own retry policy decides what is
+    # retried (botocore's backoff spent 9-15 s on a refused connection)
+    return {
+        "config_kwargs": {
+            "connect_timeout": connect,
+            "read_timeout": read,
+            "retries": {"max_attempts": 1, "mode": "standard"},
+        },
+    }
+
+
+def s3_single_attempt(fs: Any) -> None:
+    # s3fs retries connection errors 5 times with backoff inside each call (1.4 s per call
+    # on a refused port, several calls per listing): dagfetch's retry policy decides instead
+    fs.retries = 1
+
+
+def azure_single_attempt(fs: Any) -> None:
+    # azure-core's retry policy spent 80 s on a refused connection before reporting it; the
+    # clients of one file system share its pipeline, so this reaches every blob request
+    clients = fs.service_client if isinstance(fs.service_client, list) else [fs.service_client]
+    for client in clients:
+        policy = getattr(getattr(client, "_config", None), "retry_policy", None)
+        for name in ("total_retries", "connect_retries", "read_retries", "status_retries"):
+            if hasattr(policy, name):
+                setattr(policy, name, 0)
+
+
+def gcs_single_attempt(fs: Any) -> None:
+    # gcsfs retries each request 6 times with backoff up to 32 s (35 s on a refused
+    # connection), fixed by a decorator at class definition: this instance calls the
+    # undecorated requests instead (functools.wraps keeps them as __wrapped__)
+    import types
+
+    for name in ("_request", "_get_file_request"):
+        undecorated = getattr(getattr(type(fs), name, None), "__wrapped__", None)
+        if undecorated is not None:
+            setattr(fs, name, types.MethodType(undecorated, fs))
+
+
+def no_own_retries(fs: Any) -> None:
+    return None
+
+
+def gcs_timeouts(connect: float, read: float) -> dict[str, Any]:
+    return {"session_kwargs": {"timeout": _aiohttp_timeout(connect, read)}}
+
+
+def azure_timeouts(connect: float, read: float) -> dict[str, Any]:
+    return {"connection_timeout": connect, "read_timeout": read}
+
+
+def http_timeouts(connect: float, read: float) -> dict[str, Any]:
+    return {"client_kwargs": {"timeout": _aiohttp_timeout(connect, read)}}
+
+
+def no_timeouts(connect: float, read: float) -> dict[str, Any]:
+    return {}
 
 # fsspec protocols that read the content of something else as a tree: an archive, a local
 # git repository, a set of references. A repository URL naming one is a mistake (dagfetch
@@ -68,6 +137,10 @@ class StoreFamily:
     (the file system's own), ``blobs`` (Azure's List Blobs, read directly: adlfs's ``find``
     costs one more request per check and lists no versions) or ``index`` (HTML index pages).
     ``paths_are_urls``: the file system addresses files by whole URLs (HTTP).
+    ``container``: what the URL's host part names (``bucket``), when the store needs one.
+    ``timeouts``: (connect, read) seconds -> file-system keyword arguments setting them.
+    ``single_attempt``: turns off the file system's own retries (dagfetch's retry policy
+    decides what is retried, and a refused connection is not).
     """
 
     name: str
@@ -79,6 +152,9 @@ class StoreFamily:
     download_kwargs: Mapping[str, Any] = attrs.field(factory=dict)
     listing: ListingKind = "find"
     paths_are_urls: bool = False
+    container: str | None = None
+    timeouts: TimeoutMapper = no_timeouts
+    single_attempt: Callable[[Any], None] = no_own_retries
 
     @property
     def versioned(self) -> bool:
@@ -103,6 +179,9 @@ S3 = StoreFamily(
     connection_options=s3_options,
     describe=describe_s3,
     version_marker="?versionId=",
+    container="bucket",
+    timeouts=s3_timeouts,
+    single_attempt=s3_single_attempt,
 )
 GCS = StoreFamily(
     name="gcs",
@@ -112,6 +191,9 @@ GCS = StoreFamily(
     describe=describe_gcs,
     version_marker="#",
     download_kwargs={"concurrency": 1},  # one GET per object, no HEAD to plan chunks
+    container="bucket",
+    timeouts=gcs_timeouts,
+    single_attempt=gcs_single_attempt,
 )
 AZURE = StoreFamily(
     name="azure",
@@ -121,6 +203,9 @@ AZURE = StoreFamily(
     describe=describe_azure,
     version_marker="?versionid=",
     listing="blobs",
+    container="container",
+    timeouts=azure_timeouts,
+    single_attempt=azure_single_attempt,
 )
 HTTP = StoreFamily(
     name="http",
@@ -130,6 +215,7 @@ HTTP = StoreFamily(
     describe=describe_http,
     listing="index",
     paths_are_urls=True,
+    timeouts=http_timeouts,
 )
 LOCAL = StoreFamily(
     name="local",

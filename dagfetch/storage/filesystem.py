@@ -56,6 +56,7 @@ def open_filesystem(
     *,
     version_aware: bool = False,
     where: str | None = None,
+    timeouts: tuple[float, float] | None = None,
 ) -> OpenedStore:
     """Open the file system serving ``url``, through fsspec's own URL handling
     (:func:`fsspec.core.url_to_fs`): chained URLs (``simplecache::s3://bucket/dags``) and
@@ -63,9 +64,11 @@ def open_filesystem(
     fsspec.
 
     Keyword arguments come from, later ones winning: the URL itself (as fsspec reads it),
-    ``connection`` mapped for the store's family, ``storage_options`` as given, and
-    ``version_aware=True`` when asked for and the family keeps versions. In a chained URL,
-    the connection's options and ``version_aware`` go to the store (the last link) and
+    ``timeouts`` (connect, read seconds) in the family's words (with the file system's own
+    retries off: the caller retries), ``connection`` mapped for the store's family,
+    ``storage_options`` as given (tables merged one level deep), and ``version_aware=True``
+    when asked for and the family keeps versions. In a chained URL, the timeouts, the
+    connection's options and ``version_aware`` go to the store (the last link) and
     ``storage_options`` follow fsspec's rule: a key named after a link's protocol holds that
     link's options, any other key goes to the first link. A missing fsspec implementation
     (of any link) is :class:`BackendNotInstalled` naming what to install (chained to the
@@ -88,20 +91,37 @@ def open_filesystem(
     # outside the try: a connection that cannot be mapped is a configuration error (it
     # names the conn_id), not a failure of the store
     store_kwargs: dict[str, Any] = {}
+    if timeouts is not None:
+        store_kwargs.update(family.timeouts(*timeouts))
     if connection is not None:
-        store_kwargs.update(family.connection_options(connection))
+        _merge(store_kwargs, family.connection_options(connection))
     if version_aware and family.versioned:
         store_kwargs["version_aware"] = True
     kwargs: dict[str, Any] = dict(storage_options or {})
     if len(protocols) == 1:
-        kwargs = {**store_kwargs, **kwargs}
+        _merge(store_kwargs, kwargs)
+        kwargs = store_kwargs
     else:
         given = kwargs.get(protocol) or {}
         if not isinstance(given, Mapping):
             raise FetchError(f"{where}: storage_options.{protocol} must be a table of options")
-        kwargs[protocol] = {**store_kwargs, **given}
+        _merge(store_kwargs, given)
+        kwargs[protocol] = store_kwargs
     try:
         fs, path = url_to_fs(url, **kwargs)
     except Exception as exc:
         raise FetchError(f"{where}: cannot open the file system: {mask(str(exc))}") from None
+    if timeouts is not None and len(protocols) == 1:
+        family.single_attempt(fs)  # the store itself, not a caching layer chained before it
     return OpenedStore(fs, path, protocol, family, cls)
+
+
+def _merge(into: dict[str, Any], given: Mapping[str, Any]) -> None:
+    """``into.update(given)``, tables one level deep merged key by key: a connection's
+    ``client_kwargs`` (auth) keeps the timeout set under the same key."""
+    for key, value in given.items():
+        old = into.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            into[key] = {**old, **value}
+        else:
+            into[key] = value

@@ -132,15 +132,7 @@ def list_inactive_dags(request: Request) -> Response:
                                for item in dags.inactive_dags(context(request))])
 
 
-@router.get("/dags/{dag_id}", tags=["dags"], response_model=DagDetail)
-def get_dag(request: Request, dag_id: DagId, limit: Limit = DEFAULT_PAGE,
-            offset: Offset = 0) -> Response:
-    """A DAG's latest version and its history, newest first, with the code version each
-    graph version came from and the runs pinned to it."""
-    return answer(dags.dag(context(request), dag_id, limit, offset))
-
-
-@router.get("/dags/{dag_id}/graph", tags=["dags"], response_model=GraphInfo)
+@router.get("/dags/{dag_id:path}/graph", tags=["dags"], response_model=GraphInfo)
 def get_graph(request: Request, dag_id: DagId,
               version: Annotated[int | None, Query(ge=1, description="A graph version "
                                                    "number (default: latest)")] = None,
@@ -149,7 +141,7 @@ def get_graph(request: Request, dag_id: DagId,
     return answer(dags.graph(context(request), dag_id, version))
 
 
-@router.get("/dags/{dag_id}/diff", tags=["dags"], response_model=GraphDiffInfo)
+@router.get("/dags/{dag_id:path}/diff", tags=["dags"], response_model=GraphDiffInfo)
 def get_graph_diff(request: Request, dag_id: DagId,
                    old: Annotated[int, Query(ge=1)], new: Annotated[int, Query(ge=1)],
                    ) -> Response:
@@ -157,13 +149,23 @@ def get_graph_diff(request: Request, dag_id: DagId,
     return answer(dags.graph_diff(context(request), dag_id, old, new))
 
 
-@router.get("/dags/{dag_id}/runs", tags=["dags"], response_model=Page[RunInfo])
+@router.get("/dags/{dag_id:path}/runs", tags=["dags"], response_model=Page[RunInfo])
 def list_runs(request: Request, dag_id: DagId,
               version: Annotated[int | None, Query(ge=1, description="Only runs of this "
                                                    "graph version")] = None,
               limit: Limit = DEFAULT_PAGE, offset: Offset = 0) -> Response:
     """Runs pinned to the DAG, newest first."""
     return answer(dags.runs(context(request), dag_id, version, limit, offset))
+
+
+# after the routes below it: a DAG id may hold "/" (its path parameter takes any
+# path), so "/dags/x/graph" must reach the graph of DAG "x" first
+@router.get("/dags/{dag_id:path}", tags=["dags"], response_model=DagDetail)
+def get_dag(request: Request, dag_id: DagId, limit: Limit = DEFAULT_PAGE,
+            offset: Offset = 0) -> Response:
+    """A DAG's latest version and its history, newest first, with the code version each
+    graph version came from and the runs pinned to it."""
+    return answer(dags.dag(context(request), dag_id, limit, offset))
 
 
 @router.get("/import-errors", tags=["dags"], response_model=Page[ImportErrorInfo])

@@ -7,6 +7,7 @@ few queries per answer, never by parsing a DAG file.
 from __future__ import annotations
 
 from dagfetch.graphs import queries
+from dagfetch.graphs import runs as run_pins
 from dagfetch.graphs.errors import GraphNotFoundError
 from dagfetch.graphs.model import Graph, GraphVersion, SourceRef, diff
 from dagfetch.redact import mask
@@ -149,9 +150,10 @@ def runs(ctx: WebContext, dag_id: str, number: int | None, limit: int,
             queries.find_version(conn, ctx.tables, dag_id, number)
         except GraphNotFoundError as exc:
             raise NotFound(str(exc)) from None
-        found, total = queries.runs_of_dag(conn, ctx.tables, dag_id, number, limit=limit,
-                                           offset=offset)
-    items = [RunInfo(run_id=run.run_id, dag_id=dag_id, number=run.number,
+        found = run_pins.list_runs(conn, ctx.tables, dag_id, number=number, limit=limit,
+                                   offset=offset)
+        total = run_pins.count_runs(conn, ctx.tables, dag_id, number=number)
+    items = [RunInfo(run_id=run.run_id, dag_id=dag_id, number=run.version.number,
                      source=source_info(run.source) if run.source else None,
                      pinned_at=run.pinned_at) for run in found]
     return Page[RunInfo](items=items, total=total, limit=limit, offset=offset)

@@ -94,7 +94,7 @@ def dags_page(request: Request, offset: Annotated[int, Query(ge=0)] = 0) -> Resp
                   inactive=dags.inactive_dags(ctx))
 
 
-@router.get("/dags/{dag_id}")
+@router.get("/dags/{dag_id:path}")  # a DAG id may hold "/"
 def dag_page(
     request: Request, dag_id: str,
     version: Annotated[int | None, Query(ge=1)] = None,

@@ -30,9 +30,8 @@ def dagfetch(manifest: Path, home: Path, *args: str,
 
 @pytest.fixture
 def s3_repo(moto_server: MotoServer, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    moto_server.ensure_bucket(BUCKET)
     client = moto_server.client()
-    if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        client.create_bucket(Bucket=BUCKET)
     prefix = f"repo-{uuid.uuid4().hex[:8]}"
     client.put_object(Bucket=BUCKET, Key=f"{prefix}/dag.py", Body=b"x = 1\n")
     manifest = tmp_path / "dagfetch.toml"
@@ -97,6 +96,9 @@ def test_a_failed_repository_is_reported_once(tmp_path: Path) -> None:
     assert "nowhere" not in done.stderr  # the result line said it; no warning repeats it
     verbose = dagfetch(manifest, tmp_path / "h", "-v", "sync")
     assert "gone: sync failed" in verbose.stderr  # -v shows the log record as well
+    quiet = dagfetch(manifest, tmp_path / "h", "-q", "-v", "sync")
+    assert "gone: sync failed" in quiet.stderr  # -v wins over -q for dagfetch
+    assert dagfetch(manifest, tmp_path / "h", "-q", "sync").stderr == ""
 
 
 def test_printed_paths_are_absolute(tmp_path: Path) -> None:

@@ -79,9 +79,7 @@ def test_validate_reports_every_bad_repository_without_fetching(tmp_path: Path) 
 
 @pytest.fixture
 def validate_bucket(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    client = moto_server.client()
-    if BUCKET not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        client.create_bucket(Bucket=BUCKET)
+    moto_server.ensure_bucket(BUCKET)
     monkeypatch.setenv("DAGFETCH_CONN_MOTO", moto_server.connection())
     return moto_server
 

@@ -230,6 +230,27 @@ def test_same_run_id_in_two_dags_needs_the_dag(store: GraphStore) -> None:
     assert store.run("scheduled__2024", "other").dag_id == "other"
 
 
+
+def test_runs_of_one_version_a_page_at_a_time(store: GraphStore) -> None:
+    from dagfetch.graphs import runs
+
+    store.record_extraction("repo", "v1", [("etl.py", A)], {}, file_count=1)
+    store.pin_run("r1", "etl")
+    store.pin_run("r2", "etl")
+    store.record_extraction("repo", "v2", [("etl.py", B)], {}, file_count=1)
+    store.pin_run("r3", "etl")
+    with store.engine.connect() as conn:
+        every = runs.list_runs(conn, store.tables, "etl")
+        assert [pin.run_id for pin in every] == ["r3", "r2", "r1"]
+        first = runs.list_runs(conn, store.tables, "etl", number=1)
+        assert [(pin.run_id, pin.version.number) for pin in first] == [("r2", 1), ("r1", 1)]
+        assert first[0].source == SourceRef("repo", "v1", "etl.py")
+        page = runs.list_runs(conn, store.tables, "etl", limit=1, offset=1)
+        assert [pin.run_id for pin in page] == ["r2"]
+        assert runs.count_runs(conn, store.tables, "etl") == 3
+        assert runs.count_runs(conn, store.tables, "etl", number=2) == 1
+        assert runs.count_runs(conn, store.tables, "other") == 0
+
 # -- gc ----------------------------------------------------------------------------------------
 
 def test_gc_keeps_latest_pinned_and_newest_k(store: GraphStore) -> None:

@@ -23,7 +23,9 @@ ACCESS_KEY = "AKIAMOTOKEYID4242"
 SECRET_KEY = "moto-Secret-Value-9c1f7e"  # distinctive, so tests can grep for leaks
 SESSION_TOKEN = "moto-Session-Token-77ab31"
 REGION = "us-east-1"
-_LINE = re.compile(r'"(GET|PUT|HEAD|POST|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
+# werkzeug colours the lines of statuses other than 200 (206 ranges, 404s) with ANSI codes
+_ANSI = r"(?:\x1b\[[\d;]*m)*"
+_LINE = re.compile(rf'"{_ANSI}(GET|PUT|HEAD|POST|DELETE) (\S+) HTTP/[\d.]+{_ANSI}" (\d{{3}})')
 
 AWS_ENV = {
     "AWS_EC2_METADATA_DISABLED": "true",  # else credential lookup stalls on the metadata URL
@@ -61,6 +63,12 @@ class MotoServer:
         return boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION,
                             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
 
+    def ensure_bucket(self, name: str) -> None:
+        """Create bucket ``name`` unless an earlier test of the session did."""
+        client = self.client()
+        if name not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+            client.create_bucket(Bucket=name)
+
     def reset(self) -> None:
         url = f"{self.endpoint}/moto-api/reset"
         request = urllib.request.Request(url, method="POST")  # noqa: S310 - our local server
@@ -77,6 +85,21 @@ class MotoServer:
     def requests_since(self, mark: int) -> list[tuple[str, str, int]]:
         time.sleep(0.2)
         return [r for r in self.requests()[mark:] if not r[1].startswith("/moto-api")]
+
+    def settled_requests_since(
+        self, mark: int, timeout: float = 10.0
+    ) -> list[tuple[str, str, int]]:
+        """Requests since ``mark``, once the log stopped growing: moto logs a request after
+        answering it, and on a loaded machine the line can land a second later."""
+        seen = self.requests_since(mark)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.requests_since(mark)
+            if len(now) == len(seen):
+                break
+            seen = now
+        return seen
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +22,7 @@ from tests.servers.procs import ServerProcess, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: Several test processes (xdist workers) may want the browser at once: one installs it.
-INSTALL_LOCK = Path("/tmp/dagfetch-tests-chromium.lock")
+INSTALL_LOCK = Path(tempfile.gettempdir()) / "dagfetch-tests-chromium.lock"
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage")
 
 

@@ -11,7 +11,7 @@ hook secret is ``HOOK_SECRET``; the server's bearer tokens, when an app wants th
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,18 +40,13 @@ HOSTILE_DAG = '"><img src=x onerror=alert(2)>'
 HOSTILE_FILE = '"><img src=x onerror=alert(3)>.py'
 
 
-def hostile_dag(dag_id: str, task_ids: list[str]) -> bytes:
-    """A chain DAG; its ids may hold any characters (they are written as Python literals)."""
-    return chain_dag(dag_id, task_ids)
-
-
 def first_files() -> dict[str, bytes]:
     return {
         "lib/__init__.py": b"",
         "lib/dagshape.py": DAGSHAPE,
         "etl.py": chain_dag("etl", ["extract", SCRIPT, "load"]),
         "reports/weekly.py": chain_dag("weekly", ["collect", "email"]),
-        HOSTILE_FILE: hostile_dag(HOSTILE_DAG, ["a", "b"]),
+        HOSTILE_FILE: chain_dag(HOSTILE_DAG, ["a", "b"]),  # ids are written as literals
         "notes.md": f"# notes\n\n{SCRIPT}\n".encode(),
         "broken.py": f"raise RuntimeError('cannot connect with password {LEAKED}')\n".encode(),
     }
@@ -89,7 +84,7 @@ class CountingRunner(SyncRunner):
 
 
 def make_site(root: Path, web: dict[str, Any] | None = None, *,
-              hook: bool = True) -> Site:
+              hook: bool = True, store: GraphStore | None = None) -> Site:
     remote = LocalRemote(root / "remote-etl")
     for path, data in first_files().items():
         remote.write(path, data)
@@ -114,7 +109,7 @@ def make_site(root: Path, web: dict[str, Any] | None = None, *,
     manifest_path.write_text(_toml(data))
     home = root / "home"
     workspace = Workspace(parse_manifest(data, base_dir=root), cache_root=home)
-    store = GraphStore.for_cache(home)
+    store = store if store is not None else GraphStore.for_cache(home)
     pipeline = GraphPipeline(workspace, store)
     [first, _] = pipeline.sync()
     assert first.ok, first.error
@@ -168,19 +163,3 @@ def own_site(tmp_path: Path) -> Iterator[Site]:
 def client(site: Site) -> Iterator[TestClient]:
     with TestClient(site.app()) as test_client:
         yield test_client
-
-
-@pytest.fixture
-def make_client() -> Iterator[Callable[[FastAPI], TestClient]]:
-    """Clients of apps a test builds itself; each is closed (its lifespan ended) after."""
-    opened: list[TestClient] = []
-
-    def make(app: FastAPI) -> TestClient:
-        test_client = TestClient(app)
-        test_client.__enter__()
-        opened.append(test_client)
-        return test_client
-
-    yield make
-    for test_client in opened:
-        test_client.__exit__(None, None, None)

@@ -3,13 +3,16 @@ pagination and its errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 
+from dagfetch.graphs import GraphStore
+from dagfetch.manifest import parse_manifest
 from dagfetch.web import api
-from tests.web.conftest import HOSTILE_DAG, HOSTILE_FILE, SCRIPT, Site
+from tests.web.conftest import HOSTILE_DAG, HOSTILE_FILE, SCRIPT, Site, make_site
 
 
 def test_repositories_and_one_repository(client: TestClient, site: Site) -> None:
@@ -228,3 +231,92 @@ def test_mounted_in_another_application(site: Site) -> None:
         assert client.get("/dagfetch/static/style.css").status_code == 200
         assert client.get("/dagfetch/api/dags/etl").json()["dag_id"] == "etl"
         assert client.get("/dagfetch/api/nope").json() == {"detail": "no such page"}
+
+
+def test_stored_and_evicted_versions(own_site: Site) -> None:
+    site = own_site
+    site.pipeline.release_run("manual__1", "etl")  # the old version's only pin
+    assert ("etl", site.old) in site.workspace.gc(grace_seconds=0).stored
+    with TestClient(site.app()) as client:
+        states = {v["version_id"]: v["state"]
+                  for v in client.get("/api/repos/etl/versions").json()["items"]}
+        assert states == {site.old: "stored", site.new: "materialized"}
+        # a stored version's files are read from the content store; nothing is rebuilt
+        weekly = client.get(f"/api/repos/etl/versions/{site.old}/files/reports/weekly.py")
+        assert weekly.json()["available"] and "weekly" in weekly.json()["text"]
+        diff = client.get(f"/api/repos/etl/diff?old={site.old}").json()
+        assert {f["path"]: f["insertions"] for f in diff["files"]}["etl.py"] == 2
+        assert not site.workspace.cache.layout.version("etl", site.old).exists()
+
+        site.workspace.cache.gc({"etl": 1}, grace_seconds=0)
+        states = {v["version_id"]: v["state"]
+                  for v in client.get("/api/repos/etl/versions").json()["items"]}
+        assert states == {site.old: "evicted", site.new: "materialized"}
+        gone = client.get(f"/api/repos/etl/versions/{site.old}/files/reports/weekly.py")
+        assert gone.status_code == 200
+        assert (gone.json()["available"], gone.json()["text"]) == (False, None)
+        diff = client.get(f"/api/repos/etl/diff?old={site.old}").json()
+        etl = {f["path"]: f for f in diff["files"]}["etl.py"]
+        assert etl["skipped"] == "content not in the cache (the version was evicted)"
+        [old] = [v for v in client.get("/api/repos/etl/versions").json()["items"]
+                 if v["version_id"] == site.old]
+        assert old["refetchable"] is False  # file:// keeps no history
+        assert "cannot be fetched again" in client.get("/repos/etl").text
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_the_same_answers_over_postgresql_and_mariadb(tmp_path: Path,
+                                                      backend: str) -> None:
+    # the store's queries behind every answer, on the servers a team runs beside its scheduler
+    from tests.graphs.conftest import server_url, unique_prefix
+
+    store = GraphStore(server_url(backend, tmp_path), prefix=unique_prefix())
+    try:
+        other = make_site(tmp_path, store=store)
+        with TestClient(other.app()) as client:
+            dags = client.get("/api/dags").json()
+            assert [d["dag_id"] for d in dags["items"]] == sorted(["etl", HOSTILE_DAG])
+            etl = client.get("/api/dags/etl").json()
+            assert [h["runs"] for h in etl["history"]["items"]] == [1, 1]
+            runs = client.get("/api/dags/etl/runs?version=1").json()
+            assert [r["run_id"] for r in runs["items"]] == ["manual__1"]
+            assert client.get("/api/dags/etl/diff?old=1&new=2").json()["tasks_added"] == [
+                "notify"]
+            [gone] = client.get("/api/inactive-dags").json()
+            assert gone["dag_id"] == "weekly"
+            assert client.get("/api/import-errors").json()["total"] == 1
+            assert client.get("/dags/etl?version=2&compare=1").status_code == 200
+            versions = client.get("/api/repos/etl/versions").json()["items"]
+            assert versions[0]["extraction"]["dag_count"] == 2
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_a_dag_id_with_a_slash(tmp_path: Path) -> None:
+    # nothing stops a DAG id from holding "/" (Airflow's rules are Airflow's): every route
+    # of a DAG takes it, quoted or not
+    from dagfetch.graphs import Graph
+    from dagfetch.web import create_app
+    from dagfetch.workspace import Workspace
+
+    workspace = Workspace(parse_manifest({"dag_repositories": {"r": {"url": str(tmp_path)}}}),
+                          cache_root=tmp_path / "cache")
+    store = GraphStore.for_cache(tmp_path / "cache")
+    store.record(Graph.of("team/etl", ["a", "b"], [("a", "b")]))
+    store.record(Graph.of("team/etl", ["a", "b", "c"], [("a", "b")]))
+    store.pin_run("run/1", "team/etl")
+    with TestClient(create_app(workspace, store)) as client:
+        quoted = quote("team/etl", safe="")
+        assert client.get(f"/api/dags/{quoted}").json()["dag_id"] == "team/etl"
+        assert len(client.get(f"/api/dags/{quoted}/graph?version=1").json()["tasks"]) == 2
+        assert client.get(f"/api/dags/{quoted}/diff?old=1&new=2").json()["tasks_added"] == [
+            "c"]
+        assert [r["run_id"] for r in client.get(f"/api/dags/{quoted}/runs").json()[
+            "items"]] == ["run/1"]
+        assert client.get("/api/dags/team/etl/graph").json()["dag_id"] == "team/etl"
+        listing = client.get("/dags").text
+        assert f'href="/dags/{quoted}"' in listing
+        assert client.get(f"/dags/{quoted}?version=2&compare=1").status_code == 200
+        assert client.get("/api/dags/team/nope").status_code == 404
+    store.close()

@@ -84,3 +84,16 @@ def test_a_bad_web_setting_names_its_field(tmp_path: Path) -> None:
                                        str(site.workspace.cache.root), "serve"])
     assert result.exit_code == 2
     assert "web.hook_delay" in result.output and "Traceback" not in result.output
+
+
+def test_several_workers_answer_alike(site: Site, tmp_path: Path) -> None:
+    with live_server(site.manifest_path, site.workspace.cache.root, tmp_path / "log",
+                     ["--workers", "2"]) as server:
+        answers = set()
+        for _ in range(8):  # the requests spread over both processes
+            status, body = get(server.url("/api/dags/etl"))
+            assert status == 200, server.process.log_text()
+            answers.add(body)
+        status, hooked = get(server.url("/api/repos/etl"))
+    assert len(answers) == 1
+    assert status == 200 and json.loads(hooked)["hook"] is True

@@ -11,6 +11,7 @@ for good stops the others and fails the fetch.
 from __future__ import annotations
 
 import asyncio
+import errno
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor
@@ -53,8 +54,30 @@ def http_status(exc: BaseException) -> int | None:
     return None
 
 
+def connection_refused(exc: BaseException) -> bool:
+    """Nothing listens there (ECONNREFUSED), however deep a library wrapped it: retrying
+    with backoff only made the user wait 9-15 s for the same answer."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a cause chain is short; never loop on a cyclic one
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == \
+                errno.ECONNREFUSED:
+            return True
+        os_error = getattr(seen, "os_error", None)  # aiohttp's ClientConnectorError
+        if isinstance(os_error, ConnectionRefusedError):
+            return True
+        if "Connection refused" in str(seen) or "ECONNREFUSED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Worth another try: throttling, 5xx, timeouts and broken connections."""
+    """Worth another try: throttling, 5xx, timeouts and broken connections (not a refused
+    one: nothing listens, and backing off will not change that)."""
+    if connection_refused(exc):
+        return False
     if isinstance(
         exc,
         (
@@ -125,20 +148,20 @@ class RetryPolicy:
 
 async def download_async(
     jobs: Sequence[Job],
-    get: Callable[[str, str], Awaitable[Any]],
+    get: Callable[[Job], Awaitable[Any]],
     *,
     concurrency: int,
     retry: RetryPolicy,
     failed: Failed,
     on_file_done: FileDone | None,
 ) -> None:
-    """Run ``get(remote, local)`` for every job on the current event loop, ``concurrency``
-    at once; the first failure cancels the rest and is raised as ``failed`` makes it."""
+    """Run ``get(job)`` for every job on the current event loop, ``concurrency`` at once;
+    the first failure cancels the rest and is raised as ``failed`` makes it."""
 
     async def one(job: Job) -> None:
-        remote_file, remote, local = job
+        remote_file = job[0]
         try:
-            await retry.run(lambda: get(remote, str(local)))
+            await retry.run(lambda: get(job))
         except Exception as exc:
             raise failed(remote_file, exc) from None
         if on_file_done is not None:
@@ -166,7 +189,7 @@ async def download_async(
 
 def download_threads(
     jobs: Sequence[Job],
-    get: Callable[[str, str], Any],
+    get: Callable[[Job], Any],
     *,
     concurrency: int,
     timeout: float | None,
@@ -179,9 +202,9 @@ def download_threads(
     bounded thread pool; a batch running past ``timeout`` fails naming ``where``."""
 
     def one(job: Job) -> None:
-        remote_file, remote, local = job
+        remote_file = job[0]
         try:
-            retry.call(get, remote, str(local))
+            retry.call(get, job)
         except Exception as exc:
             raise failed(remote_file, exc) from None
         if on_file_done is not None:

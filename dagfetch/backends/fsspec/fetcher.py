@@ -8,6 +8,7 @@ never tests a protocol name.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import posixpath
 import time
@@ -18,8 +19,10 @@ from urllib.parse import urlsplit
 
 import attrs
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from dagfetch.backends.fsspec.downloads import (
+    Job,
     RetryPolicy,
     download_async,
     download_threads,
@@ -28,9 +31,25 @@ from dagfetch.backends.fsspec.downloads import (
 )
 from dagfetch.backends.fsspec.http_index import file_url, list_http
 from dagfetch.backends.fsspec.options import FsspecOptions
-from dagfetch.errors import ConfigError, FetchError, RemoteNotFoundError
+from dagfetch.backends.fsspec.reads import (
+    READERS,
+    Sink,
+    read_by_get_file,
+    read_chained,
+    read_local,
+    read_memory,
+)
+from dagfetch.errors import (
+    ConfigError,
+    DagfetchError,
+    FetchError,
+    ManifestError,
+    RemoteNotFoundError,
+)
+from dagfetch.limits import ByteBudget
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.options import parse_options
+from dagfetch.paths import safe_relpath
 from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
 from dagfetch.redact import get_logger, redact_url
 from dagfetch.storage import VERSION_KEY, open_filesystem, url_protocols
@@ -62,11 +81,14 @@ class FsspecFetcher(BaseFetcher):
         self.concurrency = self.options.concurrency
         self.retries = self.options.retries
         self.retry = RetryPolicy(self.options.retries)
+        self.limits = source.limits
+        self._deadline: float | None = None  # set by list(): the sync_timeout runs from there
         store = open_filesystem(
             source.url,
             source.connection,
             self.options.storage_options,
             version_aware=self.options.version_aware,
+            timeouts=(self.limits.connect_timeout, self.limits.read_timeout),
         )
         self.fs = store.fs
         self.protocol = store.protocol
@@ -86,6 +108,16 @@ class FsspecFetcher(BaseFetcher):
             )
         self.version_aware = self.options.version_aware and self.family.versioned
         self.is_async = bool(getattr(self.fs, "async_impl", False))
+        # a local file is copied through one descriptor opened without following links
+        self.is_local = isinstance(self.fs, LocalFileSystem)
+        # a chain (simplecache::s3://...) wraps the store: store-specific reads need the store
+        self.chained = len(url_protocols(source.url)) > 1
+        if self.family.container and not urlsplit(source.url.split("::")[-1]).netloc:
+            raise ManifestError(
+                f"{source.field}.url",
+                f"{redact_url(source.url)} names no {self.family.container}: write "
+                f"{self.protocol}://<{self.family.container}>/<prefix>",
+            )
         if self.family.paths_are_urls:
             root = source.url.split("?", 1)[0].split("#", 1)[0]
             if source.subdir:
@@ -104,9 +136,21 @@ class FsspecFetcher(BaseFetcher):
 
     # -- plumbing ----------------------------------------------------------------------------
 
+    def _timeout(self) -> tuple[float | None, str]:
+        """Seconds the next listing or download batch may take, and what sets them: the
+        ``timeout`` option, or what is left of ``limits.sync_timeout``."""
+        timeout, why = self.options.timeout, "the timeout"
+        if self._deadline is not None:
+            left = max(self._deadline - time.monotonic(), 0.001)
+            if timeout is None or left < timeout:
+                timeout = left
+                why = (f"limits.sync_timeout = {self.limits.sync_timeout:g} s "
+                       f"({self.source.field}.limits.sync_timeout)")
+        return timeout, why
+
     def _run(self, make: Callable[[], Awaitable[T]], what: str) -> T:
         """Run a coroutine on the file system's loop, cancelled after ``timeout`` seconds."""
-        timeout = self.options.timeout
+        timeout, why = self._timeout()
 
         async def bounded() -> T:
             task = asyncio.ensure_future(make())
@@ -121,7 +165,9 @@ class FsspecFetcher(BaseFetcher):
             return fsspec.asyn.sync(self.fs.loop, bounded)  # type: ignore[no-any-return]
         except _Overran:
             raise FetchError(
-                f"{self._where()}: {what} did not finish within the timeout of {timeout:g} s"
+                f"{self._where()}: {what} did not finish within {why} of {timeout:g} s"
+                if why == "the timeout" else f"{self._where()}: {what} did not finish within "
+                f"{why}"
             ) from None
 
     def _where(self, path: str | None = None) -> str:
@@ -132,18 +178,22 @@ class FsspecFetcher(BaseFetcher):
 
     def list(self) -> Listing:
         started = time.monotonic()
+        self._deadline = started + self.limits.sync_timeout
         try:
             if self.family.listing == "index":
                 found = self._run(self._list_index, "the listing")
             else:
                 found = self._list_fs()
-        except (FetchError, RemoteNotFoundError):
+        except DagfetchError:
             raise
         except FileNotFoundError:
             raise RemoteNotFoundError(f"{self._where()}: not found") from None
         except Exception as exc:
             raise FetchError(f"{self._where()}: listing failed: {problem(exc)}") from None
-        files = [f for f in (self._remote_file(n, i) for n, i in found.items()) if f is not None]
+        folders = _folders_of(found)
+        files = [
+            f for f in (self._remote_file(n, i, folders) for n, i in found.items()) if f is not None
+        ]
         if self.version_aware and any(
             f.kind == "file" and VERSION_KEY not in f.extra for f in files
         ):
@@ -180,7 +230,7 @@ class FsspecFetcher(BaseFetcher):
             found = self.retry.call(self.fs.find, self.root, withdirs=False, detail=True)
         if not found and not self.retry.call(self.fs.exists, self.root):
             raise RemoteNotFoundError(f"{self._where()}: not found")
-        return {self._relpath(name): info for name, info in found.items()}
+        return {self._relpath(name): {**info, "listed_name": name} for name, info in found.items()}
 
     async def _list_index(self) -> dict[str, dict[str, Any]]:
         return await list_http(
@@ -189,6 +239,10 @@ class FsspecFetcher(BaseFetcher):
             work_dir=self.source.work_dir,
             retry=self.retry,
             concurrency=self.concurrency,
+            max_folders=self.limits.max_http_folders,
+            max_depth=self.limits.max_path_depth,
+            max_page_bytes=self.limits.max_file_bytes,
+            field=f"{self.source.field}.limits",
         )
 
     async def _list_blobs(self) -> dict[str, dict[str, Any]]:
@@ -222,17 +276,23 @@ class FsspecFetcher(BaseFetcher):
             return str(name.lstrip("/"))
         return posixpath.relpath(name, root)
 
-    def _remote_file(self, rel: str, info: dict[str, Any]) -> RemoteFile | None:
+    def _remote_file(
+        self, rel: str, info: dict[str, Any], folders: set[str]
+    ) -> RemoteFile | None:
         if info.get("islink"):
             target = os.readlink(posixpath.join(self.root, rel))
             return RemoteFile(rel, 0, f"link:{target}", kind="symlink", target=target)
         if info.get("type") not in (None, "file"):
             return None
-        if rel.endswith("/"):
-            return None  # a folder marker object ("dags/") some tools create
+        if _is_folder_marker(rel, info, folders):
+            return None
         described = self.family.describe(info, self.version_aware)
         size = info.get("size")
         extra = {VERSION_KEY: described.version} if described.version else {}
+        if safe_relpath(rel) != rel:
+            # a key such as a//b.py or ./y.py: the file lands at the clean path, and is
+            # downloaded by the key the store has
+            extra["key"] = rel
         return RemoteFile(
             rel, -1 if size is None else int(size), described.token, described.digest, extra=extra
         )
@@ -240,9 +300,10 @@ class FsspecFetcher(BaseFetcher):
     # -- downloading -------------------------------------------------------------------------
 
     def _remote_path(self, remote_file: RemoteFile) -> str:
+        key = remote_file.extra.get("key", remote_file.path)
         if self.family.paths_are_urls:
-            return file_url(self.root, remote_file.path)
-        path = posixpath.join(self.root, remote_file.path)
+            return file_url(self.root, key)
+        path = self.root.rstrip("/") + "/" + key if self.root != "/" else "/" + key
         version = remote_file.extra.get(VERSION_KEY)
         if self.version_aware and version:
             return self.family.versioned_path(path, version)
@@ -251,6 +312,8 @@ class FsspecFetcher(BaseFetcher):
     def _failed(self, remote_file: RemoteFile, exc: BaseException) -> FetchError:
         if isinstance(exc, FetchError):
             return exc
+        if isinstance(exc, DagfetchError):
+            return FetchError(f"{self._where(remote_file.path)}: {exc}")
         if isinstance(exc, FileNotFoundError) or http_status(exc) == 404:
             return RemoteNotFoundError(f"{self._where(remote_file.path)}: vanished during the sync")
         return FetchError(f"{self._where(remote_file.path)}: download failed: {problem(exc)}")
@@ -263,11 +326,26 @@ class FsspecFetcher(BaseFetcher):
             local.parent.mkdir(parents=True, exist_ok=True)
         if not jobs:
             return
-        if self.is_async:
-            download_kwargs = dict(self.family.download_kwargs)
+        budget = ByteBudget(self.limits, repo_field=self.source.field)
+        reader = (None if self.chained else READERS.get(self.family.name)) or functools.partial(
+            read_by_get_file, get_kwargs={} if self.chained else self.family.download_kwargs
+        )
 
-            def get(remote: str, local: str) -> Awaitable[Any]:
-                return self.fs._get_file(remote, local, **download_kwargs)  # type: ignore[no-any-return]
+        def sink_for(job: Job) -> Sink:
+            remote_file, _, local = job
+            return Sink(local, budget.file(remote_file.path, remote_file.size))
+
+        if self.is_async:
+
+            async def get(job: Job) -> None:
+                sink = sink_for(job)
+                try:
+                    await reader(self.fs, job[1], job[0], sink)
+                except BaseException:
+                    sink.budget.refund()  # a retry starts this file again
+                    raise
+                finally:
+                    sink.close()
 
             self._run(
                 lambda: download_async(
@@ -281,13 +359,53 @@ class FsspecFetcher(BaseFetcher):
                 "the download",
             )
         else:
+
+            def copy(job: Job) -> None:
+                sink = sink_for(job)
+                try:
+                    if self.chained:
+                        read_chained(self.fs, job[1], job[0], sink)
+                    elif self.is_local:
+                        read_local(self.root, job[0], sink)
+                    else:
+                        read_memory(self.fs, job[1], job[0], sink)
+                except BaseException:
+                    sink.budget.refund()
+                    raise
+                finally:
+                    sink.close()
+
+            timeout, _ = self._timeout()
             download_threads(
                 jobs,
-                self.fs.get_file,
+                copy,
                 concurrency=self.concurrency,
-                timeout=self.options.timeout,
+                timeout=timeout,
                 retry=self.retry,
                 failed=self._failed,
                 on_file_done=on_file_done,
                 where=self._where(),
             )
+
+
+def _folders_of(found: dict[str, dict[str, Any]]) -> set[str]:
+    """Every folder the listed names imply (``a``, ``a/b`` for ``a/b/c.py``)."""
+    folders = {""}
+    for rel in found:
+        parts = rel.strip("/").split("/")
+        for end in range(1, len(parts)):
+            folders.add("/".join(parts[:end]))
+    return folders
+
+
+def _is_folder_marker(rel: str, info: dict[str, Any], folders: set[str]) -> bool:
+    """A zero-byte object standing for a folder ("dags/", "dags/sub/"), which the AWS
+    console's "Create folder" and many upload tools write. fsspec strips the trailing slash
+    from some names, so the stored key is checked too, and an empty object named like a
+    folder of other listed files (or like the root) is one as well."""
+    names = (rel, str(info.get("listed_name") or ""), str(info.get("Key") or ""),
+             str(info.get("name") or ""))
+    if any(name.endswith("/") for name in names if name):
+        return True
+    clean = rel.strip("/")
+    return info.get("size") in (0, None) and (clean in folders or clean in ("", "."))

@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from dagfetch.backends.fsspec.downloads import RetryPolicy
-from dagfetch.errors import FetchError, RemoteNotFoundError
+from dagfetch.errors import FetchError, LimitExceeded, RemoteNotFoundError
 from dagfetch.redact import redact_url
 
 MAX_FOLDERS = 10_000  # a loop of links between index pages must end
@@ -124,10 +124,13 @@ def _info_from_headers(headers: dict[str, str]) -> dict[str, Any]:
 
 
 async def list_index(
-    root: str, request: Request, *, concurrency: int
+    root: str, request: Request, *, concurrency: int, max_folders: int = MAX_FOLDERS,
+    max_depth: int | None = None, field: str = "limits",
 ) -> dict[str, dict[str, Any]]:
     """Relative path -> info (``size``, ``etag``, ``last_modified``) for every file under the
-    folder URL ``root`` (ending in ``/``)."""
+    folder URL ``root`` (ending in ``/``). A folder loop (``a/`` linking ``a/a/`` ...) ends
+    at ``max_depth`` levels or ``max_folders`` pages, whichever comes first; ``field`` is
+    the manifest table setting both, for the error."""
     files: dict[str, dict[str, Any]] = {}
     pending = [root]
     seen = {root}
@@ -152,8 +155,17 @@ async def list_index(
                 continue  # parents, siblings, other hosts
             if target.endswith("/"):
                 if target not in seen:
-                    if len(seen) >= MAX_FOLDERS:
-                        raise FetchError(f"{redact_url(root)}: more than {MAX_FOLDERS} folders")
+                    rel_folder = unquote(target[len(root):]).rstrip("/")
+                    if len(seen) >= max_folders:
+                        raise LimitExceeded(
+                            rel_folder, f"more than {max_folders} folders listed",
+                            f"{field}.max_http_folders")
+                    depth = rel_folder.count("/") + 1
+                    if max_depth is not None and depth >= max_depth:
+                        raise LimitExceeded(
+                            rel_folder, f"a folder {depth} levels deep: its files would be "
+                            f"more than max_path_depth = {max_depth} levels deep",
+                            f"{field}.max_path_depth")
                     seen.add(target)
                     pending.append(target)
                 continue
@@ -200,10 +212,13 @@ def file_url(root: str, rel: str) -> str:
 
 
 async def list_http(
-    fs: Any, root: str, *, work_dir: Path | None, retry: RetryPolicy, concurrency: int
+    fs: Any, root: str, *, work_dir: Path | None, retry: RetryPolicy, concurrency: int,
+    max_folders: int = MAX_FOLDERS, max_depth: int | None = None,
+    max_page_bytes: int | None = None, field: str = "limits",
 ) -> dict[str, dict[str, Any]]:
     """List the folder URL ``root`` through the HTTP file system ``fs``, index pages fetched
-    conditionally against those kept in ``work_dir`` (the repository's private folder)."""
+    conditionally against those kept in ``work_dir`` (the repository's private folder).
+    An index page longer than ``max_page_bytes`` (an endless body) is refused."""
     session = await fs.set_session()
     request_kwargs = dict(fs.kwargs)
     pages = IndexCache(work_dir / "http-index.json" if work_dir is not None else None)
@@ -219,7 +234,8 @@ async def list_http(
                     cached = pages.not_modified(url)
                     if cached is not None:
                         return 200, dict(response.headers), cached
-                body = await response.text() if method == "GET" else ""
+                body = await _read_page(response, url, max_page_bytes, field) \
+                    if method == "GET" else ""
                 if response.status in (408, 429) or response.status >= 500:
                     raise HttpStatusError(response.status, url)
                 if method == "GET" and response.status == 200:
@@ -228,6 +244,22 @@ async def list_http(
 
         return await retry.run(once)
 
-    found = await list_index(root, request, concurrency=concurrency)
+    found = await list_index(root, request, concurrency=concurrency, max_folders=max_folders,
+                             max_depth=max_depth, field=field)
     pages.save()
     return found
+
+
+async def _read_page(response: Any, url: str, limit: int | None, field: str) -> str:
+    """The page's text, read no further than ``limit`` bytes."""
+    if limit is None:
+        return str(await response.text())
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await response.content.read(1 << 16):
+        total += len(chunk)
+        if total > limit:
+            raise LimitExceeded(redact_url(url), f"an index page of more than {limit} bytes",
+                                f"{field}.max_file_bytes")
+        chunks.append(chunk)
+    return b"".join(chunks).decode(response.charset or "utf-8", "replace")

@@ -28,7 +28,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dulwich.client import GitClient, LocalGitClient, SSHGitClient, TCPGitClient
 from dulwich.client import Urllib3HttpGitClient as HttpGitClient
@@ -46,7 +46,14 @@ from dagfetch.backends.git.options import GitOptions
 from dagfetch.backends.git.store import BlobSizes, GitStore
 from dagfetch.backends.git.urls import FULL_SHA, GitLocation, RefSpec, parse_location, parse_ref
 from dagfetch.cache.objects import git_blob_hasher
-from dagfetch.errors import FetchError, RemoteNotFoundError, VersionUnavailableError
+from dagfetch.errors import (
+    FetchError,
+    LimitExceeded,
+    RemoteNotFoundError,
+    UnsafePathError,
+    VersionUnavailableError,
+)
+from dagfetch.limits import ByteBudget
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.options import parse_options
 from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
@@ -67,6 +74,25 @@ DEEPEN_STEPS: tuple[int | None, ...] = (50, 1000, None)
 KEEP_LISTED_BYTES = 16 << 20
 
 
+class _TimedTCPGitClient(TCPGitClient):
+    """git:// with a read timeout: dulwich's TCP client has none, so a daemon that accepts
+    and then says nothing held a sync for ever."""
+
+    def __init__(self, host: str, port: int | None, *, read_timeout: float) -> None:
+        super().__init__(host, port)
+        self._read_timeout = read_timeout
+
+    def _connect(self, cmd: bytes, path: str | bytes,
+                 protocol_version: int | None = None) -> Any:
+        connected = super()._connect(cmd, path, protocol_version)
+        # the socket is only reachable through the buffered reader dulwich made of it
+        reader = getattr(connected[0].read, "__self__", None)
+        sock = getattr(getattr(reader, "raw", None), "_sock", None)
+        if sock is not None:
+            sock.settimeout(self._read_timeout)
+        return connected
+
+
 def git_blob_id(data: bytes) -> str:
     h = git_blob_hasher(len(data))
     h.update(data)
@@ -85,7 +111,8 @@ class GitFetcher(BaseFetcher):
         self.depth: int | None = self.options.depth or None
         self.submodules = self.options.submodules
         self.lfs = self.options.lfs
-        self.timeout = self.options.timeout
+        # HTTP requests: the option, else the repository's limits.read_timeout
+        self.timeout = self.options.timeout or source.limits.read_timeout
         self.protocol_version: int | None = self.options.protocol_version
         self.where = f"{self.location.display} (ref {self.ref.text})"
         self._tmp_work: Path | None = None
@@ -125,6 +152,8 @@ class GitFetcher(BaseFetcher):
     def fetch(
         self, files: Sequence[RemoteFile], dest: Path, on_file_done: FileDone | None = None
     ) -> None:
+        budget = ByteBudget(self.source.limits, repo_field=self.source.field)
+
         def write_all(store: GitStore) -> None:
             self._ensure_blobs(store, files)
             made: set[str] = set()
@@ -140,6 +169,9 @@ class GitFetcher(BaseFetcher):
                     # the listing's size came from a damaged sizes file: forget it, so the
                     # next listing reads the blobs again
                     store.forget_blob_sizes()
+                # sizes were checked on the listing; this holds when they were remembered
+                # wrong (the size file is only a cache), before a byte is written
+                budget.file(f.path, -1).add(len(data))
                 target = os.path.join(dest, f.path)
                 parent = os.path.dirname(target)
                 if parent not in made:
@@ -173,7 +205,8 @@ class GitFetcher(BaseFetcher):
         loc = self.location
         client: GitClient
         if loc.transport == "git":
-            client = TCPGitClient(loc.host or "", loc.port)
+            client = _TimedTCPGitClient(loc.host or "", loc.port,
+                                        read_timeout=self.source.limits.read_timeout)
         elif loc.transport == "http":
             port = f":{loc.port}" if loc.port else ""
             password = self.auth.password.reveal() if self.auth.password else None
@@ -332,42 +365,74 @@ class GitFetcher(BaseFetcher):
               out: builtins.list[RemoteFile], lfs: builtins.list[str],
               known: BlobSizes, seen: BlobSizes) -> None:
         """Collect the files under ``tree``; sizes come from ``known`` where remembered (a
-        blob is read only the first time it is listed); ``seen`` gets this listing's."""
-        for raw_name, mode, sha in store.tree(tree).iteritems():
-            try:
-                name = raw_name.decode("utf-8")
-            except UnicodeDecodeError:
-                raise FetchError(f"{self.where}: commit {commit[:12]} has a path that is not "
-                                 f"UTF-8: {prefix}{raw_name!r}") from None
-            path = f"{prefix}{name}"
-            blob_id = sha.decode()
-            if stat.S_ISDIR(mode):
-                self._walk(store, sha, f"{path}/", commit, out, lfs, known, seen)
-            elif mode & 0o170000 == GITLINK:
-                if self.submodules == "error":
-                    raise FetchError(
-                        f"{self.where}: {path!r} is a git submodule (pinned at {blob_id[:12]}) "
-                        "and dagfetch does not fetch submodules; set options.submodules = "
-                        "'skip' to leave it out"
-                    )
-                log.warning("%s: leaving out submodule %r (options.submodules = 'skip')",
-                            self.where, path)
-            elif stat.S_ISLNK(mode):
-                target = store.blob(sha).decode("utf-8", "surrogateescape")
-                out.append(RemoteFile(path, 0, blob_id, kind="symlink", target=target))
-            else:
-                found = known.get(blob_id)
-                if found is None:
-                    data = store.blob(sha)
-                    found = (len(data), len(data) < LFS_POINTER_MAX and data.startswith(LFS_MAGIC))
-                    if self._kept_bytes + len(data) <= KEEP_LISTED_BYTES:
-                        self._listed_blobs[blob_id] = data
-                        self._kept_bytes += len(data)
-                seen[blob_id] = found
-                size, is_lfs = found
-                if is_lfs:
-                    lfs.append(path)
-                out.append(RemoteFile(path, size, blob_id, f"git-blob:{blob_id}"))
+        blob is read only the first time it is listed); ``seen`` gets this listing's.
+
+        Iterative, and bounded by the limits while it goes: a tree 10,000 folders deep
+        ended in RecursionError, and a 1.3 KB repository of trees sharing subtrees can
+        describe 10^9 files (the walk stops at ``max_files``, not at the end of memory)."""
+        limits = self.source.limits
+        field = f"{self.source.field}.limits"
+        pending: builtins.list[tuple[bytes, str, int]] = [(tree, prefix, 1)]
+        while pending:
+            tree_id, folder, depth = pending.pop()
+            names: set[bytes] = set()
+            for raw_name, mode, sha in store.tree_entries(tree_id):
+                try:
+                    name = raw_name.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise FetchError(f"{self.where}: commit {commit[:12]} has a path that is "
+                                     f"not UTF-8: {folder}{raw_name!r}") from None
+                path = f"{folder}{name}"
+                if raw_name in names:
+                    raise UnsafePathError(
+                        path, f"commit {commit[:12]} holds this name twice in one tree (git "
+                        "fsck: duplicateEntries); which entry a checkout keeps is undefined")
+                names.add(raw_name)
+                if stat.S_ISDIR(mode):
+                    if depth >= limits.max_path_depth:
+                        raise LimitExceeded(
+                            path, f"a folder {depth} levels deep: its files would be more than "
+                            f"max_path_depth = {limits.max_path_depth} levels deep",
+                            f"{field}.max_path_depth")
+                    pending.append((sha, f"{path}/", depth + 1))
+                    continue
+                self._entry(store, path, mode, sha, out, lfs, known, seen)
+                if len(out) > limits.max_files:
+                    raise LimitExceeded(
+                        path, f"more than max_files = {limits.max_files} files in commit "
+                        f"{commit[:12]}", f"{field}.max_files")
+
+    def _entry(self, store: GitStore, path: str, mode: int, sha: bytes,
+               out: builtins.list[RemoteFile], lfs: builtins.list[str],
+               known: BlobSizes, seen: BlobSizes) -> None:
+        """One non-folder entry of a tree: a submodule, a symlink or a file."""
+        blob_id = sha.decode()
+        if mode & 0o170000 == GITLINK:
+            if self.submodules == "error":
+                raise FetchError(
+                    f"{self.where}: {path!r} is a git submodule (pinned at {blob_id[:12]}) "
+                    "and dagfetch does not fetch submodules; set options.submodules = "
+                    "'skip' to leave it out"
+                )
+            log.warning("%s: leaving out submodule %r (options.submodules = 'skip')",
+                        self.where, path)
+        elif stat.S_ISLNK(mode):
+            target = store.blob(sha).decode("utf-8", "surrogateescape")
+            out.append(RemoteFile(path, 0, blob_id, kind="symlink", target=target))
+        else:
+            # a blob under many paths (shared trees) is read once per listing
+            found = seen.get(blob_id) or known.get(blob_id)
+            if found is None:
+                data = store.blob(sha)
+                found = (len(data), len(data) < LFS_POINTER_MAX and data.startswith(LFS_MAGIC))
+                if self._kept_bytes + len(data) <= KEEP_LISTED_BYTES:
+                    self._listed_blobs[blob_id] = data
+                    self._kept_bytes += len(data)
+            seen[blob_id] = found
+            size, is_lfs = found
+            if is_lfs:
+                lfs.append(path)
+            out.append(RemoteFile(path, size, blob_id, f"git-blob:{blob_id}"))
 
     def _report_lfs(self, paths: builtins.list[str], files: builtins.list[RemoteFile]) -> None:
         shown = ", ".join(repr(p) for p in paths[:5]) + (" ..." if len(paths) > 5 else "")

@@ -23,6 +23,7 @@ file goes with the store when it is rebuilt, and an unreadable one is simply ign
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import shutil
@@ -34,7 +35,7 @@ from tempfile import SpooledTemporaryFile
 
 import filelock
 from dulwich.client import GitClient
-from dulwich.objects import Blob, Commit, ObjectID, Tree
+from dulwich.objects import Blob, Commit, ObjectID, Tree, parse_tree
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
@@ -139,6 +140,17 @@ class GitStore:
             if not isinstance(obj, Tree):
                 raise TypeError(f"{sha.decode()} is not a tree")
             return obj
+
+    def tree_entries(self, sha: bytes) -> builtins.list[tuple[bytes, int, bytes]]:
+        """The entries of a tree as its bytes hold them, in order and duplicates included
+        (a parsed :class:`Tree` is a dict: a name written twice keeps only the last entry,
+        which hid a symlink ``a`` followed by a tree ``a/`` from every check)."""
+        with translated(self.where, local=True):
+            type_num, raw = self.repo.object_store.get_raw(ObjectID(sha))
+            if type_num != Tree.type_num:
+                raise TypeError(f"{sha.decode()} is not a tree")
+            return [(name, mode, bytes(hexsha))
+                    for name, mode, hexsha in parse_tree(raw, sha_len=20)]
 
     def blob(self, sha: bytes) -> bytes:
         with translated(self.where, local=True):

@@ -98,6 +98,7 @@ def read_table(
     seen: dict[str, str] = {}
     table: dict[str, Member] = {}
     total = 0
+    compressed = 0
     for info in infos:
         path = _checked_name(info, where)
         if path is None:
@@ -119,6 +120,7 @@ def read_table(
             continue
         _check_member(info, limits, where)
         total += info.file_size
+        compressed += info.compress_size
         if total > limits.max_total_size:
             raise ArchiveLimitError(
                 f"{where}: members add up to more than max_total_size="
@@ -126,7 +128,20 @@ def read_table(
                 "max_total_size", info.orig_filename,
             )
         table[rel] = Member(rel, info)
+    _check_whole_ratio(total, compressed, limits, where)
     return table
+
+
+def _check_whole_ratio(total: int, compressed: int, limits: Limits, where: str) -> None:
+    """``max_ratio`` for the members together: each member under ``ratio_min_size`` may
+    compress absurdly well (a file of blank lines), but a thousand of them made a 1.1 MB
+    archive inflate to 1.0 GB with every member exempt."""
+    ratio = total / max(compressed, 1)
+    if total >= limits.ratio_min_size and ratio > limits.max_ratio:
+        raise ArchiveLimitError(
+            f"{where}: its members inflate {ratio:.0f}:1 together ({human(compressed)} to "
+            f"{human(total)}), more than max_ratio={limits.max_ratio:g}", "max_ratio",
+        )
 
 
 def _checked_name(info: zipfile.ZipInfo, where: str) -> str | None:

@@ -32,8 +32,12 @@ class Limits:
     max_ratio: float = option(
         100.0, gt=0, help="uncompressed:compressed, for members of ratio_min_size or more"
     )
-    # small members may compress absurdly well (a file of blank lines) and cannot hurt
-    ratio_min_size: int = option(1 * MiB, gt=0, help="smaller members are exempt from max_ratio")
+    # a small member may compress absurdly well (a file of blank lines); the members
+    # together may not: max_ratio holds for their sum as soon as it reaches ratio_min_size
+    ratio_min_size: int = option(
+        1 * MiB, gt=0,
+        help="smaller members are exempt from max_ratio one by one, never all together",
+    )
     max_members: int = option(20_000, gt=0, help="entries in the archive")
 
 

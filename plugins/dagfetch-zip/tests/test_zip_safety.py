@@ -191,6 +191,35 @@ def test_small_members_may_compress_well(make_ws: Callable[..., Workspace], arch
     assert (ws.path("z") / "blank.py").read_bytes() == blank
 
 
+def test_many_small_members_cannot_add_up_to_a_bomb(
+    make_ws: Callable[..., Workspace], archive: Path
+) -> None:
+    """Each member under ratio_min_size (exempt one by one), 200 of them: a ~200 KB
+    archive inflating to 200 MiB, refused from the central directory."""
+    members = {f"data/part{i:03}.py": b"\n" * (MiB - 1) for i in range(200)}
+    bomb = zip_bytes({**GOOD, **members})
+    assert len(bomb) < 1_000_000
+    err = refused(make_ws(), archive, bomb, ArchiveLimitError)
+    assert isinstance(err, ArchiveLimitError) and err.option == "max_ratio"
+    assert "inflate" in str(err) and "together" in str(err)
+
+
+def test_the_repository_limits_bound_an_archive_too(
+    make_ws: Callable[..., Workspace], archive: Path
+) -> None:
+    """dagfetch's own limits table applies to the members as to any backend's files."""
+    from dagfetch.errors import LimitExceeded
+
+    ws = make_ws(limits={"max_file_bytes": 1000})
+    good = ws.cache.current_id("z")
+    write_atomic(archive, zip_bytes({**GOOD, "big.py": b"b" * 5000}))
+    with pytest.raises(LimitExceeded) as caught:
+        ws.sync_one("z")
+    assert caught.value.path == "big.py"
+    assert caught.value.field == "dag_repositories.z.limits.max_file_bytes"
+    assert ws.cache.current_id("z") == good
+
+
 def test_total_size_limit(make_ws: Callable[..., Workspace], archive: Path) -> None:
     ws = make_ws(options={"max_total_size": 1000})
     data = zip_bytes({"a.py": b"a" * 600, "b.py": b"b" * 600})

@@ -278,7 +278,10 @@ def test_storage_options_reach_the_file_system_over_the_connection(
     fetcher = ws.fetcher_for(ws.manifest.get("r"))
     try:
         assert fetcher.fs.endpoint_url == buckets.endpoint  # type: ignore[attr-defined]
-        assert fetcher.fs.config_kwargs == {"connect_timeout": 7}  # type: ignore[attr-defined]
+        # merged over the limits' timeouts: the option's connect_timeout wins
+        assert fetcher.fs.config_kwargs == {  # type: ignore[attr-defined]
+            "connect_timeout": 7, "read_timeout": 60.0,
+            "retries": {"max_attempts": 1, "mode": "standard"}}
     finally:
         fetcher.close()
     assert ws.sync_one("r").changed

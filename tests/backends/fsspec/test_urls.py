@@ -3,7 +3,6 @@ whose URL carries arguments (``github://org:repo@ref/path``, parsed without the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from pathlib import Path
@@ -53,9 +52,7 @@ def test_a_chained_relative_path_resolves_against_the_manifest(tmp_path: Path) -
 
 @pytest.fixture
 def chained_bucket(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
-    client = moto_server.client()
-    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-        client.create_bucket(Bucket=BUCKET)
+    moto_server.ensure_bucket(BUCKET)
     monkeypatch.setenv("DAGFETCH_CONN_MOTO", moto_server.connection())
     return moto_server
 
