@@ -22,6 +22,7 @@ MODULES = [
     "benchmarks.scenario_scale",
     "benchmarks.scenario_startup",
     "benchmarks.scenario_airflow",
+    "benchmarks.scenario_extract",
 ]
 
 

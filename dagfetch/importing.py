@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -46,15 +46,22 @@ def _belongs_to(module: ModuleType, root: str) -> bool:
 
 
 @contextmanager
-def version_imports(root: str | Path) -> Iterator[None]:
-    """Make ``root`` the place where its own top-level module names are imported from."""
+def version_imports(
+    root: str | Path, *, top_level: Collection[str] | None = None
+) -> Iterator[None]:
+    """Make ``root`` the place where its own top-level module names are imported from.
+    ``top_level``: the version's :func:`top_level_names`, when the caller knows them (a
+    version's folder never changes, so a worker lists it once)."""
     root = Path(root).resolve()
     prefix = str(root) + os.sep
+    # listed once: with thousands of modules loaded (Airflow) a listing per module was the
+    # bulk of the extraction time, and it grew with the number of files at the root
+    names = top_level_names(root) if top_level is None else top_level
     with _LOCK:
         shadowed = {
             name: mod
             for name, mod in list(sys.modules.items())
-            if name.split(".")[0] in top_level_names(root)
+            if name.split(".")[0] in names
         }
         for name in shadowed:
             del sys.modules[name]
@@ -102,13 +109,16 @@ def module_name_for(root: Path, relpath: str) -> str:
     return f"_dagfetch_{tag}_{stem}"
 
 
-def import_version(root: str | Path, files: list[str] | None = None) -> ImportedVersion:
-    """Execute the DAG files of a version folder; import errors are collected, not raised."""
+def import_version(
+    root: str | Path, files: list[str] | None = None, *, top_level: Collection[str] | None = None
+) -> ImportedVersion:
+    """Execute the DAG files of a version folder; import errors are collected, not raised.
+    ``top_level``: as for :func:`version_imports`."""
     root = Path(root).resolve()
     files = dag_files(root) if files is None else files
     modules: dict[str, ModuleType] = {}
     errors: dict[str, str] = {}
-    with version_imports(root):
+    with version_imports(root, top_level=top_level):
         for rel in files:
             name = module_name_for(root, rel)
             spec = importlib.util.spec_from_file_location(name, root / rel)

@@ -67,6 +67,7 @@ _REPO_KEYS = {
 _TOP_KEYS = {
     "dag_repositories", "scheme_providers", "connections_file", "database", "web", "team_cache",
     "extractors",
+    "extract",
 }
 _TEAM_CACHE_KEYS = {"url", "conn_id"}
 
@@ -134,6 +135,8 @@ class Manifest:
         if spec.extractors:
             return spec.extractors, f"{spec.field}.extractors"
         return self.extractors, "extractors"
+    # the extraction workers' settings (`[extract]`), checked by dagfetch.graphs.worker.settings
+    extract: Mapping[str, Any] = attrs.field(factory=dict, eq=False, hash=False)
 
     def get(self, repo_id: str) -> RepositorySpec:
         for repo in self.repositories:
@@ -297,9 +300,11 @@ def parse_manifest(
     web = _table(data.get("web", {}), "web", fail)
     team_cache = _parse_team_cache(data.get("team_cache"), base_dir, fail)
     extractors = _names(data.get("extractors", []), "extractors", fail)
+    extract = _table(data.get("extract", {}), "extract", fail)
     return Manifest(
         tuple(repos), dict(providers), connections_path, database, source, web, team_cache,
         extractors,
+        extract,
     )
 
 

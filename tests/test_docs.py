@@ -50,10 +50,7 @@ SHELLS = {"sh", "bash", "console"}
 # Blocks that fail until the extraction worker stops re-importing the caller's __main__
 # (a script that starts a parser with multiprocessing `spawn` runs twice). ONE list: delete
 # an entry when that change is merged; strict, so an entry that passes fails the suite.
-XFAIL_UNTIL_THE_PARSER_SPARES_MAIN: dict[str, str] = {
-    "docs/graph-store.md#4": "extraction starts its parser with spawn, which re-runs this "
-                             "script as __main__",
-}
+XFAIL_UNTIL_THE_PARSER_SPARES_MAIN: dict[str, str] = {}
 
 
 @attrs.frozen

@@ -6,6 +6,8 @@ import sys
 import types
 from pathlib import Path
 
+import pytest
+
 from dagfetch.importing import dag_files, import_version, version_imports
 
 
@@ -57,3 +59,21 @@ def test_dag_files_skip_packages_and_private_files(tmp_path: Path) -> None:
     (root / "sub").mkdir()
     (root / "sub" / "nested.py").write_text("")
     assert dag_files(root) == ["broken.py", "etl.py", "sub/nested.py"]
+
+
+def test_a_version_folder_is_listed_once_however_many_modules_are_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dagfetch.importing as importing
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "__init__.py").write_text("")
+    (tmp_path / "etl.py").write_text("import lib\n")
+    listings = []
+    real = importing.top_level_names
+    monkeypatch.setattr(importing, "top_level_names",
+                        lambda root: listings.append(root) or real(root))
+    assert len(sys.modules) > 100  # the quadratic cost grew with these
+    imported = importing.import_version(tmp_path)
+    assert imported.errors == {}
+    assert len(listings) == 1

@@ -78,7 +78,7 @@ def test_bad_field_is_named(data: Any, field: str, words: str) -> None:
 @pytest.mark.parametrize(("data", "field", "words"), [
     ({**repo(), "databse": "sqlite://"}, "databse",
      "unknown key; did you mean 'database'? (allowed: connections_file, dag_repositories, "
-     "database, extractors, scheme_providers, team_cache, web)"),
+     "database, extract, extractors, scheme_providers, team_cache, web)"),
     (repo(keep_version=2), "dag_repositories.repo1.keep_version",
      "unknown key; did you mean 'keep_versions'? (allowed: conn_id, exclude,"),
     (repo(retries=0), "dag_repositories.repo1.retries", "unknown key (allowed: conn_id,"),

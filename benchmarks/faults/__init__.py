@@ -23,7 +23,7 @@ from pathlib import Path
 import attrs
 
 # one module per group of classes; each registers its classes when imported
-MODULES: list[str] = ["benchmarks.faults.remotes"]
+MODULES: list[str] = ["benchmarks.faults.remotes", "benchmarks.faults.dag_code"]
 
 
 @attrs.frozen

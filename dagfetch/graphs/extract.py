@@ -1,30 +1,34 @@
-"""Turn a cached version's DAG files into graphs, in a separate process, one file at a time.
+"""Turn a cached version's DAG files into graphs, in isolated worker processes.
 
-DAG files are code: they may hang, leak modules, print, call ``sys.exit`` or crash the
-interpreter. So they run in a worker process (``spawn``: nothing of the parent's state, no
-inherited database connections), each under a time limit. A file that raises, times out, or
-kills the worker becomes an *import error* with its traceback, and the other files go on (a
-fresh worker takes over after a timeout or a crash). The version folder is importable while a
-file runs (``from lib.utils import x`` resolves inside the version, see
-:mod:`dagfetch.importing`), and two versions never share a module.
+DAG files are code that anyone who can push to a repository can change: they may hang, fork,
+print, leak modules, read the environment, call ``sys.exit`` or crash the interpreter. So they
+run in :mod:`dagfetch.graphs.worker`: clean worker interpreters (never a re-import of the
+caller's ``__main__``) that fork a fresh child per file, with a scrubbed environment, their
+stdout/stderr away from dagfetch's, a time limit enforced on both sides, and a JSON-only
+protocol the syncing process checks (it never unpickles anything). A file that raises, times
+out, kills its process or sends garbage becomes an *import error*, and the other files go on.
+The version folder is importable while a file runs (``from lib.utils import x`` resolves
+inside the version, see :mod:`dagfetch.importing`), and two versions never share a module.
 
 Which objects are DAGs is decided by *extractors*: callables ``(module) -> Iterable[Graph]``
 registered under the entry-point group ``dagfetch.extractors``. The built-in ``dag-shape``
 extractor takes any module-level object with a string ``dag_id`` and ``tasks`` whose items
 have ``task_id`` and ``downstream_task_ids``: Apache Airflow's DAG objects have that shape, so
-Airflow DAG files work without dagfetch depending on Airflow.
-"""
+Airflow DAG files work without dagfetch depending on Airflow. An extractor may carry two
+attributes the worker honours:
 
+- ``preload: tuple[str, ...]``: modules imported once per worker before any file is forked
+  (Airflow costs seconds to import; a fork of a warm interpreter costs milliseconds);
+- ``environment: Mapping[str, str]``: variables the worker sets for the DAG files (for
+  example ``AIRFLOW_HOME``); a variable the configuration passes keeps its value.
+"""
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
-import multiprocessing
+import json
+import os
 import time
-import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from multiprocessing.connection import Connection
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,18 +37,19 @@ import attrs
 
 from dagfetch._entrypoints import entry_points
 from dagfetch.errors import ConfigError
-from dagfetch.graphs.errors import ExtractionError, InvalidGraphError
 from dagfetch.graphs.model import Edge, Graph, Task
-from dagfetch.importing import dag_files, import_version
-from dagfetch.redact import get_logger, mask
+from dagfetch.graphs.worker.environment import mask_known_secrets
+from dagfetch.graphs.worker.pool import parse_files
+from dagfetch.graphs.worker.protocol import FileResult
+from dagfetch.graphs.worker.settings import WorkerSettings
+from dagfetch.importing import dag_files
+from dagfetch.redact import get_logger
 
 log = get_logger(__name__)
 
 GROUP = "dagfetch.extractors"
 DEFAULT_EXTRACTOR = "dag-shape"
 BUILTIN_EXTRACTORS = {DEFAULT_EXTRACTOR: "dagfetch.graphs.extract:dag_shaped_objects"}
-DEFAULT_FILE_TIMEOUT = 30.0
-WORKER_START_TIMEOUT = 120.0
 
 Extractor = Callable[[ModuleType], Iterable[Graph]]
 
@@ -119,33 +124,6 @@ def dag_shaped_objects(module: ModuleType) -> Iterator[Graph]:
         )
 
 
-# -- the worker process ---------------------------------------------------------------------
-
-def _worker(conn: Connection, root: str, files: list[str], refs: list[str]) -> None:
-    try:
-        extractors = [load_extractor(r) for r in refs]
-    except Exception:
-        conn.send(("fatal", traceback.format_exc()))
-        return
-    for rel in files:
-        conn.send(("start", rel))
-        graphs: list[dict[str, Any]] = []
-        error: str | None = None
-        sink = io.StringIO()  # a DAG file's prints must not reach the parent's output
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            imported = import_version(root, [rel])
-            if rel in imported.errors:
-                error = imported.errors[rel]
-            else:
-                try:
-                    for extractor in extractors:
-                        graphs.extend(g.to_json() for g in extractor(imported.modules[rel]))
-                except Exception:
-                    error = traceback.format_exc()
-        conn.send(("done", rel, [] if error else graphs, error))
-    conn.send(("end",))
-
-
 # -- the parent side ------------------------------------------------------------------------
 
 @attrs.frozen
@@ -157,6 +135,10 @@ class ExtractResult:
     graphs: tuple[tuple[str, Graph], ...]
     errors: dict[str, str]
     seconds: float
+    #: each file's own outcome, before dag_ids were checked across files (what a later
+    #: extraction of a version that changed only some DAG files carries over)
+    outcomes: Mapping[str, FileResult] = attrs.field(factory=dict, eq=False, repr=False)
+    parsed: int = 0  # files actually run (the others were carried over)
 
 
 def extract_version(
@@ -164,83 +146,53 @@ def extract_version(
     *,
     files: Sequence[str] | None = None,
     extractors: Sequence[str] | None = None,
-    file_timeout: float = DEFAULT_FILE_TIMEOUT,
+    file_timeout: float | None = None,
+    settings: WorkerSettings | None = None,
+    environ: Mapping[str, str] | None = None,
+    carried: Mapping[str, FileResult] | None = None,
 ) -> ExtractResult:
     """Parse the DAG files of a version folder (default: :func:`dagfetch.importing.dag_files`)
-    in a worker process, each within ``file_timeout`` seconds."""
+    in worker processes (:mod:`dagfetch.graphs.worker`), each file within ``file_timeout``
+    seconds (default: ``settings.file_timeout``). ``environ`` (default ``os.environ``) is
+    what the workers' scrubbed environment is taken from, and whose secrets are masked.
+    ``carried``: outcomes of files known not to have changed (see
+    :mod:`dagfetch.graphs.carryover`), used instead of running those files again."""
     root = Path(root).resolve()
     started = time.monotonic()
-    pending = list(dag_files(root) if files is None else files)
-    total = len(pending)
+    settings = settings or WorkerSettings()
+    if file_timeout is not None:
+        settings = attrs.evolve(settings, file_timeout=file_timeout)
+    environ = os.environ if environ is None else environ
+    wanted = list(dag_files(root) if files is None else files)
     refs = resolve_extractors(extractors)
-    found: dict[str, list[dict[str, Any]]] = {}
-    errors: dict[str, str] = {}
-    ctx = multiprocessing.get_context("spawn")
-    while pending:
-        parent, child = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(child, str(root), pending, refs),
-                           name="dagfetch-extract", daemon=True)
-        proc.start()
-        child.close()
-        current: str | None = None
-        deadline = time.monotonic() + WORKER_START_TIMEOUT
-        try:
-            while True:
-                wait = deadline - time.monotonic()
-                try:
-                    ready = parent.poll(max(wait, 0.0))
-                    msg = parent.recv() if ready else None
-                except EOFError:
-                    proc.join(5)
-                    msg = ("died", proc.exitcode)
-                if msg is None:  # time is up
-                    if current is None:
-                        raise ExtractionError("the DAG parser process did not start within "
-                                              f"{WORKER_START_TIMEOUT:.0f}s")
-                    errors[current] = (f"timed out: importing {current} took longer than "
-                                       f"{file_timeout:g}s (the file was abandoned)")
-                    break
-                if msg[0] == "fatal":
-                    raise ExtractionError(f"graph extractors failed to load:\n{msg[1]}")
-                if msg[0] == "died":
-                    if current is None:
-                        raise ExtractionError(f"the DAG parser process exited with code {msg[1]} "
-                                              "before parsing anything")
-                    errors[current] = (f"the parser process died (exit code {msg[1]}) while "
-                                       f"importing {current}")
-                    break
-                if msg[0] == "start":
-                    current = msg[1]
-                    deadline = time.monotonic() + file_timeout
-                elif msg[0] == "done":
-                    _, rel, graphs, error = msg
-                    if error:
-                        errors[rel] = error
-                    else:
-                        found[rel] = graphs
-                    pending.remove(rel)
-                    current = None
-                    deadline = time.monotonic() + WORKER_START_TIMEOUT
-                elif msg[0] == "end":
-                    break
-        finally:
-            if proc.is_alive():
-                proc.kill()
-            proc.join(5)
-            parent.close()
-        if current is not None:
-            pending.remove(current)
+    carried = {rel: outcome for rel, outcome in (carried or {}).items() if rel in wanted}
+    to_parse = [rel for rel in wanted if rel not in carried]
+    outcomes = {**carried, **parse_files(root, to_parse, refs, settings, environ)}
+    found = {rel: result.graphs for rel, result in outcomes.items() if result.error is None}
+    errors = {rel: result.error for rel, result in outcomes.items() if result.error is not None}
+    for rel in [rel for rel, graphs in found.items() if _holds_a_secret(graphs, environ)]:
+        # DAG code may have read a secret (its parent's /proc/<pid>/environ, a file) and
+        # named a task after it: such a graph never reaches the database
+        del found[rel]
+        errors[rel] = "a graph of this file holds a secret known to dagfetch (not recorded)"
     graphs = _dedupe(found, errors)
-    # tracebacks go to the database: mask every secret this process knows (connections...)
-    errors = {rel: mask(message) for rel, message in errors.items()}
+    # tracebacks go to the database: mask every secret this process knows (connections,
+    # secret-looking variables of the environment)
+    errors = {rel: mask_known_secrets(message, environ) for rel, message in errors.items()}
     seconds = time.monotonic() - started
-    log.info("%s: %d files, %d DAGs, %d import errors in %.2fs", root, total, len(graphs),
-             len(errors), seconds)
-    return ExtractResult(root, total, tuple(graphs), errors, seconds)
+    log.info("%s: %d files (%d parsed, %d carried over), %d DAGs, %d import errors in %.2fs",
+             root, len(wanted), len(to_parse), len(carried), len(graphs), len(errors), seconds)
+    return ExtractResult(root, len(wanted), tuple(graphs), errors, seconds, outcomes,
+                         len(to_parse))
+
+
+def _holds_a_secret(graphs: Sequence[Graph], environ: Mapping[str, str]) -> bool:
+    text = json.dumps([graph.to_json() for graph in graphs])
+    return mask_known_secrets(text, environ) != text
 
 
 def _dedupe(
-    found: dict[str, list[dict[str, Any]]], errors: dict[str, str]
+    found: Mapping[str, Sequence[Graph]], errors: dict[str, str]
 ) -> list[tuple[str, Graph]]:
     """One graph per dag_id: within a file the first extractor wins; a dag_id that a second
     file defines again makes that file an import error (as Airflow does)."""
@@ -249,12 +201,7 @@ def _dedupe(
     for rel in sorted(found):
         mine: list[tuple[str, Graph]] = []
         problem = None
-        for data in found[rel]:
-            try:
-                graph = Graph.from_json(data)
-            except InvalidGraphError as exc:
-                problem = str(exc)
-                break
+        for graph in found[rel]:
             if graph.dag_id in owner:
                 problem = (f"DAG {graph.dag_id!r} is already defined in {owner[graph.dag_id]}; "
                            "dag_id must be unique across the repository")

@@ -21,11 +21,14 @@ import attrs
 
 from dagfetch.cache import GcReport
 from dagfetch.errors import ConfigError, DagfetchError, ManifestError
+from dagfetch.graphs.carryover import PreviousExtraction, carried_outcomes
 from dagfetch.graphs.database import default_url as db_default_url
-from dagfetch.graphs.extract import DEFAULT_FILE_TIMEOUT, extract_version, resolve_extractors
+from dagfetch.graphs.extract import extract_version, resolve_extractors
 from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef, UnstableDag
 from dagfetch.graphs.schema import DEFAULT_PREFIX
 from dagfetch.graphs.store import DEFAULT_KEEP_SOURCES, GraphStore
+from dagfetch.graphs.worker.settings import WorkerSettings
+from dagfetch.importing import dag_files
 from dagfetch.models import SyncResult
 from dagfetch.redact import REPORTED, get_logger
 from dagfetch.sync import SyncObserver
@@ -71,7 +74,8 @@ class GraphPipeline:
         database: str | None = None,
         prefix: str = DEFAULT_PREFIX,
         extractors: Sequence[str] | None = None,
-        file_timeout: float = DEFAULT_FILE_TIMEOUT,
+        file_timeout: float | None = None,
+        extract_settings: WorkerSettings | None = None,
     ) -> None:
         self.workspace = workspace
         named = database or workspace.manifest.database
@@ -83,7 +87,12 @@ class GraphPipeline:
             store is not None and str(store.url) != str(db_default_url(workspace.cache.root)))
         #: extractor names given by the caller (`sync --extractor`): they win over the manifest
         self.extractors = list(extractors) if extractors else None
+        manifest = workspace.manifest
+        #: the workers' settings: ``extract_settings``, else the manifest's ``[extract]``
+        self.extract_settings = extract_settings or WorkerSettings.from_table(
+            manifest.extract, manifest.source)
         self.file_timeout = file_timeout
+        self._previous: dict[str, PreviousExtraction] = {}  # per repository, see carryover
 
     def extractors_for(self, repo_id: str) -> list[str] | None:
         """The extractors a repository's files are parsed with: the caller's, else the
@@ -120,10 +129,20 @@ class GraphPipeline:
             return Extraction(SourceRef(repo_id, version_id), recorded=False,
                               vanished=tuple(vanished or ()))
         root: Path = workspace.path(repo_id, version_id)
-        result = extract_version(root, extractors=self.extractors_for(repo_id),
-                                 file_timeout=self.file_timeout)
-        # the sha256 the cache verified: what tells an unstable graph from an edited file
+        # the sha256 the cache verified: what tells an unstable graph from an edited file, and
+        # which DAG files changed since the previous extraction (only those run again)
         hashes = {f.path: f.sha256 for f in workspace.cache.get(repo_id, version_id).files}
+        files = dag_files(root)
+        chosen = self.extractors_for(repo_id)
+        extractors = tuple(chosen) if chosen else None
+        settings = attrs.evolve(self.extract_settings, file_timeout=self.file_timeout) \
+            if self.file_timeout is not None else self.extract_settings
+        carried = carried_outcomes(self._previous.get(repo_id), hashes, files, extractors,
+                                   settings)
+        result = extract_version(root, files=files, extractors=chosen,
+                                 settings=settings, carried=carried)
+        self._previous[repo_id] = PreviousExtraction(version_id, hashes, result.outcomes,
+                                                     extractors, settings)
         return self.store.record_extraction(repo_id, version_id, result.graphs, result.errors,
                                             file_count=result.files, file_hashes=hashes)
 

@@ -15,7 +15,7 @@ from dagfetch.graphs.extract import extract_version
 from dagfetch.graphs.pipeline import GraphPipeline
 from dagfetch.testing import LocalRemote, one_repository
 from dagfetch.workspace import Workspace
-from tests.graphs.dagfiles import chain_dag, repo_files
+from tests.graphs.dagfiles import DAGSHAPE, chain_dag, repo_files
 from tests.servers.git import GitRemote
 
 REPO = "dags"
@@ -224,3 +224,35 @@ def test_pipeline_gc_keeps_the_import_errors_of_the_versions_the_cache_keeps(
         [(REPO, versions[0]), (REPO, versions[2])])
     with_errors = {e.version_id for v in versions for e in store.import_errors(REPO, v)}
     assert with_errors == {versions[1], versions[3]}
+
+
+def test_only_changed_dag_files_run_again_when_nothing_else_changed(tmp_path: Path) -> None:
+    remote = LocalRemote(tmp_path / "remote")
+    seed(remote, repo_files(etl=chain_dag("etl", ["a", "b"]), other=chain_dag("other", ["x"]),
+                            broken=b"import lib.missing_module\n"))
+    pipeline = GraphPipeline(workspace(tmp_path, remote.url))
+    runs: list[Any] = []
+    real = pipeline_mod.extract_version
+
+    def recording(root: Path, **kwargs: Any) -> Any:
+        runs.append(result := real(root, **kwargs))
+        return result
+
+    pipeline_mod.extract_version = recording  # type: ignore[assignment]
+    try:
+        pipeline.sync()
+        seed(remote, {"etl.py": chain_dag("etl", ["a", "b", "c"])})  # a DAG file only
+        [outcome] = pipeline.sync()
+        assert outcome.extracted
+        seed(remote, {"lib/dagshape.py": DAGSHAPE + b"\n# a helper changed\n"})
+        pipeline.sync()
+    finally:
+        pipeline_mod.extract_version = real  # type: ignore[assignment]
+    assert [r.parsed for r in runs] == [3, 1, 3]
+    store = pipeline.store
+    assert store.graph("etl") == chain("etl", ["a", "b", "c"])
+    assert store.graph("other") == chain("other", ["x"])
+    version = outcome.version_id
+    assert [e.path for e in store.import_errors(REPO, version)] == ["broken.py"]
+    assert {s.path for s in store.sources("other")} == {"other.py"}
+    assert version in {s.version_id for s in store.sources("other")}

@@ -1,0 +1,233 @@
+"""The syncing process's side of extraction: worker processes, one file each at a time.
+
+Each worker (:mod:`dagfetch.graphs.worker.zygote`) is a clean ``python -m`` interpreter in a
+session of its own, with a scrubbed environment, stdout and stdin away from the caller's, and a
+pipe of its own for results. Files go to whichever worker is free; a worker that breaks the
+protocol, dies or overruns the time limit costs only its current file (an import error) and is
+replaced. At the end every worker's whole process group is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from dagfetch.graphs.errors import ExtractionError
+from dagfetch.graphs.worker import protocol
+from dagfetch.graphs.worker.cgroup import PidsCgroup
+from dagfetch.graphs.worker.environment import worker_environment
+from dagfetch.graphs.worker.settings import WorkerSettings, default_workers
+from dagfetch.redact import get_logger
+
+log = get_logger(__name__)
+
+WORKER_START_TIMEOUT = 120.0
+#: the parent's own deadline is the worker's plus this (the worker enforces the limit first)
+PARENT_GRACE = 5.0
+
+class _Worker:
+    """One worker process and the file it is parsing."""
+
+    def __init__(self, config: dict[str, Any], env: dict[str, str], cwd: str) -> None:
+        # the worker, the child parsing a file, and what the file may start
+        self.cgroup = PidsCgroup.create(int(config["max_processes"]) + 2)
+        config = {**config, "cgroup": str(self.cgroup.path) if self.cgroup else None}
+        read_fd, write_fd = os.pipe()
+        # the worker's own stderr (its children's goes elsewhere): read when it fails
+        self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 closed in stop()
+        command = [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []),
+                   "-m", "dagfetch.graphs.worker.zygote", str(write_fd), str(os.getpid())]
+        try:
+            self.proc = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.stderr,
+                pass_fds=(write_fd,), env=env, cwd=cwd, start_new_session=True)
+        except BaseException:
+            os.close(read_fd)
+            self.stderr.close()
+            if self.cgroup is not None:
+                self.cgroup.destroy()
+            raise
+        finally:
+            os.close(write_fd)
+        self.fd = read_fd
+        self.reader = protocol.FrameReader()
+        self.ready = False
+        self.current: str | None = None
+        self.deadline = time.monotonic() + WORKER_START_TIMEOUT
+        self.command(config)
+
+    def command(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # it died: its pipe's end of file tells the loop
+
+    def stderr_tail(self, size: int = 4096) -> str:
+        self.stderr.seek(0, os.SEEK_END)
+        self.stderr.seek(max(0, self.stderr.tell() - size))
+        return self.stderr.read().decode("utf-8", "replace")
+
+    def stop(self, *, graceful: bool) -> None:
+        """End the worker and everything in its process group."""
+        if graceful and self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()  # end of file: it kills its children and exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(2)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        self.proc.wait()
+        if self.cgroup is not None:
+            self.cgroup.destroy()  # what left the process group too
+        os.close(self.fd)
+        self.stderr.close()
+
+
+@attrs.define
+class _Run:
+    root: Path
+    refs: list[str]
+    settings: WorkerSettings
+    environ: Mapping[str, str]
+    results: dict[str, protocol.FileResult] = attrs.field(factory=dict)
+
+    def config(self) -> dict[str, Any]:
+        return {"root": str(self.root), "extractors": self.refs, "sys_path": sys.path,
+                "cwd": os.getcwd(), "preload": list(self.settings.preload),
+                "file_timeout": self.settings.file_timeout,
+                "max_processes": self.settings.max_processes, "user": self.settings.user}
+
+    def fail(self, rel: str, message: str) -> None:
+        self.results[rel] = protocol.FileResult(rel, (), message)
+
+
+def parse_files(
+    root: Path,
+    files: Sequence[str],
+    refs: list[str],
+    settings: WorkerSettings,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, protocol.FileResult]:
+    """Parse ``files`` of ``root`` in workers; one checked result per file."""
+    run = _Run(root, refs, settings, os.environ if environ is None else environ)
+    pending = deque(files)
+    count = min(settings.workers or default_workers(), len(pending))
+    if not count:
+        return {}
+    env = worker_environment(run.environ, settings.environment)
+    with tempfile.TemporaryDirectory(prefix="dagfetch-worker-") as cwd, \
+            _workers(run, env, cwd, count) as workers:
+        selector = selectors.DefaultSelector()
+        for worker in workers:
+            selector.register(worker.fd, selectors.EVENT_READ, worker)
+        while pending or any(w.current is not None for w in workers):
+            if not workers:  # every worker broke and none was needed any more
+                break
+            for worker in workers:
+                if worker.ready and worker.current is None and pending:
+                    worker.current = pending.popleft()
+                    worker.deadline = time.monotonic() + settings.file_timeout + PARENT_GRACE
+                    worker.command({"file": worker.current})
+            first = min(w.deadline for w in workers)
+            timeout = None if first == math.inf else max(0.0, first - time.monotonic())
+            broken = [key.data for key, _ in selector.select(timeout)
+                      if not _receive(run, key.data)]
+            now = time.monotonic()
+            for worker in workers:
+                if worker.deadline <= now and worker not in broken:
+                    if worker.current is None:
+                        raise ExtractionError("the DAG parser process did not start within "
+                                              f"{WORKER_START_TIMEOUT:.0f}s")
+                    run.fail(worker.current, f"{protocol.TIMED_OUT}: importing {worker.current} "
+                             f"took longer than {settings.file_timeout:g}s (the file was "
+                             "abandoned)")
+                    worker.current = None
+                    broken.append(worker)
+            for worker in broken:
+                selector.unregister(worker.fd)
+                worker.stop(graceful=False)
+                workers.remove(worker)
+                if len(workers) < len(pending):  # no fresh worker just to stop it again
+                    workers.append(replacement := _Worker(run.config(), env, cwd))
+                    selector.register(replacement.fd, selectors.EVENT_READ, replacement)
+        selector.close()
+    return run.results
+
+
+@contextlib.contextmanager
+def _workers(run: _Run, env: dict[str, str], cwd: str, count: int) -> Iterator[list[_Worker]]:
+    workers: list[_Worker] = []
+    try:
+        for _ in range(count):
+            workers.append(_Worker(run.config(), env, cwd))
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop(graceful=True)
+
+
+def _receive(run: _Run, worker: _Worker) -> bool:
+    """Read what ``worker`` sent; False when it must be replaced (died, broke the protocol)."""
+    try:
+        data = os.read(worker.fd, 65536)
+    except OSError:
+        data = b""
+    current = worker.current
+    if not data:  # end of file: the worker is gone
+        code = worker.proc.wait()
+        if current is None and not worker.ready:
+            raise ExtractionError(f"the DAG parser process exited with code {code} before "
+                                  f"parsing anything:\n{worker.stderr_tail()}")
+        if current is not None:
+            run.fail(current, f"{protocol.DIED} died (exit code {code}) while importing "
+                     f"{current}")
+        worker.current = None
+        return False
+    try:
+        for message in worker.reader.feed(data):
+            _handle(run, worker, message)
+    except protocol.ProtocolError as exc:
+        if current is not None:
+            run.fail(current, f"{protocol.INVALID}: {exc}")
+        elif not worker.ready:
+            raise ExtractionError(f"the DAG parser process failed to start: {exc}") from None
+        worker.current = None
+        return False
+    return True
+
+
+def _handle(run: _Run, worker: _Worker, message: dict[str, Any]) -> None:
+    if not worker.ready:
+        if message["kind"] == "fatal":
+            raise ExtractionError(f"graph extractors failed to load:\n{message.get('error')}")
+        if message["kind"] != "ready":
+            raise protocol.ProtocolError(f"expected ready, got {message['kind'][:40]!r}")
+        worker.ready = True
+        worker.deadline = math.inf
+        return
+    if worker.current is None:
+        raise protocol.ProtocolError("a message while no file was being parsed")
+    run.results[worker.current] = protocol.parse_result(message, worker.current)
+    worker.current = None
+    worker.deadline = math.inf
+
