@@ -11,10 +11,15 @@ them. The order of the steps is what makes a sync cheap and safe:
    immutable must not change, a refetch must give back exactly the version asked for;
 6. the version is published by one rename (or the identical one already present is reused);
 7. ``current`` switches; on any failure the previous version keeps serving.
+
+A sync that reports failure never switched ``current``: what follows the switch is
+bookkeeping, written best-effort. Every write on the error path may fail too (a full disk):
+it is logged, and the sync's own error is what the caller gets.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 from collections.abc import Sequence
 from typing import Protocol
@@ -25,11 +30,13 @@ from dagfetch.cache.publish import PlannedFile, Staging
 from dagfetch.cache.records import VersionRecord, utcnow
 from dagfetch.cache.store import VersionCache
 from dagfetch.errors import (
+    CacheError,
     DagfetchError,
     FetchError,
     ImmutableSourceChanged,
     UnsafePathError,
     VerificationError,
+    VersionNotFoundError,
     VersionUnavailableError,
 )
 from dagfetch.manifest import RepositorySpec
@@ -130,7 +137,7 @@ class Syncer:
                 result = self._sync_locked(spec, fetcher, observer)
             except Exception as exc:
                 error = _as_dagfetch_error(spec, exc)
-                self.cache.update_state(
+                self._note(
                     spec.id,
                     last_check_at=utcnow().isoformat(),
                     last_error={"message": str(error), "at": utcnow().isoformat()},
@@ -149,7 +156,7 @@ class Syncer:
             listing = fetcher.list()
             files = select_files(listing, spec)
             fingerprint = _fingerprint(files, listing.version_id)
-            current = self.cache.current(spec.id)
+            current = self._readable_current(spec.id)
             if current is not None and (
                 (listing.version_id is not None and listing.version_id == current.backend_version)
                 or fingerprint == current.fingerprint
@@ -193,6 +200,23 @@ class Syncer:
             previous,
         )
 
+    def _readable_current(self, repo_id: str) -> Version | None:
+        """The current version, or None when ``current`` names a version whose record is
+        gone or unreadable (quarantined): the sync then rebuilds it from the remote."""
+        try:
+            return self.cache.current(repo_id)
+        except VersionNotFoundError as exc:
+            log.warning("%s: %s; syncing it again from the remote", repo_id, exc)
+            return None
+
+    def _note(self, repo_id: str, **changes: object) -> None:
+        """Record state best-effort: on the error path and after the switch, failing to
+        write it (a full disk, a read-only cache) must not hide what the sync did."""
+        try:
+            self.cache.update_state(repo_id, **changes)
+        except (OSError, DagfetchError) as exc:
+            log.warning("%s: could not record the sync's state: %s", repo_id, mask(str(exc)))
+
     def _ok(self, repo_id: str, version_id: str, *, changed: bool) -> None:
         now = utcnow().isoformat()
         changes: dict[str, object] = {
@@ -203,7 +227,7 @@ class Syncer:
         }
         if changed:
             changes["last_change_at"] = now
-        self.cache.update_state(repo_id, **changes)
+        self._note(repo_id, **changes)
 
     def _build(
         self,
@@ -331,7 +355,7 @@ class Syncer:
                 backend_version,
                 _fingerprint(files, backend_version),
                 None,
-                current=self.cache.current(spec.id),
+                current=self._readable_current(spec.id),
                 expected_version=version_id,
             )
         return built.version
@@ -370,9 +394,15 @@ def _content_key(f: RemoteFile) -> tuple[str, int, str]:
     return (f.path, f.size, f.token)
 
 
+# errors of the local disk, not of the remote
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def _as_dagfetch_error(spec: RepositorySpec, exc: Exception) -> DagfetchError:
     if isinstance(exc, DagfetchError):
         return exc
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRORS and exc.filename:
+        return CacheError(f"{spec.id}: cannot write {exc.filename}: {exc.strerror}")
     if isinstance(exc, OSError):
         return FetchError(f"{spec.id}: {mask(str(exc))}")
     return FetchError(f"{spec.id}: unexpected {type(exc).__name__}: {mask(str(exc))}")

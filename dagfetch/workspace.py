@@ -151,25 +151,30 @@ class Workspace:
     def sync(
         self, repo_ids: Sequence[str] | None = None, *, observer: SyncObserver | None = None
     ) -> list[SyncResult]:
-        """Sync every (or the named) repositories. The whole manifest is validated first; a
-        repository whose sync fails reports its error in its result and the rest go on."""
+        """Sync every (or the named) repositories. Each repository's result says how it went:
+        one whose fetcher cannot be built (bad configuration) or whose sync fails reports its
+        error there and the rest go on. A cache root that cannot be written fails the call."""
         specs = self._specs(repo_ids)
-        fetchers: dict[str, Fetcher] = {}
-        try:
-            for spec in specs:  # building them all first is the validation
-                fetchers[spec.id] = self.fetcher_for(spec)
-            results = []
-            for spec in specs:
-                try:
-                    results.append(self.syncer.sync(spec, fetchers[spec.id], observer=observer))
-                except DagfetchError as exc:
-                    log.warning("%s: sync failed: %s", spec.id, exc)
-                    current = self.cache.current_id(spec.id)
-                    results.append(SyncResult(spec.id, current, False, error=str(exc)))
-            return results
-        finally:
-            for fetcher in fetchers.values():
+        self.cache.check_writable()
+        results = []
+        for spec in specs:
+            try:
+                fetcher = self.fetcher_for(spec)
+            except DagfetchError as exc:
+                log.warning("%s: cannot be synced: %s", spec.id, exc)
+                current = self.cache.current_id(spec.id)
+                results.append(SyncResult(spec.id, current, False, error=str(exc),
+                                          config_error=isinstance(exc, ConfigError)))
+                continue
+            try:
+                results.append(self.syncer.sync(spec, fetcher, observer=observer))
+            except DagfetchError as exc:
+                log.warning("%s: sync failed: %s", spec.id, exc)
+                current = self.cache.current_id(spec.id)
+                results.append(SyncResult(spec.id, current, False, error=str(exc)))
+            finally:
                 fetcher.close()
+        return results
 
     def watch(
         self,

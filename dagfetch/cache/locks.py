@@ -37,12 +37,19 @@ class CacheLocks:
     @contextmanager
     def _locked(self, name: str, timeout: float | None) -> Iterator[None]:
         path = self.layout.lock(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
         lock = filelock.FileLock(str(path), timeout=self.timeout if timeout is None else timeout)
         try:
-            with lock:
-                yield
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
         except filelock.Timeout:
             raise CacheError(
                 f"timed out waiting for the lock {path} (another sync or gc is running)"
             ) from None
+        except OSError as exc:  # a read-only, full or foreign cache root
+            raise CacheError(
+                f"cannot write the cache folder {path.parent}: {exc.strerror or exc}"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
