@@ -90,7 +90,7 @@ def test_an_unmarked_tree_is_adopted_when_whole_and_rebuilt_when_not(
     marker.unlink()  # a cache written before markers: the tree is whole
     assert ws.path("r", first) == tree and tree.stat().st_ino == inode and marker.exists()
     marker.unlink()  # as a 0.1.0 gc killed in its recursive delete leaves it
-    os.chmod(tree / "sub", 0o755)
+    os.chmod(tree / "sub", 0o700)
     for i in range(0, FILES, 2):
         (tree / "sub" / f"dag_{i:03}.py").unlink()
     assert tree_files(ws.path("r", first)) == FILES
