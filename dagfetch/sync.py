@@ -36,7 +36,6 @@ from dagfetch.errors import (
     ImmutableSourceChanged,
     UnsafePathError,
     VerificationError,
-    VersionNotFoundError,
     VersionUnavailableError,
 )
 from dagfetch.manifest import RepositorySpec
@@ -129,12 +128,14 @@ class Syncer:
         fetcher: Fetcher,
         *,
         observer: SyncObserver | None = None,
+        full: bool = False,
     ) -> SyncResult:
         """Bring ``spec``'s repository up to date in the cache. Raises on failure, after
-        recording the error; the previous version stays current."""
+        recording the error; the previous version stays current. ``full`` builds the
+        version even when the listing is unchanged (a repair after damage)."""
         with self.cache.repo_lock(spec.id):
             try:
-                result = self._sync_locked(spec, fetcher, observer)
+                result = self._sync_locked(spec, fetcher, observer, full=full)
             except Exception as exc:
                 error = _as_dagfetch_error(spec, exc)
                 self._note(
@@ -150,14 +151,15 @@ class Syncer:
         return result
 
     def _sync_locked(
-        self, spec: RepositorySpec, fetcher: Fetcher, observer: SyncObserver | None
+        self, spec: RepositorySpec, fetcher: Fetcher, observer: SyncObserver | None, *,
+        full: bool = False,
     ) -> SyncResult:
         with self.cache.staging(spec.id) as staging:
             listing = fetcher.list()
             files = select_files(listing, spec)
             fingerprint = _fingerprint(files, listing.version_id)
             current = self._readable_current(spec.id)
-            if current is not None and (
+            if not full and current is not None and (
                 (listing.version_id is not None and listing.version_id == current.backend_version)
                 or fingerprint == current.fingerprint
             ):
@@ -201,13 +203,21 @@ class Syncer:
         )
 
     def _readable_current(self, repo_id: str) -> Version | None:
-        """The current version, or None when ``current`` names a version whose record is
-        gone or unreadable (quarantined): the sync then rebuilds it from the remote."""
-        try:
-            return self.cache.current(repo_id)
-        except VersionNotFoundError as exc:
-            log.warning("%s: %s; syncing it again from the remote", repo_id, exc)
+        """The current version's record, or None when ``current`` names a version whose
+        record is gone, evicted or unreadable (quarantined): the sync then rebuilds it from
+        the remote. Its tree is not needed (nor rebuilt) to compare listings."""
+        version_id = self.cache.current_id(repo_id)
+        if version_id is None:
             return None
+        try:
+            found = self.cache.record(repo_id, version_id)
+        except CacheError:  # not even a version id
+            found = None
+        if found is None or found.evicted:
+            log.warning("%s: current names %r, which has no usable record; syncing it again "
+                        "from the remote", repo_id, version_id)
+            return None
+        return found.version
 
     def _note(self, repo_id: str, **changes: object) -> None:
         """Record state best-effort: on the error path and after the switch, failing to
@@ -252,7 +262,11 @@ class Syncer:
                 planned.append(PlannedFile(f))
                 continue
             sha = known.get(_content_key(f))
-            if sha is not None and fetcher.capabilities.incremental and self.cache.objects.has(sha):
+            if (
+                sha is not None
+                and fetcher.capabilities.incremental
+                and self.cache.objects.has(sha, f.size)
+            ):
                 planned.append(PlannedFile(f, sha256=sha))
             else:
                 to_download.append(f)

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from dagfetch.cache import GcReport, VersionCache
+from dagfetch.cache.audit import VerifyReport
 from dagfetch.cache.store import VersionEntry
 from dagfetch.connections import ConnectionResolver
 from dagfetch.defaults import registry_for
@@ -250,6 +251,42 @@ class Workspace:
         if grace_seconds is None:
             return self.cache.gc(keep, dry_run=dry_run)
         return self.cache.gc(keep, dry_run=dry_run, grace_seconds=grace_seconds)
+
+    def verify(self, repo_id: str | None = None, *, repair: bool = False) -> VerifyReport:
+        """Hash every file content of the kept versions (of every repository, or ``repo_id``)
+        and report each bad one by repository, version and path. With ``repair``, what is
+        bad is removed; the current version is fetched again whole, and every other damaged
+        version is evicted, then fetched again when its backend keeps history."""
+        specs = self._specs([repo_id] if repo_id is not None else None)
+        report = self.cache.audit([s.id for s in specs])
+        if not repair or not report.bad:
+            return report
+        self.cache.drop_bad(report)
+        repaired: list[tuple[str, str]] = []
+        dropped: list[tuple[str, str]] = []
+        for damaged in report.damaged_versions:
+            rid, version_id = damaged
+            try:
+                if version_id == self.cache.current_id(rid):
+                    spec = self.manifest.get(rid)
+                    fetcher = self.fetcher_for(spec)
+                    try:
+                        result = self.syncer.sync(spec, fetcher, full=True)
+                    finally:
+                        fetcher.close()
+                    if result.version_id == version_id:
+                        repaired.append(damaged)
+                        continue
+                    log.warning("%s: the remote moved on from %s, now at %s", rid, version_id,
+                                result.version_id)
+                self.cache.evict(rid, version_id)
+                dropped.append(damaged)
+                self.materialize(rid, version_id)
+                dropped.remove(damaged)
+                repaired.append(damaged)
+            except DagfetchError as exc:
+                log.warning("%s: could not fetch %s again: %s", rid, version_id, exc)
+        return attrs.evolve(report, repaired=tuple(repaired), dropped=tuple(dropped))
 
     def status(self) -> list[RepoStatus]:
         out = []

@@ -86,7 +86,7 @@ class Collector:
                     if version_id not in kept:
                         evicted.append((repo_id, version_id))
                         if not dry_run:
-                            self._evict(repo_id, version)
+                            self.evict(repo_id, version)
                     elif (
                         version_id != current
                         and version_id not in pinned
@@ -130,7 +130,8 @@ class Collector:
             built = 0.0
         return max(float(retired.get(version.version_id, 0)), built)
 
-    def _evict(self, repo_id: str, version: Version) -> None:
+    def evict(self, repo_id: str, version: Version) -> None:
+        """Flag a version evicted and remove its tree (the caller holds the repository lock)."""
         log.info("%s: evicting version %s", repo_id, version.version_id)
         # flag first: a crash between the two steps leaves an evicted record and an orphan
         # tree, which the next sync removes

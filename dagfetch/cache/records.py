@@ -158,7 +158,9 @@ def files_from_json(
     if "files" in data:
         return tuple(CachedFile.from_json(f) for f in data["files"])
     if base_files is None:
-        raise CacheError(f"version {data.get('version_id')}: record needs its base")
+        raise UnreadableMetadata(
+            f"version {data.get('version_id')}: record has no files nor base"
+        )
     files = {f.path: f for f in base_files}
     for path in data.get("removed", []):
         files.pop(path, None)

@@ -30,6 +30,7 @@ from typing import Any
 
 import attrs
 
+from dagfetch.cache.audit import Auditor, VerifyReport
 from dagfetch.cache.gc import DEFAULT_TREE_GRACE, Collector, GcReport
 from dagfetch.cache.layout import CacheLayout, check_version_id, default_cache_root
 from dagfetch.cache.locks import DEFAULT_LOCK_TIMEOUT, CacheLocks
@@ -288,6 +289,30 @@ class VersionCache:
     def pins(self, repo_id: str) -> dict[str, list[str]]:
         return self._pins.of(repo_id)
 
+    # -- damage ------------------------------------------------------------------------------
+
+    def audit(self, repo_ids: Sequence[str] | None = None) -> VerifyReport:
+        """Hash every object of the kept versions (of every or the named repositories) and
+        report each bad file with its repository, version and path. Changes nothing."""
+        return self._auditor().check(self.repo_ids() if repo_ids is None else repo_ids)
+
+    def drop_bad(self, report: VerifyReport) -> None:
+        """Remove what :meth:`audit` found bad (objects, and the trees holding them)."""
+        self._auditor().drop_bad(report)
+
+    def evict(self, repo_id: str, version_id: str) -> None:
+        """Evict one version now (its record stays, flagged); only the remote brings it back."""
+        with self.repo_lock(repo_id):
+            found = self.record(repo_id, check_version_id(version_id))
+            if found is not None and found.present:
+                self._collector().evict(repo_id, found.version)
+
+    def _auditor(self) -> Auditor:
+        return Auditor(self.layout, self.objects, self.records, self.locks)
+
+    def _collector(self) -> Collector:
+        return Collector(self.layout, self.objects, self.records, self._pins, self.locks)
+
     # -- garbage collection -----------------------------------------------------------------
 
     def gc(
@@ -302,8 +327,7 @@ class VersionCache:
         ``keep_versions`` and not pinned; remove the trees of kept versions nobody is likely
         to be reading (not current, not pinned, retired more than ``grace_seconds`` ago);
         then remove contents no kept version uses."""
-        collector = Collector(self.layout, self.objects, self.records, self._pins, self.locks)
-        return collector.collect(
+        return self._collector().collect(
             keep_versions or {},
             default_keep=default_keep,
             dry_run=dry_run,

@@ -5,7 +5,7 @@ a ``COMMANDS`` tuple, and share the plumbing of :mod:`dagfetch.cli.app` (state, 
 codes, output; the exit codes are listed there):
 
 - :mod:`dagfetch.cli.cache`: ``status``, ``versions``, ``path``, ``pin``, ``unpin``, ``gc``,
-  ``plugins``
+  ``verify``, ``plugins``
 - :mod:`dagfetch.cli.sync`: ``sync`` (and its graph side, ``--extract/--publish/--follow``)
 - :mod:`dagfetch.cli.graph`: ``graph``, ``runs``, ``errors``, ``db``
 - :mod:`dagfetch.cli.diff`: ``diff`` (what changed in the code between two versions)
