@@ -56,6 +56,12 @@ class ClassResult:
     skipped: str | None = None
     failures: list[str] = attrs.field(factory=list)  # "attempt N: what broke"
 
+    @classmethod
+    def from_json(cls, fault: FaultClass, data: dict[str, Any]) -> ClassResult:
+        return cls(fault, data["attempts"], data["survived"], data["lost_data"],
+                   data["partial_versions"], data["escapes"], data["seconds"],
+                   data["skipped"], list(data["failures"]))
+
     @property
     def failed(self) -> int:
         return self.attempts - self.survived
@@ -84,7 +90,7 @@ def attempt_once(fault: FaultClass, scratch: Path, number: int) -> Outcome:
     """One attempt; an exception out of the class is a failure (with its last line)."""
     try:
         return fault.run(scratch, number)
-    except Exception as exc:  # noqa: BLE001 - a class that crashes is a failed attempt
+    except Exception as exc:  # a class that crashes is a failed attempt, not the run's end
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return Outcome(False, detail=f"{type(exc).__name__}: {exc} "
                        f"({Path(where.filename).name}:{where.lineno})")
@@ -147,8 +153,19 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m benchmarks.fau
     parser.add_argument("--first", type=int, default=0, help="number of the first attempt")
     parser.add_argument("--out", type=Path, default=None, help="results JSON")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/reliability.md")
+    parser.add_argument("--docs-from", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="write the docs table from results files of earlier (parallel) "
+                        "runs instead of running anything")
     args = parser.parse_args(argv)
     classes = load_classes()
+    if args.docs_from:
+        loaded = [ClassResult.from_json(classes[c["name"]], c)
+                  for path in args.docs_from for c in json.loads(path.read_text())["classes"]]
+        order = list(classes)
+        loaded.sort(key=lambda r: order.index(r.fault.name))
+        write_docs(loaded)
+        print(table(loaded))
+        return 0
     wanted = [w for w in args.only.split(",") if w]
     chosen = [c for c in classes.values()
               if not wanted or c.name in wanted or c.group in wanted]

@@ -55,10 +55,15 @@ def write_state(folder: Path, files: Mapping[str, bytes]) -> None:
             path.write_bytes(data)
 
 
+def seeded(number: int) -> random.Random:
+    """The random numbers of one attempt: the same for the same number, to re-run it."""
+    return random.Random(number)  # noqa: S311 - reproducible faults, not secrets
+
+
 def remote_state(seed: int, *, files: int = 120, size: int = 2048) -> Snapshot:
     """A repository's content, different for every seed, sharing most files between seeds
     (as consecutive commits do)."""
-    rng = random.Random(seed)
+    rng = seeded(seed)
     out: Snapshot = {}
     for i in range(files):
         # every file changes every 7 seeds, a tenth of them every seed
