@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m benchmarks.fau
         order = list(classes)
         loaded.sort(key=lambda r: order.index(r.fault.name))
         write_docs(loaded)
+        write_json(args.out or Path("benchmarks/results/faults.json"), loaded, quick=False)
         print(table(loaded))
         return 0
     wanted = [w for w in args.only.split(",") if w]
@@ -173,18 +174,20 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m benchmarks.fau
                and w not in {c.group for c in classes.values()}]
     if unknown:
         parser.error(f"unknown fault class(es) {unknown}; known: {', '.join(classes)}")
+    out = args.out or Path("benchmarks/results") / ("faults-quick.json" if args.quick
+                                                     else "faults.json")
     results = []
     for fault in chosen:
         attempts = args.attempts or (fault.quick_attempts if args.quick else fault.attempts)
         print(f"fault class {fault.name}: {attempts} attempts ...", file=sys.stderr, flush=True)
         result = run_class(fault, attempts, first=args.first)
+        print(f"  {result.survived}/{result.attempts} survived in {result.seconds:.0f} s",
+              file=sys.stderr, flush=True)
         for failure in result.failures[:5]:
             print(f"  FAILED {failure}", file=sys.stderr)
         results.append(result)
+        write_json(out, results, quick=args.quick)  # a long run keeps what it measured
     print(table(results))
-    out = args.out or Path("benchmarks/results") / ("faults-quick.json" if args.quick
-                                                     else "faults.json")
-    write_json(out, results, quick=args.quick)
     if not args.quick and not args.no_docs and not wanted and args.attempts is None:
         write_docs(results)
     print(f"\nresults written to {out}", file=sys.stderr)
