@@ -156,9 +156,15 @@ class RecordStore:
         )
 
     def current_id(self, repo_id: str) -> str | None:
+        """The version ``current`` names; None if it names none, or no valid version id
+        (a damaged link: the next sync replaces it)."""
         try:
-            return os.readlink(self.layout.current_link(repo_id))
-        except (FileNotFoundError, OSError):
+            target = os.readlink(self.layout.current_link(repo_id))
+        except OSError:
+            return None
+        try:
+            return check_version_id(target)
+        except CacheError:
             return None
 
     def switch_current(self, repo_id: str, version_id: str) -> None:

@@ -160,14 +160,15 @@ def test_a_corrupt_or_wrong_typed_state_never_fails_a_sync_after_it_switched(
         assert code == 0 and "Traceback" not in out, (command, out)
 
 
+@pytest.mark.parametrize("target", ["0" * 32, "../../etc"])
 def test_current_naming_a_missing_version_is_rebuilt_by_the_next_sync(
-    tmp_path: Path, remote: Path, manifest: Path
+    tmp_path: Path, remote: Path, manifest: Path, target: str
 ) -> None:
     cache = tmp_path / "cache"
     ws, _, second = two_versions(manifest, cache, remote)
     link = cache / "r" / "current"
     link.unlink()
-    link.symlink_to("0" * 32)
+    link.symlink_to(target)
     code, out = cli(manifest, cache, "status")
     assert code == 0 and "Traceback" not in out
     assert ws.sync_one("r").version_id == second
