@@ -169,6 +169,8 @@ def test_current_naming_a_missing_version_is_rebuilt_by_the_next_sync(
     link = cache / "r" / "current"
     link.unlink()
     link.symlink_to(target)
+    # and the record of the version it named before is unreadable: rebuilt from scratch
+    (cache / "r" / ".meta" / "versions" / f"{second}.json").write_text("{")
     code, out = cli(manifest, cache, "status")
     assert code == 0 and "Traceback" not in out
     assert ws.sync_one("r").version_id == second
