@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m benchmarks.fau
         order = list(classes)
         loaded.sort(key=lambda r: order.index(r.fault.name))
         write_docs(loaded)
-        write_json(args.out or Path("benchmarks/results/faults.json"), loaded, quick=False)
+        write_json(args.out or Path("benchmarks/results/full-faults.json"), loaded, quick=False)
         print(table(loaded))
         return 0
     wanted = [w for w in args.only.split(",") if w]
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None, *, prog: str = "python -m benchmarks.fau
     if unknown:
         parser.error(f"unknown fault class(es) {unknown}; known: {', '.join(classes)}")
     out = args.out or Path("benchmarks/results") / ("faults-quick.json" if args.quick
-                                                     else "faults.json")
+                                                     else "full-faults.json")
     results = []
     for fault in chosen:
         attempts = args.attempts or (fault.quick_attempts if args.quick else fault.attempts)
