@@ -1,4 +1,7 @@
-"""python -m benchmarks [--quick] [--only a,b] [--repeat N] [--out PATH]"""
+"""python -m benchmarks [--quick] [--only a,b] [--repeat N] [--out PATH]
+
+``--only faults`` runs the fault classes instead (benchmarks/faults, docs/reliability.md);
+they are not part of the default run."""
 
 from __future__ import annotations
 
@@ -33,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=None, help="measured runs per variant")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latest.json"))
     args = parser.parse_args(argv)
+    if args.only == "faults":
+        from benchmarks.faults.runner import main as faults_main
+
+        return faults_main(["--quick"] if args.quick else [], prog="python -m benchmarks")
     scenarios = {}
     for module in MODULES:
         scenarios.update(importlib.import_module(module).SCENARIOS)

@@ -158,6 +158,7 @@ class SyncResult:
     reused: int = 0
     previous_version_id: str | None = None
     error: str | None = None
+    config_error: bool = False  # the error is the repository's configuration (exit code 2)
 
     @property
     def ok(self) -> bool:

@@ -11,10 +11,15 @@ them. The order of the steps is what makes a sync cheap and safe:
    immutable must not change, a refetch must give back exactly the version asked for;
 6. the version is published by one rename (or the identical one already present is reused);
 7. ``current`` switches; on any failure the previous version keeps serving.
+
+A sync that reports failure never switched ``current``: what follows the switch is
+bookkeeping, written best-effort. Every write on the error path may fail too (a full disk):
+it is logged, and the sync's own error is what the caller gets.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 from collections.abc import Sequence
 from typing import Protocol
@@ -25,6 +30,7 @@ from dagfetch.cache.publish import PlannedFile, Staging
 from dagfetch.cache.records import VersionRecord, utcnow
 from dagfetch.cache.store import VersionCache
 from dagfetch.errors import (
+    CacheError,
     DagfetchError,
     FetchError,
     ImmutableSourceChanged,
@@ -129,15 +135,17 @@ class Syncer:
         fetcher: Fetcher,
         *,
         observer: SyncObserver | None = None,
+        full: bool = False,
     ) -> SyncResult:
         """Bring ``spec``'s repository up to date in the cache. Raises on failure, after
-        recording the error; the previous version stays current."""
+        recording the error; the previous version stays current. ``full`` builds the
+        version even when the listing is unchanged (a repair after damage)."""
         with self.cache.repo_lock(spec.id):
             try:
-                result = self._sync_locked(spec, fetcher, observer)
+                result = self._sync_locked(spec, fetcher, observer, full=full)
             except Exception as exc:
                 error = _as_dagfetch_error(spec, exc)
-                self.cache.update_state(
+                self._note(
                     spec.id,
                     last_check_at=utcnow().isoformat(),
                     last_error={"message": str(error), "at": utcnow().isoformat()},
@@ -150,10 +158,11 @@ class Syncer:
         return result
 
     def _sync_locked(
-        self, spec: RepositorySpec, fetcher: Fetcher, observer: SyncObserver | None
+        self, spec: RepositorySpec, fetcher: Fetcher, observer: SyncObserver | None, *,
+        full: bool = False,
     ) -> SyncResult:
-        current = self.cache.current(spec.id)
-        if current is not None and current.backend_version is not None:
+        current = self._readable_current(spec.id)
+        if not full and current is not None and current.backend_version is not None:
             seen = _remote_version(fetcher)
             if seen is not None and seen == current.backend_version:
                 # the backend named its version without a listing: the current one
@@ -162,7 +171,7 @@ class Syncer:
             listing = fetcher.list()
             files = select_files(listing, spec)
             fingerprint = _fingerprint(files, listing.version_id)
-            if current is not None and (
+            if not full and current is not None and (
                 (listing.version_id is not None and listing.version_id == current.backend_version)
                 or fingerprint == current.fingerprint
             ):
@@ -202,6 +211,30 @@ class Syncer:
     def _unchanged(self, repo_id: str, version_id: str) -> SyncResult:
         self._ok(repo_id, version_id, changed=False)
         return SyncResult(repo_id, version_id, changed=False, previous_version_id=version_id)
+    def _readable_current(self, repo_id: str) -> Version | None:
+        """The current version's record, or None when ``current`` names a version whose
+        record is gone, evicted or unreadable (quarantined): the sync then rebuilds it from
+        the remote. Its tree is not needed (nor rebuilt) to compare listings."""
+        version_id = self.cache.current_id(repo_id)
+        if version_id is None:
+            return None
+        try:
+            found = self.cache.record(repo_id, version_id)
+        except CacheError:  # not even a version id
+            found = None
+        if found is None or found.evicted:
+            log.warning("%s: current names %r, which has no usable record; syncing it again "
+                        "from the remote", repo_id, version_id)
+            return None
+        return found.version
+
+    def _note(self, repo_id: str, **changes: object) -> None:
+        """Record state best-effort: on the error path and after the switch, failing to
+        write it (a full disk, a read-only cache) must not hide what the sync did."""
+        try:
+            self.cache.update_state(repo_id, **changes)
+        except (OSError, DagfetchError) as exc:
+            log.warning("%s: could not record the sync's state: %s", repo_id, mask(str(exc)))
 
     def _ok(self, repo_id: str, version_id: str, *, changed: bool) -> None:
         now = utcnow().isoformat()
@@ -213,7 +246,7 @@ class Syncer:
         }
         if changed:
             changes["last_change_at"] = now
-        self.cache.update_state(repo_id, **changes)
+        self._note(repo_id, **changes)
 
     def _build(
         self,
@@ -238,7 +271,11 @@ class Syncer:
                 planned.append(PlannedFile(f))
                 continue
             sha = known.get(_content_key(f))
-            if sha is not None and fetcher.capabilities.incremental and self.cache.objects.has(sha):
+            if (
+                sha is not None
+                and fetcher.capabilities.incremental
+                and self.cache.objects.has(sha, f.size)
+            ):
                 planned.append(PlannedFile(f, sha256=sha))
             else:
                 to_download.append(f)
@@ -341,7 +378,7 @@ class Syncer:
                 backend_version,
                 _fingerprint(files, backend_version),
                 None,
-                current=self.cache.current(spec.id),
+                current=self._readable_current(spec.id),
                 expected_version=version_id,
             )
         return built.version
@@ -380,9 +417,15 @@ def _content_key(f: RemoteFile) -> tuple[str, int, str]:
     return (f.path, f.size, f.token)
 
 
+# errors of the local disk, not of the remote
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def _as_dagfetch_error(spec: RepositorySpec, exc: Exception) -> DagfetchError:
     if isinstance(exc, DagfetchError):
         return exc
+    if isinstance(exc, OSError) and exc.errno in _DISK_ERRORS and exc.filename:
+        return CacheError(f"{spec.id}: cannot write {exc.filename}: {exc.strerror}")
     if isinstance(exc, OSError):
         return FetchError(f"{spec.id}: {mask(str(exc))}")
     return FetchError(f"{spec.id}: unexpected {type(exc).__name__}: {mask(str(exc))}")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from dagfetch.cache import GcReport, VersionCache
+from dagfetch.cache.audit import VerifyReport
 from dagfetch.cache.store import VersionEntry
 from dagfetch.connections import ConnectionResolver
 from dagfetch.defaults import registry_for
@@ -187,25 +188,30 @@ class Workspace:
     def sync(
         self, repo_ids: Sequence[str] | None = None, *, observer: SyncObserver | None = None
     ) -> list[SyncResult]:
-        """Sync every (or the named) repositories. The whole manifest is validated first; a
-        repository whose sync fails reports its error in its result and the rest go on."""
+        """Sync every (or the named) repositories. Each repository's result says how it went:
+        one whose fetcher cannot be built (bad configuration) or whose sync fails reports its
+        error there and the rest go on. A cache root that cannot be written fails the call."""
         specs = self._specs(repo_ids)
-        fetchers: dict[str, Fetcher] = {}
-        try:
-            for spec in specs:  # building them all first is the validation
-                fetchers[spec.id] = self.fetcher_for(spec)
-            results = []
-            for spec in specs:
-                try:
-                    results.append(self.syncer.sync(spec, fetchers[spec.id], observer=observer))
-                except DagfetchError as exc:
-                    log.warning("%s: sync failed: %s", spec.id, exc, extra={REPORTED: True})
-                    current = self.cache.current_id(spec.id)
-                    results.append(SyncResult(spec.id, current, False, error=str(exc)))
-            return results
-        finally:
-            for fetcher in fetchers.values():
+        self.cache.check_writable()
+        results = []
+        for spec in specs:
+            try:
+                fetcher = self.fetcher_for(spec)
+            except DagfetchError as exc:
+                log.warning("%s: cannot be synced: %s", spec.id, exc, extra={REPORTED: True})
+                current = self.cache.current_id(spec.id)
+                results.append(SyncResult(spec.id, current, False, error=str(exc),
+                                          config_error=isinstance(exc, ConfigError)))
+                continue
+            try:
+                results.append(self.syncer.sync(spec, fetcher, observer=observer))
+            except DagfetchError as exc:
+                log.warning("%s: sync failed: %s", spec.id, exc, extra={REPORTED: True})
+                current = self.cache.current_id(spec.id)
+                results.append(SyncResult(spec.id, current, False, error=str(exc)))
+            finally:
                 fetcher.close()
+        return results
 
     def watch(
         self,
@@ -323,6 +329,42 @@ class Workspace:
         if grace_seconds is None:
             return self.cache.gc(keep, dry_run=dry_run)
         return self.cache.gc(keep, dry_run=dry_run, grace_seconds=grace_seconds)
+
+    def verify(self, repo_id: str | None = None, *, repair: bool = False) -> VerifyReport:
+        """Hash every file content of the kept versions (of every repository, or ``repo_id``)
+        and report each bad one by repository, version and path. With ``repair``, what is
+        bad is removed; the current version is fetched again whole, and every other damaged
+        version is evicted, then fetched again when its backend keeps history."""
+        specs = self._specs([repo_id] if repo_id is not None else None)
+        report = self.cache.audit([s.id for s in specs])
+        if not repair or not report.bad:
+            return report
+        self.cache.drop_bad(report)
+        repaired: list[tuple[str, str]] = []
+        dropped: list[tuple[str, str]] = []
+        for damaged in report.damaged_versions:
+            rid, version_id = damaged
+            try:
+                if version_id == self.cache.current_id(rid):
+                    spec = self.manifest.get(rid)
+                    fetcher = self.fetcher_for(spec)
+                    try:
+                        result = self.syncer.sync(spec, fetcher, full=True)
+                    finally:
+                        fetcher.close()
+                    if result.version_id == version_id:
+                        repaired.append(damaged)
+                        continue
+                    log.warning("%s: the remote moved on from %s, now at %s", rid, version_id,
+                                result.version_id)
+                self.cache.evict(rid, version_id)
+                dropped.append(damaged)
+                self.materialize(rid, version_id)
+                dropped.remove(damaged)
+                repaired.append(damaged)
+            except DagfetchError as exc:
+                log.warning("%s: could not fetch %s again: %s", rid, version_id, exc)
+        return attrs.evolve(report, repaired=tuple(repaired), dropped=tuple(dropped))
 
     def status(self) -> list[RepoStatus]:
         out = []

@@ -3,11 +3,13 @@
 - :mod:`~dagfetch.cache.layout`: where everything lives under the cache root;
 - :mod:`~dagfetch.cache.locks`: one lock per repository, one for the object store;
 - :mod:`~dagfetch.cache.objects`: files stored once by content, hard-linked into versions;
+- :mod:`~dagfetch.cache.metadata`: JSON files written atomically, read with damage named;
 - :mod:`~dagfetch.cache.records`: each version's record, each repository's state and ``current``;
 - :mod:`~dagfetch.cache.pins`: versions callers asked to keep;
 - :mod:`~dagfetch.cache.trees`: building, sealing and removing version trees;
 - :mod:`~dagfetch.cache.publish`: staging, verifying downloads, publishing a version;
 - :mod:`~dagfetch.cache.gc`: evicting versions, storing idle trees, sweeping contents;
+- :mod:`~dagfetch.cache.audit`: hashing contents against records (``dagfetch verify``);
 - :mod:`~dagfetch.cache.store`: :class:`VersionCache`, the facade over all of them.
 """
 

@@ -10,6 +10,9 @@
       <repo_id>/.meta/versions/<id>.json     what each version holds and where it came from
       <repo_id>/.meta/state.json             last check, last success, last error
       <repo_id>/.meta/pins/<id>/<holder>     versions callers asked to keep
+      <repo_id>/.meta/trees/<id>             "this version's tree is complete" (see trees.py)
+      <repo_id>/.meta/trash/                 trees taken out of sight, being deleted
+      <repo_id>/.meta/quarantine/            metadata that could not be read, moved aside
       <repo_id>/.meta/work/                  the backend's private folder (git's object store)
 
 Repository ids cannot start with ``.``, so ``.dagfetch`` never clashes with one.
@@ -101,6 +104,15 @@ class CacheLayout:
     def pins(self, repo_id: str, version_id: str | None = None) -> Path:
         base = self.meta(repo_id) / "pins"
         return base / check_version_id(version_id) if version_id else base
+
+    def tree_marker(self, repo_id: str, version_id: str) -> Path:
+        return self.meta(repo_id) / "trees" / check_version_id(version_id)
+
+    def trash(self, repo_id: str) -> Path:
+        return self.meta(repo_id) / "trash"
+
+    def quarantine(self, repo_id: str) -> Path:
+        return self.meta(repo_id) / "quarantine"
 
     def work_dir(self, repo_id: str) -> Path:
         return self.meta(repo_id) / "work"

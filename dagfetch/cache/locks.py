@@ -13,7 +13,7 @@ The locks are not reentrant: code that holds one must not take it again.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 import attrs
 
@@ -38,12 +38,18 @@ class CacheLocks:
     @contextmanager
     def _locked(self, name: str, timeout: float | None) -> Iterator[None]:
         path = self.layout.lock(name)
-        self.layout.ensure_root()  # every write starts with a lock: the root is made here
-        path.parent.mkdir(parents=True, exist_ok=True)
+        held = ExitStack()
         try:
-            with exclusive_lock(path, self.timeout if timeout is None else timeout):
-                yield
+            self.layout.ensure_root()  # every write starts with a lock: the root is made here
+            path.parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(exclusive_lock(path, self.timeout if timeout is None else timeout))
         except LockTimeout:
             raise CacheError(
                 f"timed out waiting for the lock {path} (another sync or gc is running)"
             ) from None
+        except OSError as exc:  # a read-only, full or foreign cache root
+            raise CacheError(
+                f"cannot write the cache folder {path.parent}: {exc.strerror or exc}"
+            ) from None
+        with held:  # errors of the locked work itself pass through unchanged
+            yield

@@ -61,16 +61,26 @@ class ObjectStore:
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_objects", str(self.layout.objects))
 
-    def has(self, sha256: str) -> bool:
+    def has(self, sha256: str, size: int | None = None) -> bool:
+        """Whether the store holds the object (of ``size`` bytes, when given: a truncated or
+        grown object is not reused, so damage does not spread into the next version)."""
         # plain strings: a sync asks this once per file of the version
-        return os.path.exists(os.path.join(self._objects, sha256[:2], sha256[2:]))
+        try:
+            st = os.stat(os.path.join(self._objects, sha256[:2], sha256[2:]))
+        except OSError:
+            return False
+        return size is None or st.st_size == size
 
     def ingest(self, path: Path, sha256: str) -> Path:
         """Move a verified file into the store (or drop it if the store has it already)."""
         target = self.layout.object_path(sha256)
-        if target.exists():
-            path.unlink()
-            return target
+        try:
+            if target.stat().st_size == path.stat().st_size:
+                path.unlink()
+                return target
+            # a damaged object of the wrong size: the verified download replaces it
+        except FileNotFoundError:
+            pass
         target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path, READ_ONLY)
         os.replace(path, target)  # atomic; a racing writer of the same object wrote equal bytes

@@ -14,7 +14,9 @@ stores, it does not judge.
 Staging has one owner, :meth:`Publisher.staging`: it removes what interrupted syncs left,
 hands out a fresh folder and removes it at the end, whatever happened. A killed sync leaves
 only its staging folder and, at worst, a tree without a record (an orphan), both removed by the
-next sync of the repository; a reader never sees a partial version.
+next sync of the repository, with the temporary files of killed metadata writes and the trash;
+a reader never sees a partial version (trees come and go by rename, see
+:mod:`~dagfetch.cache.trees`).
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from dagfetch.cache.objects import ObjectStore, hash_file
 from dagfetch.cache.records import RecordStore, utcnow
 from dagfetch.cache.trees import (
     build_tree,
+    is_complete,
     make_read_only,
+    mark_complete,
     move_into_place,
     remove_leftovers,
-    remove_tree,
+    retire_tree,
     scratch_folder,
 )
 from dagfetch.errors import CacheError, VerificationError
@@ -171,6 +175,8 @@ class Publisher:
         for name in remove_leftovers(area):
             log.info("%s: removed leftovers of an interrupted sync: %s", repo_id, name)
         self._remove_orphans(repo_id)
+        remove_leftovers(self.layout.trash(repo_id))
+        self.records.remove_leftovers(repo_id)
         with scratch_folder(area) as folder:
             yield Staging(repo_id, folder)
 
@@ -187,7 +193,8 @@ class Publisher:
             found = self.records.get(repo_id, name) if _valid_version_id(name) else None
             if found is None or found.evicted:
                 log.info("%s: removing unpublished tree %s", repo_id, name)
-                remove_tree(entry)
+                marker = self.layout.tree_marker(repo_id, name) if found else None
+                retire_tree(entry, marker, self.layout.trash(repo_id))
 
     def publish(
         self,
@@ -202,16 +209,19 @@ class Publisher:
         then its record. A complete version of the same id already present is reused."""
         repo_id, version_id = staging.repo_id, verified.version_id
         final = self.layout.version(repo_id, version_id)
+        marker = self.layout.tree_marker(repo_id, version_id)
         with self.locks.objects():
             existing = self.records.get(repo_id, version_id)
-            if existing is not None and existing.present and final.is_dir():
+            if existing is not None and existing.present and is_complete(marker, final):
                 return Published(existing.version, new=False)
             for download in verified.downloads:
                 self.objects.ingest(download.path, download.sha256)
             build_tree(self.objects, str(staging.tree), verified.files)
             make_read_only(staging.tree)
-            remove_tree(final)  # an orphan, or the tree of an evicted version of this id
+            # an orphan, the tree of an evicted version of this id, or an unmarked one
+            retire_tree(final, marker, self.layout.trash(repo_id))
             move_into_place(staging.tree, final)
+            mark_complete(marker)
             version = Version(
                 repo_id=repo_id,
                 version_id=version_id,

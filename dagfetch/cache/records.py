@@ -9,13 +9,16 @@ so a record may store only its differences from a ``base`` version (``changed`` 
 ``removed`` paths), with a full list every :data:`MAX_CHAIN` versions. Records of evicted
 versions are kept (flagged), so a base is never missing. :class:`RecordStore` is the only
 reader of records: it follows the chains, refuses loops and memoizes the file lists.
+
+Everything here can be rebuilt by syncing, so what cannot be read (a record or ``state.json``
+that is not JSON, or not of the shape written here; a record whose base is gone) is moved aside
+into ``<repo>/.meta/quarantine/`` with a warning and treated as absent: the next sync fetches
+what it described again instead of failing until someone edits the cache by hand.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
@@ -25,8 +28,12 @@ from typing import Any
 import attrs
 
 from dagfetch.cache.layout import CacheLayout, check_version_id
+from dagfetch.cache.metadata import UnreadableMetadata, clean_state, read_json, write_json_atomic
 from dagfetch.errors import CacheError
 from dagfetch.models import CachedFile, Version
+from dagfetch.redact import get_logger
+
+log = get_logger(__name__)
 
 RECORD_FORMAT = 2
 MAX_CHAIN = 64
@@ -34,30 +41,6 @@ MAX_CHAIN = 64
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"), sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_json(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise CacheError(
-            f"{path}: corrupt metadata ({exc.msg}); remove it and sync again"
-        ) from None
 
 
 @attrs.frozen
@@ -106,7 +89,9 @@ def files_from_json(
     if "files" in data:
         return tuple(CachedFile.from_json(f) for f in data["files"])
     if base_files is None:
-        raise CacheError(f"version {data.get('version_id')}: record needs its base")
+        raise UnreadableMetadata(
+            f"version {data.get('version_id')}: record has no files nor base"
+        )
     files = {f.path: f for f in base_files}
     for path in data.get("removed", []):
         files.pop(path, None)
@@ -133,6 +118,9 @@ def _header(version: Version, evicted: bool) -> dict[str, Any]:
 def version_from_json(
     layout: CacheLayout, data: dict[str, Any], files: tuple[CachedFile, ...]
 ) -> Version:
+    for key in ("repo_id", "version_id", "source_url", "fetched_at"):
+        if not isinstance(data.get(key), str):
+            raise UnreadableMetadata(f"record field {key!r} is missing or not a string")
     return Version(
         repo_id=data["repo_id"],
         version_id=data["version_id"],
@@ -168,9 +156,15 @@ class RecordStore:
         )
 
     def current_id(self, repo_id: str) -> str | None:
+        """The version ``current`` names; None if it names none, or no valid version id
+        (a damaged link: the next sync replaces it)."""
         try:
-            return os.readlink(self.layout.current_link(repo_id))
-        except (FileNotFoundError, OSError):
+            target = os.readlink(self.layout.current_link(repo_id))
+        except OSError:
+            return None
+        try:
+            return check_version_id(target)
+        except CacheError:
             return None
 
     def switch_current(self, repo_id: str, version_id: str) -> None:
@@ -179,12 +173,27 @@ class RecordStore:
         tmp = link.with_name(f".current-{uuid.uuid4().hex}")
         os.symlink(check_version_id(version_id), tmp)
         os.replace(tmp, link)
-        if previous and previous != version_id:
-            # readers may still be inside the version they resolved before the switch: gc
-            # keeps its tree for a grace period counted from now
-            retired = dict(self.state(repo_id).get("retired") or {})
-            retired[previous] = time.time()
-            self.update_state(repo_id, retired=retired)
+        if previous == version_id:
+            return
+        # from here on the switch is done: what follows is bookkeeping, and a failure to
+        # write it (a full disk) must not turn the switch into a failed sync
+        try:
+            state = self.state(repo_id)
+            now = time.time()
+            # gc ranks versions by when they became current (publish order)
+            became = dict(state.get("became_current") or {})
+            became[version_id] = now
+            changes: dict[str, object] = {"became_current": became}
+            if previous:
+                # readers may still be inside the version they resolved before the switch:
+                # gc keeps its tree for a grace period counted from now
+                retired = dict(state.get("retired") or {})
+                retired[previous] = now
+                changes["retired"] = retired
+            self.update_state(repo_id, **changes)
+        except (OSError, CacheError) as exc:
+            log.warning("%s: switched to %s but could not record when: %s", repo_id,
+                        version_id, exc)
 
     # -- reading records -------------------------------------------------------------------
 
@@ -193,8 +202,16 @@ class RecordStore:
         data = self.raw(repo_id, version_id)
         if data is None:
             return None
-        files = self._files(repo_id, version_id, data)
-        return VersionRecord(version_from_json(self.layout, data, files), bool(data.get("evicted")))
+        try:
+            if data.get("repo_id") != repo_id or data.get("version_id") != version_id:
+                raise UnreadableMetadata("it names another repository or version")
+            files = self._files(repo_id, version_id, data)
+            version = version_from_json(self.layout, data, files)
+        except (UnreadableMetadata, KeyError, TypeError, ValueError, AttributeError) as exc:
+            self._files_memo.get(repo_id, {}).pop(version_id, None)
+            self.quarantine(repo_id, self.layout.record(repo_id, version_id), str(exc))
+            return None
+        return VersionRecord(version, bool(data.get("evicted")))
 
     def all(self, repo_id: str) -> list[VersionRecord]:
         """Every record of a repository, newest first."""
@@ -213,9 +230,45 @@ class RecordStore:
             data = read_json(path)
         except FileNotFoundError:
             return None
+        except UnreadableMetadata as exc:
+            self.quarantine(repo_id, path, str(exc))
+            return None
         if not isinstance(data, dict):
-            raise CacheError(f"{path}: corrupt metadata; remove it and sync again")
+            self.quarantine(repo_id, path, f"a JSON {type(data).__name__}, not an object")
+            return None
         return data
+
+    def quarantine(self, repo_id: str, path: Path, why: str) -> None:
+        """Move an unreadable metadata file aside (kept for a post-mortem) and say so."""
+        folder = self.layout.quarantine(repo_id)
+        target = folder / f"{path.name}.{uuid.uuid4().hex[:8]}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+        except FileNotFoundError:
+            return  # another reader moved it first
+        except OSError as exc:  # a read-only cache: leave it, it is ignored all the same
+            log.warning("%s: ignoring unreadable %s (%s); could not move it aside: %s",
+                        repo_id, path, why, exc.strerror)
+            return
+        log.warning("%s: moved unreadable %s to %s (%s); syncing rebuilds what it described",
+                    repo_id, path, target, why)
+
+    def remove_leftovers(self, repo_id: str) -> list[str]:
+        """Remove the temporary files of metadata writes that were killed (the caller holds
+        the repository's lock, so no write is in progress); their names."""
+        removed = []
+        for folder in (self.layout.meta(repo_id), self.layout.records(repo_id)):
+            if not folder.is_dir():
+                continue
+            for entry in folder.iterdir():
+                # write_json_atomic's temporary names: ".<name>.<random>"
+                if entry.name.startswith(".") and ".json." in entry.name and entry.is_file():
+                    entry.unlink(missing_ok=True)
+                    removed.append(entry.name)
+        if removed:
+            log.info("%s: removed temporary files of killed writes: %s", repo_id, removed)
+        return removed
 
     def _files(
         self,
@@ -230,13 +283,12 @@ class RecordStore:
             base_files = None
             if "base" in data:
                 base_id = data["base"]
+                if not isinstance(base_id, str):
+                    raise UnreadableMetadata("its base is not a version id")
                 base = self.raw(repo_id, base_id)
                 if base is None or base_id in visiting or base_id == version_id:
                     why = "lost its base" if base is None else "is in a loop of bases through"
-                    raise CacheError(
-                        f"{repo_id}: record of {version_id} {why} {base_id}; remove "
-                        f"{self.layout.records(repo_id)} and sync again"
-                    )
+                    raise UnreadableMetadata(f"record of {version_id} {why} {base_id}")
                 base_files = self._files(repo_id, base_id, base, visiting | {version_id})
             memo[version_id] = files_from_json(data, base_files)
         return memo[version_id]
@@ -268,6 +320,14 @@ class RecordStore:
         self.write(version)
         self._files_memo.pop(version.repo_id, None)
 
+    def publish_order(self, repo_id: str) -> dict[str, float]:
+        """version_id -> when it became current (else when it stopped being current, for
+        versions switched before that was recorded): the order gc keeps versions in."""
+        state = self.state(repo_id)
+        order = dict(state.get("retired") or {})
+        order.update(state.get("became_current") or {})
+        return order
+
     def mark_evicted(self, repo_id: str, version_id: str) -> None:
         """Flag a record evicted; it stays, as the base other records may name."""
         data = self.raw(repo_id, version_id) or {}
@@ -276,9 +336,23 @@ class RecordStore:
     # -- state -----------------------------------------------------------------------------
 
     def state(self, repo_id: str) -> dict[str, Any]:
+        """The repository's state; what cannot be read is moved aside (all of it rebuilds)."""
         path = self.layout.state(repo_id)
-        data = read_json(path) if path.exists() else {}
-        return data if isinstance(data, dict) else {}
+        try:
+            data = read_json(path)
+        except FileNotFoundError:
+            return {}
+        except UnreadableMetadata as exc:
+            self.quarantine(repo_id, path, str(exc))
+            return {}
+        if not isinstance(data, dict):
+            self.quarantine(repo_id, path, f"a JSON {type(data).__name__}, not an object")
+            return {}
+        clean, dropped = clean_state(data)
+        if dropped:
+            log.warning("%s: ignoring values of the wrong type in %s: %s", repo_id, path,
+                        ", ".join(dropped))
+        return clean
 
     def update_state(self, repo_id: str, **changes: object) -> None:
         state = self.state(repo_id)

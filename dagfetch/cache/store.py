@@ -21,6 +21,7 @@ The parts: :mod:`~dagfetch.cache.records` (records, state, ``current``),
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -29,6 +30,7 @@ from typing import Any
 
 import attrs
 
+from dagfetch.cache.audit import Auditor, VerifyReport
 from dagfetch.cache.gc import DEFAULT_TREE_GRACE, Collector, GcReport
 from dagfetch.cache.layout import CacheLayout, check_version_id, default_cache_root
 from dagfetch.cache.locks import DEFAULT_LOCK_TIMEOUT, CacheLocks
@@ -43,8 +45,16 @@ from dagfetch.cache.publish import (
     verify,
 )
 from dagfetch.cache.records import RecordStore, VersionRecord
-from dagfetch.cache.trees import build_tree, make_read_only, move_into_place, scratch_folder
-from dagfetch.errors import VersionNotFoundError
+from dagfetch.cache.trees import (
+    build_tree,
+    is_complete,
+    make_read_only,
+    mark_complete,
+    move_into_place,
+    retire_tree,
+    scratch_folder,
+)
+from dagfetch.errors import CacheError, VersionNotFoundError
 from dagfetch.models import Version
 from dagfetch.redact import get_logger
 
@@ -128,9 +138,15 @@ class VersionCache:
                 else "the remote keeps no history, so it cannot be re-fetched"
             )
             raise VersionNotFoundError(f"{repo_id}: version {version_id} was evicted; {how}")
-        if not os.path.isdir(version.path):
+        if not self.materialized(repo_id, version_id):
             self._restore(repo_id, version)
         return version
+
+    def materialized(self, repo_id: str, version_id: str) -> bool:
+        """Whether the version's tree is there, whole: decided by its completion marker."""
+        return is_complete(
+            self.layout.tree_marker(repo_id, version_id), self.layout.version(repo_id, version_id)
+        )
 
     def _restore(self, repo_id: str, version: Version) -> None:
         """Rebuild a stored version's tree from local contents. Takes only the objects lock
@@ -143,15 +159,19 @@ class VersionCache:
                 raise VersionNotFoundError(
                     f"{repo_id}: version {version.version_id} was evicted meanwhile"
                 )
+            marker = self.layout.tree_marker(repo_id, version.version_id)
+            final = Path(version.path)
+            if is_complete(marker, final):
+                return  # another reader's restore won
+            if final.is_dir() and _tree_matches(final, version):
+                mark_complete(marker)  # whole, but unmarked: a cache of 0.1.0, or a kill
+                return
+            retire_tree(final, marker, scratch / "trash")  # half a tree: never served
             tree = scratch / "tree"
             build_tree(self.objects, str(tree), version.files)
             make_read_only(tree)
-            try:
-                move_into_place(tree, Path(version.path))
-            except OSError:
-                if not os.path.isdir(version.path):
-                    raise
-                return  # another reader's restore won
+            move_into_place(tree, final)
+            mark_complete(marker)
         log.info("%s: rebuilt stored version %s from local contents", repo_id, version.version_id)
 
     def current(self, repo_id: str) -> Version | None:
@@ -165,8 +185,10 @@ class VersionCache:
             if version_id is None:
                 raise VersionNotFoundError(f"{repo_id}: nothing synced yet in {self.root}")
         path = self.layout.version(repo_id, version_id)
-        if not path.is_dir() or not self.layout.record(repo_id, version_id).exists():
-            self.get(repo_id, version_id)  # raises with the reason
+        if not self.materialized(repo_id, version_id) or not self.layout.record(
+            repo_id, version_id
+        ).exists():
+            self.get(repo_id, version_id)  # rebuilds the tree, or raises with the reason
         return path
 
     def all_records(self, repo_id: str) -> list[VersionRecord]:
@@ -185,7 +207,7 @@ class VersionCache:
                 r.present,
                 r.version.version_id == current,
                 tuple(pins.get(r.version.version_id, ())),
-                materialized=r.present and os.path.isdir(r.version.path),
+                materialized=r.present and self.materialized(repo_id, r.version.version_id),
             )
             for r in self.all_records(repo_id)
         ]
@@ -199,6 +221,23 @@ class VersionCache:
         self.records.update_state(repo_id, **changes)
 
     # -- writing (the caller holds the repository lock) ------------------------------------
+
+    def check_writable(self) -> None:
+        """Raise CacheError, naming the folder, when the cache root cannot be written (a
+        read-only file system, an immutable or foreign folder). A full disk passes: each
+        repository's sync then fails on its own, and those needing no space still run."""
+        folder = self.layout.internal / "locks"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".probe-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                return
+            raise CacheError(
+                f"cannot write the cache root {self.root}: {exc.strerror or exc}"
+            ) from None
 
     def staging(self, repo_id: str) -> AbstractContextManager[Staging]:
         """A fresh staging folder, removed at the end; leftovers of interrupted syncs (and
@@ -250,6 +289,30 @@ class VersionCache:
     def pins(self, repo_id: str) -> dict[str, list[str]]:
         return self._pins.of(repo_id)
 
+    # -- damage ------------------------------------------------------------------------------
+
+    def audit(self, repo_ids: Sequence[str] | None = None) -> VerifyReport:
+        """Hash every object of the kept versions (of every or the named repositories) and
+        report each bad file with its repository, version and path. Changes nothing."""
+        return self._auditor().check(self.repo_ids() if repo_ids is None else repo_ids)
+
+    def drop_bad(self, report: VerifyReport) -> None:
+        """Remove what :meth:`audit` found bad (objects, and the trees holding them)."""
+        self._auditor().drop_bad(report)
+
+    def evict(self, repo_id: str, version_id: str) -> None:
+        """Evict one version now (its record stays, flagged); only the remote brings it back."""
+        with self.repo_lock(repo_id):
+            found = self.record(repo_id, check_version_id(version_id))
+            if found is not None and found.present:
+                self._collector().evict(repo_id, found.version)
+
+    def _auditor(self) -> Auditor:
+        return Auditor(self.layout, self.objects, self.records, self.locks)
+
+    def _collector(self) -> Collector:
+        return Collector(self.layout, self.objects, self.records, self._pins, self.locks)
+
     # -- garbage collection -----------------------------------------------------------------
 
     def gc(
@@ -264,10 +327,22 @@ class VersionCache:
         ``keep_versions`` and not pinned; remove the trees of kept versions nobody is likely
         to be reading (not current, not pinned, retired more than ``grace_seconds`` ago);
         then remove contents no kept version uses."""
-        collector = Collector(self.layout, self.objects, self.records, self._pins, self.locks)
-        return collector.collect(
+        return self._collector().collect(
             keep_versions or {},
             default_keep=default_keep,
             dry_run=dry_run,
             grace_seconds=grace_seconds,
         )
+
+
+def _tree_matches(tree: Path, version: Version) -> bool:
+    """Whether an unmarked tree holds every file of its record, each of the recorded size
+    (a tree a killed 0.1.0 gc half deleted misses some)."""
+    for f in version.files:
+        try:
+            st = os.lstat(tree / f.path)
+        except OSError:
+            return False
+        if f.kind == "file" and st.st_size != f.size:
+            return False
+    return True

@@ -3,10 +3,17 @@
 A version tree is read-only for everyone (files ``0444``, as the object store keeps them;
 folders ``0555``), so no process can change a version another one is reading. It is built in a
 private scratch folder and appears under its final name by one ``rename``.
+
+Whether a version's tree is there is decided by its *completion marker*
+(``<repo>/.meta/trees/<version_id>``), never by the folder existing: the marker is written
+after the rename that brings a whole tree in, and removed before the tree goes. A tree is
+removed by renaming it into a trash folder first (:func:`retire_tree`), so a process killed
+while deleting leaves a partial tree in the trash, never under the version's name.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
@@ -58,6 +65,41 @@ def move_into_place(tree: Path, final: Path) -> None:
     then make its top folder read-only too. Fails if ``final`` exists and is not empty."""
     os.replace(tree, final)
     os.chmod(final, READ_ONLY_FOLDER)
+
+
+def mark_complete(marker: Path) -> None:
+    """Record that the tree the marker names is whole (after the rename that brought it in)."""
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
+
+
+def is_complete(marker: Path, tree: str | Path) -> bool:
+    return os.path.exists(marker) and os.path.isdir(tree)
+
+
+def retire_tree(tree: Path, marker: Path | None, trash: Path) -> None:
+    """Remove a version tree so that no one ever sees half of it under its name: drop its
+    marker, rename it into ``trash`` (same file system), then delete it there. A process
+    killed on the way leaves the tree whole (and unmarked, so rebuilt or adopted on use) or
+    in the trash, which the next sync or gc of the repository empties."""
+    if marker is not None:
+        marker.unlink(missing_ok=True)
+    if tree.is_symlink() or not tree.is_dir():
+        remove_tree(tree)
+        return
+    trash.mkdir(parents=True, exist_ok=True)
+    away = trash / uuid.uuid4().hex
+    try:
+        os.chmod(tree, 0o755)  # noqa: S103 - a folder moved to another parent must be writable
+        os.rename(tree, away)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        remove_tree(tree)  # the trash is elsewhere: delete in place, the marker is gone already
+        return
+    remove_tree(away)
 
 
 def remove_tree(path: Path) -> None:

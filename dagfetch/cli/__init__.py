@@ -6,7 +6,7 @@ codes, output; the exit codes are listed there):
 
 - :mod:`dagfetch.cli.manifest`: ``validate``, ``init``
 - :mod:`dagfetch.cli.cache`: ``status``, ``versions``, ``path``, ``pin``, ``unpin``, ``gc``,
-  ``plugins``
+  ``verify``, ``plugins``
 - :mod:`dagfetch.cli.sync`: ``sync`` (and its graph side, ``--extract/--publish/--follow``)
 - :mod:`dagfetch.cli.graph`: ``graph``, ``runs``, ``errors``, ``db``
 - :mod:`dagfetch.cli.diff`: ``diff`` (what changed in the code between two versions)
@@ -34,7 +34,7 @@ COMMAND_MODULES: dict[str, str] = {
     "init": "manifest", "validate": "manifest",
     "sync": "sync",
     "status": "cache", "versions": "cache", "path": "cache", "pin": "cache", "unpin": "cache",
-    "gc": "cache", "plugins": "cache",
+    "gc": "cache", "verify": "cache", "plugins": "cache",
     "diff": "diff",
     "graph": "graph", "runs": "graph", "errors": "graph", "db": "graph",
     "serve": "serve",

@@ -1,5 +1,5 @@
 """Commands over the local cache: ``status``, ``versions``, ``path``, ``pin``, ``unpin``,
-``gc``, and ``plugins`` (the URL schemes the cache can be filled from)."""
+``gc``, ``verify``, and ``plugins`` (the URL schemes the cache can be filled from)."""
 
 from __future__ import annotations
 
@@ -221,6 +221,36 @@ def gc(state: State, dry_run: bool, grace: float | None, as_json: bool) -> None:
 
 
 @click.command()
+@click.argument("repo", required=False)
+@click.option("--repair", is_flag=True,
+              help="Remove what is bad; fetch the versions again, or evict those that cannot be.")
+@json_option
+@pass_state
+def verify(state: State, repo: str | None, repair: bool, as_json: bool) -> None:
+    """Hash every file of the kept versions (of REPO, or all) against its record; name each
+    bad one. Exits 1 when something bad is left."""
+    with errors_as_exit_codes(state):
+        report = state.workspace.verify(repo, repair=repair)
+
+    def text() -> None:
+        for b in report.bad:
+            click.echo(f"BAD {b.repo_id} {b.version_id} {b.path}: {b.problem}")
+        for repo_id, version_id in report.repaired:
+            click.echo(f"repaired {repo_id} {version_id} (fetched again)")
+        for repo_id, version_id in report.dropped:
+            click.echo(f"dropped {repo_id} {version_id} (evicted: the remote keeps no copy)")
+        hint = "" if report.ok or repair else "; `dagfetch verify --repair` removes them"
+        click.echo(
+            f"{report.checked_objects} contents of {report.checked_versions} versions checked, "
+            f"{len(report.bad)} bad files{hint}"
+        )
+
+    emit(as_json, report.to_json(), text)
+    if not report.ok:
+        sys.exit(EXIT_SYNC_FAILED)
+
+
+@click.command()
 @json_option
 def plugins(as_json: bool) -> None:
     """URL schemes, the class serving each, the distribution that provides it, and whether it
@@ -257,4 +287,4 @@ def plugins(as_json: bool) -> None:
     emit(as_json, rows, text)
 
 
-COMMANDS: tuple[click.Command, ...] = (status, versions, path, pin, unpin, gc, plugins)
+COMMANDS: tuple[click.Command, ...] = (status, versions, path, pin, unpin, gc, verify, plugins)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dagfetch.cli.app import (
+    EXIT_CONFIG,
     EXIT_SYNC_FAILED,
     State,
     complete_repo_ids,
@@ -92,6 +93,8 @@ def sync(
             return
         results = workspace.sync(list(repos) or None, observer=observer)
     _print_results(results, as_json)
+    if any(r.config_error for r in results):
+        sys.exit(EXIT_CONFIG)  # the others were synced all the same
     if any(r.error for r in results):
         sys.exit(EXIT_SYNC_FAILED)
 
