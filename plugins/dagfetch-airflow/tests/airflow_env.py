@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from filelock import FileLock
+
+from dagfetch.oslock import exclusive_lock
 
 AIRFLOW_VERSION = "3.3.2"
 PLUGIN = Path(__file__).resolve().parents[1]
@@ -47,7 +48,7 @@ def ensure_venv() -> Path:
     """The Airflow venv, created if missing or incomplete; safe with parallel test workers."""
     marker = VENV / ".dagfetch-complete"
     VENVS.mkdir(exist_ok=True)
-    with FileLock(str(VENVS / f"airflow-{AIRFLOW_VERSION}.lock"), timeout=1200):
+    with exclusive_lock(VENVS / f"airflow-{AIRFLOW_VERSION}.lock", timeout=1200):
         wanted = marker_text()
         if marker.exists() and marker.read_text() == wanted:
             return VENV
