@@ -92,17 +92,20 @@ def test_an_unknown_key_suggests_the_closest_allowed_one(
     assert f"m.toml: {field}: {words}" in str(caught.value)
 
 
-def test_unknown_scheme_is_named_before_any_fetch(tmp_path: Path) -> None:
+def test_an_unknown_scheme_fails_its_repository_by_name_and_the_others_sync(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "dags.py").write_text("x = 1\n")
     manifest = parse_manifest(
         {"dag_repositories": {"ok": {"url": str(tmp_path)}, "repo2": {"url": "nope://x/y"}}}
     )
     ws = Workspace(manifest, cache_root=tmp_path / "cache")
-    with pytest.raises(ManifestError) as caught:
-        ws.sync()
-    message = str(caught.value)
-    assert message.startswith("dag_repositories.repo2.url: no fetcher for URL scheme 'nope'")
-    assert "file" in message and "s3" in message  # the known schemes are listed
-    assert not (tmp_path / "cache" / "ok").exists()  # validation came before any fetch
+    results = {r.repo_id: r for r in ws.sync()}
+    bad = results["repo2"]
+    assert bad.error is not None and bad.config_error and bad.version_id is None
+    assert bad.error.startswith("dag_repositories.repo2.url: no fetcher for URL scheme 'nope'")
+    assert "file" in bad.error and "s3" in bad.error  # the known schemes are listed
+    assert results["ok"].error is None and results["ok"].version_id  # the other one synced
 
 
 def test_unresolvable_conn_id_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,7 +46,7 @@ def damage(obj: Path, *, truncate: bool) -> None:
 def cli(manifest: Path, cache: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["-m", str(manifest), "--home", str(cache), *args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result.exit_code, result.output
+    return result.exit_code, result.stdout  # warnings go to stderr, the report to stdout
 
 
 def test_a_truncated_object_is_not_linked_into_the_next_version(
