@@ -21,3 +21,13 @@ def test_fault_class_survives_its_quick_attempts(fault: FaultClass) -> None:
     result = run_class(fault, fault.quick_attempts)
     assert result.attempts == fault.quick_attempts
     assert result.failed == 0, "\n".join(result.failures)
+
+
+def test_every_group_registers_its_classes() -> None:
+    by_group: dict[str, set[str]] = {}
+    for name, fault in CLASSES.items():
+        by_group.setdefault(fault.group, set()).add(name)
+    assert {"remote-stall", "remote-reset", "remote-lying-size", "remote-endless-body",
+            "remote-folder-loop", "remote-hostile-names",
+            "remote-rewritten-while-read"} <= set(CLASSES)
+    assert len(by_group["dag-code"]) == 9
