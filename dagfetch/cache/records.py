@@ -218,8 +218,16 @@ class RecordStore:
         folder = self.layout.records(repo_id)
         if not folder.exists():
             return []
-        found = [self.get(repo_id, p.stem) for p in folder.glob("*.json")]
-        records = [r for r in found if r is not None]
+        records = []
+        for path in folder.glob("*.json"):
+            try:
+                version_id = check_version_id(path.stem)
+            except CacheError:  # `.json`, `x y.json`: no record of ours, and no version id
+                self.quarantine(repo_id, path, "not named by a version id")
+                continue
+            record = self.get(repo_id, version_id)
+            if record is not None:
+                records.append(record)
         records.sort(key=lambda r: r.version.fetched_at, reverse=True)
         return records
 

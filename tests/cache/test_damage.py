@@ -141,6 +141,20 @@ def test_an_unreadable_record_of_the_current_version_is_quarantined_and_rebuilt(
     assert code == 0, out
 
 
+@pytest.mark.parametrize("name", [".json", "not a version.json", "current.json"])
+def test_a_record_file_named_by_no_version_id_is_quarantined_not_fatal(
+    tmp_path: Path, remote: Path, manifest: Path, name: str
+) -> None:
+    cache = tmp_path / "cache"
+    ws, _, second = two_versions(manifest, cache, remote)
+    (cache / "r" / ".meta" / "versions" / name).write_text("{}")
+    for command in (["status"], ["versions", "r"], ["gc", "--dry-run"]):
+        code, out = cli(manifest, cache, *command)
+        assert code == 0 and "Traceback" not in out, (command, out)
+    assert not (cache / "r" / ".meta" / "versions" / name).exists()
+    assert ws.sync_one("r").version_id == second
+
+
 @pytest.mark.parametrize("state", [
     "garbage{", "[1, 2]", '{"retired": [1, 2], "last_error": "boom", "last_check_at": 5}',
     '{"retired": {"x": "soon"}, "became_current": {"y": null}}',
