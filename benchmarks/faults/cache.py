@@ -23,6 +23,7 @@ from benchmarks.faults.support import (
     snapshot,
 )
 from dagfetch.cache import VersionCache
+from tests.graphs.dagfiles import chain_dag, repo_files
 
 # how long a command takes here (start-up included), measured once per process, so that
 # kills land inside the work rather than before it
@@ -81,34 +82,10 @@ def kill_gc(scratch: Path, attempt: int) -> Outcome:
     return scene.outcome(pinned=pinned)
 
 
-_DAGSHAPE = b"""
-class Operator:
-    def __init__(self, dag, task_id):
-        self.task_id = task_id
-        self.downstream_task_ids = set()
-        dag.tasks.append(self)
-
-    def __rshift__(self, other):
-        self.downstream_task_ids.add(other.task_id)
-        return other
-
-
-class DAG:
-    def __init__(self, dag_id):
-        self.dag_id = dag_id
-        self.tasks = []
-"""
-
-
 def dag_state(seed: int, dags: int = 12) -> Snapshot:
-    files: Snapshot = {"lib/__init__.py": b"", "lib/dagshape.py": _DAGSHAPE}
-    for d in range(dags):
-        tasks = 2 + (seed + d) % 4
-        lines = ["from lib.dagshape import DAG, Operator", f"dag = DAG('dag_{d}')"]
-        lines += [f"t{i} = Operator(dag, 't{i}')" for i in range(tasks)]
-        lines += [f"t{i} >> t{i + 1}" for i in range(tasks - 1)]
-        files[f"dag_{d:02}.py"] = ("\n".join(lines) + "\n").encode()
-    return files
+    return repo_files(**{
+        f"dag_{d:02}": chain_dag(f"dag_{d}", [f"t{i}" for i in range(2 + (seed + d) % 4)])
+        for d in range(dags)})
 
 
 @fault_class("kill-sync-extract", "extract",
