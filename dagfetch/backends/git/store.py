@@ -32,14 +32,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
+from typing import IO
 
 from dulwich.client import GitClient
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree, parse_tree
-from dulwich.pack import UnresolvedDeltas
+from dulwich.pack import DeltaCycle, UnresolvedDeltas
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from dagfetch.backends.git.errors import translated
+from dagfetch.backends.git.errors import translate, translated
 from dagfetch.backends.git.intake import BlobShelf, read_pack, remove_dead_spills
 from dagfetch.oslock import exclusive_lock
 from dagfetch.redact import get_logger
@@ -253,13 +254,10 @@ class GitStore:
                     ref_prefix=ref_prefix, protocol_version=protocol_version,
                 )
                 if spool.tell():
-                    try:
-                        received = read_pack(spool, shelf, repo.object_store.get_raw)
-                    except UnresolvedDeltas:
-                        if fresh:
-                            raise
-                        received = None  # a thin pack on a blob we gave away: ask afresh
-                    if received is None:
+                    received = self._read_thin(client, path, spool, shelf, where=where,
+                                               conn_id=conn_id,
+                                               protocol_version=protocol_version)
+                    if received is None:  # the bases would not come: everything afresh
                         return self.fetch(client, path, wants, shelf, depth=depth,
                                           where=where, conn_id=conn_id, ref_prefix=ref_prefix,
                                           protocol_version=protocol_version, fresh=True)
@@ -272,6 +270,36 @@ class GitStore:
             repo.object_store.prune(grace_period=0)
             raise
         return {k: v for k, v in result.refs.items() if v is not None}
+
+    def _read_thin(self, client: GitClient, path: str, spool: IO[bytes], shelf: BlobShelf, *,
+                   where: str, conn_id: str | None,
+                   protocol_version: int | None) -> builtins.list[ShaFile] | None:
+        """The objects of the received pack, its blobs put on ``shelf``. A delta on a blob
+        the store gave away (the server thinks we hold it: a file changed a little) needs
+        that base: it is asked for by id, on a second connection, and the pack read again;
+        None when the server will not send it."""
+        get_raw = self.repo.object_store.get_raw
+        try:
+            return read_pack(spool, shelf, get_raw)
+        except DeltaCycle:
+            raise
+        except UnresolvedDeltas as exc:
+            bases = [ObjectID(sha) for sha in exc.shas]
+        log.debug("%s: asking for %d delta base(s) the store gave away", where, len(bases))
+        try:
+            with SpooledTemporaryFile(
+                max_size=_SPOOL, prefix="incoming-", dir=str(self.path)
+            ) as base_spool:
+                client.fetch_pack(path.encode(), lambda refs, depth=None: bases,
+                                  self.repo.get_graph_walker([]), base_spool.write,
+                                  protocol_version=protocol_version)
+                if base_spool.tell():
+                    read_pack(base_spool, shelf, get_raw)
+            return read_pack(spool, shelf, get_raw)
+        except Exception as exc:  # refused, hung up, still unresolved: take the slow road
+            log.info("%s: the delta bases did not come (%s); fetching the commit whole",
+                     where, translate(exc, where, conn_id=conn_id))
+            return None
 
     def _add(self, objects: builtins.list[ShaFile]) -> None:
         """Add the objects the store lacks as one pack (a fresh fetch brings trees again)."""

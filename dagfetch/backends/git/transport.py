@@ -1,9 +1,9 @@
 """The git backend's side of the wire: one dulwich client per location, and the ref lookup.
 
-Every client is built with thin packs turned off: the local store keeps commits and trees
-but no blobs once a version is published (the content store holds the files), so a pack
-whose deltas lean on objects "we have" could not be resolved. A server then sends whole
-objects or deltas against objects inside the same pack.
+Clients ask for thin packs, as git does: without them a server answering a shallow fetch
+does not leave out what the commit we hold already has, and sends the whole tree again. A
+thin pack's deltas may lean on blobs the store gave away to the content store; the store
+then asks for those bases by id (:meth:`~dagfetch.backends.git.store.GitStore.fetch`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class _TimedTCPGitClient(TCPGitClient):
     and then says nothing held a sync for ever."""
 
     def __init__(self, host: str, port: int | None, *, read_timeout: float) -> None:
-        super().__init__(host, port, thin_packs=False)
+        super().__init__(host, port)
         self._read_timeout = read_timeout
 
     def _connect(self, cmd: bytes, path: str | bytes,
@@ -51,15 +51,15 @@ def open_client(location: GitLocation, auth: GitAuth, *, read_timeout: float,
         username = auth.username or location.username
         return HttpGitClient(
             f"{location.scheme}://{location.host}{port}/", username=username,
-            password=password if username else None, timeout=http_timeout, thin_packs=False,
+            password=password if username else None, timeout=http_timeout,
         ), None
     if location.transport == "ssh":
         ssh = SshSession(auth)
         return SSHGitClient(
             location.host or "", location.port, username=auth.username or location.username,
-            key_filename=ssh.key_filename, ssh_command=ssh.command, thin_packs=False,
+            key_filename=ssh.key_filename, ssh_command=ssh.command,
         ), ssh
-    return LocalGitClient(thin_packs=False), None
+    return LocalGitClient(), None
 
 
 def pick_ref(refs: dict[bytes, bytes], ref: RefSpec, where: str) -> str:

@@ -15,8 +15,8 @@ import pytest
 from dulwich.objects import Blob
 from dulwich.repo import Repo
 
-from dagfetch.backends.git import fetcher as git_fetcher
 from dagfetch.backends.git import GitFetcher, intake
+from dagfetch.backends.git import fetcher as git_fetcher
 from dagfetch.backends.git.store import SIZES_FILE, GitStore
 from dagfetch.errors import FetchError, VerificationError
 from dagfetch.workspace import Workspace
@@ -191,3 +191,23 @@ def test_wrong_remembered_size_fails_one_sync_then_heals(
 
     assert ws.sync_one(REPO).changed
     assert tree_files(ws.path(REPO)) == {**FILES, "dags/d1/f001.py": b"# changed\n"}
+
+
+def test_a_delta_on_a_blob_given_away_brings_its_base(
+    remote: GitRemote, git_servers: GitServers, tmp_path: Path
+) -> None:
+    big = b"".join(b"task_%04d = PythonOperator(task_id='t%04d')\n" % (i, i) for i in range(200))
+    remote.write("dags/big.py", big)
+    remote.push()
+    ws = make_ws(remote, tmp_path)
+    ws.sync_one(REPO)
+    changed = big.replace(b"t0100'", b"t0100_renamed'")
+    remote.write("dags/big.py", changed)
+    remote.push()
+    before = git_servers.daemon.requests(remote.bare.name)
+    # the server deltifies the new blob against the one it thinks we hold (a thin pack);
+    # the store gave that one away, so it is asked for by id on a second connection
+    assert ws.sync_one(REPO).changed
+    assert git_servers.daemon.requests(remote.bare.name) - before == 2
+    assert (ws.path(REPO) / "dags/big.py").read_bytes() == changed
+    assert stored_blobs(ws) == 0
