@@ -23,6 +23,7 @@ the highest both sides speak).
 from __future__ import annotations
 
 import builtins
+import hashlib
 import os
 import shutil
 import tempfile
@@ -51,7 +52,7 @@ from dagfetch.errors import FetchError, VersionUnavailableError
 from dagfetch.limits import ByteBudget
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.options import parse_options
-from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
+from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source, Written
 from dagfetch.redact import get_logger
 
 log = get_logger(__name__)
@@ -155,11 +156,15 @@ class GitFetcher(BaseFetcher):
 
     def fetch(
         self, files: Sequence[RemoteFile], dest: Path, on_file_done: FileDone | None = None
-    ) -> None:
+    ) -> Written:
+        """Write the blobs and say the sha256 of each: they were checked against their ids
+        (by construction or by hashing), so the cache need not read them back."""
         budget = ByteBudget(self.source.limits, repo_field=self.source.field)
+        written: dict[str, str] = {}
 
         def write_all(store: GitStore) -> None:
             self._ensure_blobs(store, files)
+            written.clear()
             made: set[str] = set()
             for f in files:
                 data = self._checked_blob(store, f)
@@ -176,6 +181,7 @@ class GitFetcher(BaseFetcher):
                     os.makedirs(parent, exist_ok=True)
                     made.add(parent)
                 write_new_file(target, data)
+                written[f.path] = hashlib.sha256(data).hexdigest()
                 if on_file_done is not None:
                     on_file_done(f)
 
@@ -183,6 +189,7 @@ class GitFetcher(BaseFetcher):
             self._with_store(write_all)
         finally:
             self.shelf.clear()
+        return written
 
     def close(self) -> None:
         self.shelf.clear()

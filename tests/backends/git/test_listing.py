@@ -18,6 +18,7 @@ from dulwich.repo import Repo
 from dagfetch.backends.git import GitFetcher, intake
 from dagfetch.backends.git import fetcher as git_fetcher
 from dagfetch.backends.git.store import SIZES_FILE, GitStore
+from dagfetch.cache import objects, publish
 from dagfetch.errors import FetchError, VerificationError
 from dagfetch.workspace import Workspace
 from tests.backends.git.helpers import REPO, make_ws, store_path, tree_files
@@ -211,3 +212,23 @@ def test_a_delta_on_a_blob_given_away_brings_its_base(
     assert git_servers.daemon.requests(remote.bare.name) - before == 2
     assert (ws.path(REPO) / "dags/big.py").read_bytes() == changed
     assert stored_blobs(ws) == 0
+
+
+def test_the_cache_takes_the_fetchers_hashes_and_reads_nothing_back(
+    remote: GitRemote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_back: list[Path] = []
+    real = objects.hash_file
+
+    def counting(path: Path, expect_digest: str | None = None) -> tuple[str, int]:
+        read_back.append(path)
+        return real(path, expect_digest)
+
+    monkeypatch.setattr(publish, "hash_file", counting)
+    ws = make_ws(remote, tmp_path)
+    ws.sync_one(REPO)
+    assert read_back == []  # each blob hashed once, in memory, when written
+    assert tree_files(ws.path(REPO)) == FILES
+    read_back.clear()
+    report = ws.verify(REPO)  # the audit hashes every object: the fetcher's hashes held
+    assert report.ok and report.bad == () and report.checked_objects == len(FILES)
