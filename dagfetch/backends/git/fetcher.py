@@ -6,10 +6,15 @@ connection when the ref moved (nothing more when nothing changed)::
     list()   the ref's commit from the advertised refs (a full sha needs no lookup)
              commit already in the local store? ask for nothing; read its tree there
              else fetch that commit (depth 1 by default; the server is told which commit
-             we hold, so only new objects come) into the store
-             -> one RemoteFile per blob: token = blob id, digest = git-blob:<id>
-    fetch()  write the asked-for blobs from the store; the core asks only for blob ids
-             it does not hold yet, and links the rest
+             we hold, so only new objects come): its pack is read once (``intake``),
+             commits and trees into the store, blobs onto the fetcher's shelf
+             -> one RemoteFile per blob (``listing``): token = blob id,
+                digest = git-blob:<id>
+    fetch()  write the asked-for blobs from the shelf and return their sha256; the core
+             asks only for blob ids it does not hold yet, and links the rest. A blob
+             not on the shelf (the store keeps none) is fetched again with its commit.
+
+Clients and the ref lookup are in ``transport``.
 
 The version id is the commit sha. :meth:`GitFetcher.list_version` fetches any commit the
 remote still has by its sha, after the branch moved on or was force-pushed.

@@ -1,7 +1,9 @@
 """The per-repository bare object store under ``Source.work_dir``.
 
 One bare repository (``<work_dir>/git``) holds every commit dagfetch fetched for the
-repository, shallow by default. It keeps no remote URL and no credentials: dulwich's
+repository, shallow by default, with their trees but not their blobs: the cache's content
+store holds the files (a received pack's blobs go to the fetch, see
+:mod:`~dagfetch.backends.git.intake`). It keeps no remote URL and no credentials: dulwich's
 clients are handed the location and the credentials on each call instead of a config.
 
 The store must survive a process killed at any point, so opening it under its lock:
