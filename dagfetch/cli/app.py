@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
-from click.shell_completion import CompletionItem
 
 from dagfetch.errors import (
     ConfigError,
@@ -41,6 +40,8 @@ from dagfetch.errors import (
 from dagfetch.redact import mask
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from dagfetch.workspace import Workspace
 
 EXIT_SYNC_FAILED = 1
@@ -88,6 +89,8 @@ def complete_repo_ids(
 ) -> list[CompletionItem]:
     """The manifest's repository ids starting with ``incomplete``; nothing when there is no
     readable manifest (a completion never prints an error into the shell)."""
+    from click.shell_completion import CompletionItem
+
     from dagfetch.manifest import load_manifest
     from dagfetch.workspace import find_manifest
 

@@ -30,11 +30,6 @@ from dagfetch.manifest.urls import Fail, resolve_path
 from dagfetch.options import unknown_key
 from dagfetch.paths import safe_relpath
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 _REPO_KEYS = {
     "url",
     "conn_id",
@@ -67,6 +62,10 @@ def load_manifest(path: str | Path) -> Manifest:
         raise ManifestError("", "manifest file not found", source=source) from None
     except OSError as exc:
         raise ManifestError("", f"cannot read manifest: {exc.strerror}", source=source) from None
+    if sys.version_info >= (3, 11):  # here: a JSON manifest does not import it
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except json.JSONDecodeError as exc:
