@@ -62,16 +62,20 @@ def load_manifest(path: str | Path) -> Manifest:
         raise ManifestError("", "manifest file not found", source=source) from None
     except OSError as exc:
         raise ManifestError("", f"cannot read manifest: {exc.strerror}", source=source) from None
-    if sys.version_info >= (3, 11):  # here: a JSON manifest does not import it
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(
+                "", f"invalid JSON at line {exc.lineno}: {exc.msg}", source=source
+            ) from None
+        return parse_manifest(data, base_dir=path.parent, source=source)
+    if sys.version_info >= (3, 11):  # imported here: a JSON manifest does not need it
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
         import tomli as tomllib
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(
-            "", f"invalid JSON at line {exc.lineno}: {exc.msg}", source=source
-        ) from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError("", f"invalid TOML: {exc}", source=source) from None
     return parse_manifest(data, base_dir=path.parent, source=source)
