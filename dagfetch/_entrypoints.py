@@ -62,8 +62,17 @@ class Distribution:
         self._head: dict[str, list[str]] | None = None
 
     @property
+    def _stem(self) -> list[str]:
+        """``name-version`` of the folder, split (``zope.interface-5.0.dist-info``,
+        ``name.egg-info``)."""
+        name = self.path.name
+        for suffix in _METADATA_SUFFIXES:
+            name = name.removesuffix(suffix)
+        return name.split("-")
+
+    @property
     def normalized_name(self) -> str:
-        return _norm(self.path.name.split("-", 1)[0].rsplit(".", 1)[0])
+        return _norm(self._stem[0])
 
     def _field(self, name: str) -> list[str]:
         if self._head is None:
@@ -79,7 +88,7 @@ class Distribution:
         given = self._field("Version")
         if given:
             return given[0]
-        parts = self.path.name.rsplit(".", 1)[0].split("-")
+        parts = self._stem
         return parts[1] if len(parts) > 1 else ""
 
     @property
