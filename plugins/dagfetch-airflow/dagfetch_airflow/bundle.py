@@ -129,6 +129,9 @@ class DagfetchBundle(BaseDagBundle):
             parsed = self._from_manifest(manifest, repo_id or self.name, given)
         else:
             parsed = self._from_kwargs(repo_id or self.name, given)
+        if team_role == "lead" and parsed.team_cache is None:
+            raise DagfetchBundleError(f"{self._where}: kwargs.team_role: 'lead' uploads to a "
+                                      "team cache; give kwargs.team_cache (or one in the manifest)")
         #: the repository id inside the dagfetch cache (``repo_id``, default the bundle name)
         self.repo_id = repo_id or self.name
         self.workspace = Workspace(parsed, cache_root=cache_root,

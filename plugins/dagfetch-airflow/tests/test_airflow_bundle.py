@@ -304,3 +304,6 @@ def test_bad_team_cache_kwargs_name_the_bundle_and_the_kwarg(
     assert ("dag bundle 'dags': kwargs.team_cache.bucket: " in bundle.parse()["error"])
     both = Bundle(airflow, tmp_path / "cache", {"url": "s3://b/p", "manifest": "m.toml"})
     assert "dag bundle 'dags': kwargs.url: give it in the manifest m.toml" in both.parse()["error"]
+    lead = Bundle(airflow, tmp_path / "cache", {"url": "s3://b/p", "team_role": "lead"})
+    assert "dag bundle 'dags': kwargs.team_role: 'lead' uploads to a team cache" in (
+        lead.parse()["error"])
