@@ -39,7 +39,7 @@ from dagfetch._entrypoints import entry_points
 from dagfetch.errors import ConfigError
 from dagfetch.graphs.model import Edge, Graph, Task
 from dagfetch.graphs.worker.environment import mask_known_secrets
-from dagfetch.graphs.worker.pool import parse_files
+from dagfetch.graphs.worker.pool import WorkerPool, parse_files
 from dagfetch.graphs.worker.protocol import FileResult
 from dagfetch.graphs.worker.settings import WorkerSettings
 from dagfetch.importing import dag_files
@@ -150,13 +150,16 @@ def extract_version(
     settings: WorkerSettings | None = None,
     environ: Mapping[str, str] | None = None,
     carried: Mapping[str, FileResult] | None = None,
+    pool: WorkerPool | None = None,
 ) -> ExtractResult:
     """Parse the DAG files of a version folder (default: :func:`dagfetch.importing.dag_files`)
     in worker processes (:mod:`dagfetch.graphs.worker`), each file within ``file_timeout``
     seconds (default: ``settings.file_timeout``). ``environ`` (default ``os.environ``) is
     what the workers' scrubbed environment is taken from, and whose secrets are masked.
     ``carried``: outcomes of files known not to have changed (see
-    :mod:`dagfetch.graphs.carryover`), used instead of running those files again."""
+    :mod:`dagfetch.graphs.carryover`), used instead of running those files again.
+    ``pool``: warm workers to parse in (they must be the ones these arguments would start);
+    default: workers started for this call and stopped after it."""
     root = Path(root).resolve()
     started = time.monotonic()
     settings = settings or WorkerSettings()
@@ -167,7 +170,13 @@ def extract_version(
     refs = resolve_extractors(extractors)
     carried = {rel: outcome for rel, outcome in (carried or {}).items() if rel in wanted}
     to_parse = [rel for rel in wanted if rel not in carried]
-    outcomes = {**carried, **parse_files(root, to_parse, refs, settings, environ)}
+    if pool is None:
+        parsed = parse_files(root, to_parse, refs, settings, environ)
+    elif not pool.serves(refs, settings, environ):
+        raise ValueError("the worker pool was started for other extractors or settings")
+    else:
+        parsed = pool.parse(root, to_parse)
+    outcomes = {**carried, **parsed}
     found = {rel: result.graphs for rel, result in outcomes.items() if result.error is None}
     errors = {rel: result.error for rel, result in outcomes.items() if result.error is not None}
     for rel in [rel for rel, graphs in found.items() if _holds_a_secret(graphs, environ)]:

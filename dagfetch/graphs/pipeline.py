@@ -27,6 +27,7 @@ from dagfetch.graphs.extract import extract_version, resolve_extractors
 from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef, UnstableDag
 from dagfetch.graphs.schema import DEFAULT_PREFIX
 from dagfetch.graphs.store import DEFAULT_KEEP_SOURCES, GraphStore
+from dagfetch.graphs.worker.pool import WorkerPool
 from dagfetch.graphs.worker.settings import WorkerSettings
 from dagfetch.importing import dag_files
 from dagfetch.models import SyncResult
@@ -93,6 +94,33 @@ class GraphPipeline:
             manifest.extract, manifest.source)
         self.file_timeout = file_timeout
         self._previous: dict[str, PreviousExtraction] = {}  # per repository, see carryover
+        #: extraction workers kept warm from one extraction to the next (see close())
+        self._pool: WorkerPool | None = None
+        self._pool_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the extraction workers this pipeline keeps warm (also done when it is garbage
+        collected and at exit). The pipeline stays usable: workers start again when needed."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    def __enter__(self) -> GraphPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def workers(self, refs: Sequence[str], settings: WorkerSettings) -> WorkerPool:
+        """The warm workers for these extractors and settings; a pool started for others is
+        stopped first (one pool at a time: each worker holds a whole interpreter)."""
+        with self._pool_lock:
+            if self._pool is None or not self._pool.serves(refs, settings):
+                if self._pool is not None:
+                    self._pool.close()
+                self._pool = WorkerPool(refs, settings)
+            return self._pool
 
     def extractors_for(self, repo_id: str) -> list[str] | None:
         """The extractors a repository's files are parsed with: the caller's, else the
@@ -139,8 +167,10 @@ class GraphPipeline:
             if self.file_timeout is not None else self.extract_settings
         carried = carried_outcomes(self._previous.get(repo_id), hashes, files, extractors,
                                    settings)
+        pool = self.workers(resolve_extractors(chosen), settings) \
+            if len(carried) < len(files) else None
         result = extract_version(root, files=files, extractors=chosen,
-                                 settings=settings, carried=carried)
+                                 settings=settings, carried=carried, pool=pool)
         self._previous[repo_id] = PreviousExtraction(version_id, hashes, result.outcomes,
                                                      extractors, settings)
         return self.store.record_extraction(repo_id, version_id, result.graphs, result.errors,
