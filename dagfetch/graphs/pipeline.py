@@ -21,6 +21,7 @@ import attrs
 
 from dagfetch.cache import GcReport
 from dagfetch.errors import ConfigError, DagfetchError, ManifestError
+from dagfetch.graphs import carryover
 from dagfetch.graphs.carryover import PreviousExtraction, carried_outcomes
 from dagfetch.graphs.database import default_url as db_default_url
 from dagfetch.graphs.extract import extract_version, resolve_extractors
@@ -165,16 +166,30 @@ class GraphPipeline:
         extractors = tuple(chosen) if chosen else None
         settings = attrs.evolve(self.extract_settings, file_timeout=self.file_timeout) \
             if self.file_timeout is not None else self.extract_settings
-        carried = carried_outcomes(self._previous.get(repo_id), hashes, files, extractors,
-                                   settings)
+        previous = self._previous.get(repo_id) or self._kept(repo_id, extractors, settings)
+        carried = carried_outcomes(previous, hashes, files, extractors, settings)
         pool = self.workers(resolve_extractors(chosen), settings) \
             if len(carried) < len(files) else None
         result = extract_version(root, files=files, extractors=chosen,
-                                 settings=settings, carried=carried, pool=pool)
-        self._previous[repo_id] = PreviousExtraction(version_id, hashes, result.outcomes,
-                                                     extractors, settings)
-        return self.store.record_extraction(repo_id, version_id, result.graphs, result.errors,
-                                            file_count=result.files, file_hashes=hashes)
+                                 settings=settings, carried=carried, pool=pool,
+                                 duplicate_message=previous.duplicate_message
+                                 if previous is not None else None)
+        made = PreviousExtraction(version_id, hashes, result.outcomes, extractors, settings,
+                                  result.duplicate_message)
+        extraction = self.store.record_extraction(repo_id, version_id, result.graphs,
+                                                  result.errors, file_count=result.files,
+                                                  file_hashes=hashes)
+        self._previous[repo_id] = made
+        carryover.save(workspace.cache.root, repo_id, made)  # for the next process
+        return extraction
+
+    def _kept(self, repo_id: str, extractors: tuple[str, ...] | None,
+              settings: WorkerSettings) -> PreviousExtraction | None:
+        """What a former process extracted last, when its graphs are in this graph store."""
+        kept = carryover.load(self.workspace.cache.root, repo_id, extractors, settings)
+        if kept is None or not self.store.is_extracted(repo_id, kept.version_id):
+            return None
+        return kept
 
     def check_stability(self, extraction: Extraction) -> tuple[UnstableDag, ...]:
         """The DAGs that this extraction gave a new graph and that keep changing by

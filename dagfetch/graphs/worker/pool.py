@@ -67,6 +67,7 @@ class _Worker:
         self.fd = read_fd
         self.reader = protocol.FrameReader()
         self.ready = False
+        self.duplicate_message: str | None = None
         self.current: str | None = None
         self.deadline = time.monotonic() + WORKER_START_TIMEOUT
         self.command(config)
@@ -138,6 +139,12 @@ class WorkerPool:
                                  settings.environment)
         return (not self._closed and list(refs) == self.refs and settings == self.settings
                 and env == self.env)
+
+    @property
+    def duplicate_message(self) -> str | None:
+        """How the extractors word a ``dag_id`` defined in two files (known once a worker
+        started; None: dagfetch's own words)."""
+        return next((w.duplicate_message for w in self._workers if w.duplicate_message), None)
 
     @property
     def alive(self) -> int:
@@ -237,21 +244,6 @@ def _stop_all(workers: list[_Worker], cwd: tempfile.TemporaryDirectory[str] | No
         cwd.cleanup()
 
 
-def parse_files(
-    root: Path,
-    files: Sequence[str],
-    refs: list[str],
-    settings: WorkerSettings,
-    environ: Mapping[str, str] | None = None,
-) -> dict[str, protocol.FileResult]:
-    """Parse ``files`` of ``root`` in workers started for this call; one checked result per
-    file (a long-lived caller keeps a :class:`WorkerPool` instead)."""
-    if not files:
-        return {}
-    with WorkerPool(refs, settings, environ) as pool:
-        return pool.parse(root, files)
-
-
 def _receive(results: dict[str, protocol.FileResult], worker: _Worker,
              fail: Callable[[str, str], None]) -> bool:
     """Read what ``worker`` sent; False when it must be replaced (died, broke the protocol)."""
@@ -290,6 +282,7 @@ def _handle(results: dict[str, protocol.FileResult], worker: _Worker,
             raise ExtractionError(f"graph extractors failed to load:\n{message.get('error')}")
         if message["kind"] != "ready":
             raise protocol.ProtocolError(f"expected ready, got {message['kind'][:40]!r}")
+        worker.duplicate_message = protocol.ready_duplicate_message(message)
         worker.ready = True
         worker.deadline = math.inf
         return

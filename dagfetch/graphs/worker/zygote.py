@@ -9,8 +9,12 @@ JSON lines on stdin and writes :mod:`~dagfetch.graphs.worker.protocol` messages 
    the extractors, imports what they ``preload`` (Airflow, once), freezes what it holds out of
    the garbage collector's reach (so a child's collections do not copy the warm interpreter's
    memory page by page), and says ``ready``;
-2. each further line names one DAG file and its version folder; a forked child imports it
-   and runs the extractors,
+2. each further line names one DAG file and its version folder. Before forking, the worker
+   reads the file's ``import`` statements (with :mod:`ast`: it never runs the file) and
+   imports those of the *installed* packages that ``preload`` names (``airflow.providers.
+   standard.operators.bash`` under ``airflow``), once per worker, as a DAG processor has them
+   imported after its first file; a module of the version folder is never imported here.
+   Then a forked child imports the file and runs the extractors,
    so nothing a file changes (``sys.path``, builtins, stdlib modules, registries) reaches the
    next file; the child's result comes back over a pipe of its own, is checked, and is
    forwarded; whatever the child started is killed before the next file.
@@ -23,6 +27,7 @@ started, and one worker serves any number of files and versions: a long-lived pr
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import gc
 import importlib
@@ -51,6 +56,9 @@ class _Zygote:
         self.extractors: list[Any] = []
         #: version folder -> its top-level module names (a version's folder never changes)
         self.top_level: dict[str, frozenset[str]] = {}
+        #: packages whose modules DAG files import are imported here first (see warm_up)
+        self.packages: frozenset[str] = frozenset()
+        self.tried: set[str] = set()
 
     def send(self, message: dict[str, Any]) -> None:
         data = protocol.encode(message)
@@ -61,6 +69,10 @@ class _Zygote:
         from dagfetch.graphs.extract import load_extractor
 
         self.extractors = [load_extractor(ref) for ref in refs]
+        # the first extractor's wording of a dag_id that a second file defines again
+        self.duplicate_message = next(
+            (text for text in (getattr(e, "duplicate_message", None) for e in self.extractors)
+             if isinstance(text, str)), None)
         for extractor in self.extractors:
             for name, value in dict(getattr(extractor, "environment", None) or {}).items():
                 os.environ.setdefault(str(name), str(value))  # the configuration wins
@@ -68,6 +80,13 @@ class _Zygote:
             preload = [*preload, *(getattr(extractor, "preload", None) or ())]
         for name in preload:
             importlib.import_module(name)
+        self.packages = frozenset(name.partition(".")[0] for name in preload)
+        for extractor in self.extractors:
+            # what the framework imports lazily on first use (Airflow's timetables when the
+            # first DAG is built): done once here, not once per child
+            warm_up = getattr(extractor, "warm_up", None)
+            if callable(warm_up):
+                warm_up()
         limits.prepare()  # what each child needs, looked up once (libc, the fd limit)
         # everything loaded so far lives as long as the worker: the children's collections
         # never walk it (walking it would copy the whole heap into every child)
@@ -86,10 +105,29 @@ class _Zygote:
             names = self.top_level[root] = frozenset(top_level_names(Path(root)))
         return names
 
+    def warm_up(self, path: Path, top_level: frozenset[str]) -> None:
+        """Import the modules of preloaded packages that ``path`` imports, unless the version
+        folder provides that name itself. What fails to import here is left to the child
+        (the file's own import error, with the file's traceback)."""
+        fresh = False
+        for name in sorted(imported_names(path)):
+            top = name.partition(".")[0]
+            if top not in self.packages or top in top_level or name in self.tried \
+                    or name in sys.modules:
+                continue
+            self.tried.add(name)
+            with contextlib.suppress(Exception, SystemExit):
+                importlib.import_module(name)
+                fresh = True
+        if fresh:
+            gc.freeze()  # as after load(): the children never collect what came with it
+
     # -- one file ----------------------------------------------------------------------------
 
     def parse(self, root: str, rel: str) -> dict[str, Any]:
         top_level = self.names_of(root)
+        if self.packages:
+            self.warm_up(Path(root, rel), top_level)
         result_r, result_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
         pid = os.fork()
@@ -196,7 +234,8 @@ class _Zygote:
     def _run(self, root: str, rel: str, top_level: frozenset[str]) -> dict[str, Any]:
         from dagfetch.importing import import_version
 
-        imported = import_version(root, [rel], top_level=top_level)
+        # the child ends after this file: no need to put sys.modules back
+        imported = import_version(root, [rel], top_level=top_level, throwaway=True)
         if rel in imported.errors:
             return {"kind": "result", "file": rel, "graphs": [], "error": imported.errors[rel]}
         graphs: list[dict[str, Any]] = []
@@ -208,6 +247,35 @@ class _Zygote:
         except Exception:
             return {"kind": "result", "file": rel, "graphs": [], "error": traceback.format_exc()}
         return message
+
+
+MAX_SCANNED_BYTES = 1 << 20
+
+
+def imported_names(path: Path) -> set[str]:
+    """The absolute module names that a Python file's module-level ``import`` statements
+    name (also inside a module-level ``if``, ``try`` or ``with``; not those run only when a
+    function is called), read with :mod:`ast`, never run; nothing for a file that is too
+    large or does not parse."""
+    try:
+        if path.stat().st_size > MAX_SCANNED_BYTES:
+            return set()
+        statements = list(ast.parse(path.read_bytes(), str(path)).body)
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    names: set[str] = set()
+    while statements:
+        node = statements.pop()
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                statements.extend(getattr(node, field, ()))
+        elif isinstance(node, ast.ExceptHandler):
+            statements.extend(node.body)
+    return names
 
 
 def _pidfd(pid: int) -> int | None:
@@ -290,7 +358,8 @@ def main(argv: list[str]) -> int:
     except BaseException:
         zygote.send({"kind": "fatal", "error": traceback.format_exc()})
         return 1
-    zygote.send({"kind": "ready"})
+    zygote.send({"kind": "ready", **({"duplicate_message": zygote.duplicate_message}
+                                     if zygote.duplicate_message else {})})
     while (line := _read_line(buffer)) is not None:
         command = json.loads(line)
         zygote.send(zygote.parse(command["root"], command["file"]))
