@@ -82,10 +82,11 @@ def carried_outcomes(
 @functools.cache
 def environment_fingerprint() -> str:
     """The interpreter and every installed distribution with its version: what else decides
-    how a DAG file parses (the workers run this interpreter on this ``sys.path``)."""
+    how a DAG file parses (the workers run this interpreter). Not ``sys.path`` itself, whose
+    first entry differs between ``python -c``, a script and the ``dagfetch`` command."""
     found = sorted(f"{dist.metadata['Name']}=={dist.version}"
                    for dist in importlib.metadata.distributions())
-    text = "\n".join([sys.version, sys.executable, *sys.path, *found])
+    text = "\n".join([sys.version, sys.executable, *found])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

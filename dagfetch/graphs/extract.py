@@ -38,7 +38,7 @@ import attrs
 from dagfetch._entrypoints import entry_points
 from dagfetch.errors import ConfigError
 from dagfetch.graphs.model import Edge, Graph, Task
-from dagfetch.graphs.worker.environment import mask_known_secrets
+from dagfetch.graphs.worker.environment import known_secrets_masker
 from dagfetch.graphs.worker.pool import WorkerPool
 from dagfetch.graphs.worker.protocol import FileResult, duplicate_text
 from dagfetch.graphs.worker.settings import WorkerSettings
@@ -65,6 +65,8 @@ def available_extractors() -> dict[str, str]:
 
 def resolve_extractors(names: Sequence[str] | None) -> list[str]:
     """``module:attr`` references for the named extractors; default: the built-in one."""
+    if names and all(":" in name for name in names):
+        return list(names)  # references already: no need to read every entry point
     known = available_extractors()
     refs = []
     for name in names or [DEFAULT_EXTRACTOR]:
@@ -186,22 +188,23 @@ def extract_version(
     finally:
         if workers is not pool:
             workers.close()
+    mask = known_secrets_masker(environ)
     found = {rel: result.graphs for rel, result in outcomes.items() if result.error is None}
     errors = {rel: result.error for rel, result in outcomes.items() if result.error is not None}
-    for rel in [rel for rel, graphs in found.items() if _holds_a_secret(graphs, environ)]:
+    for rel in [rel for rel, graphs in found.items() if _holds_a_secret(graphs, mask)]:
         # DAG code may have read a secret (its parent's /proc/<pid>/environ, a file) and
         # named a task after it: such a graph never reaches the database
         del found[rel]
         errors[rel] = "a graph of this file holds a secret known to dagfetch (not recorded)"
     # tracebacks go to the database: mask every secret this process knows (connections,
     # secret-looking variables of the environment)
-    errors = {rel: mask_known_secrets(message, environ) for rel, message in errors.items()}
+    errors = {rel: mask(message) for rel, message in errors.items()}
     # each file's own outcome as the store may see it (what is carried over, and kept on
     # disk for the next process): errors masked, no graph holding a secret
     outcomes = {rel: FileResult(rel, (), errors[rel]) if rel in errors else outcome
                 for rel, outcome in outcomes.items()}
     graphs = _dedupe(root, found, errors, duplicate_message)
-    errors = {rel: mask_known_secrets(message, environ) for rel, message in errors.items()}
+    errors = {rel: mask(message) for rel, message in errors.items()}
     seconds = time.monotonic() - started
     log.info("%s: %d files (%d parsed, %d carried over), %d DAGs, %d import errors in %.2fs",
              root, len(wanted), len(to_parse), len(carried), len(graphs), len(errors), seconds)
@@ -209,9 +212,9 @@ def extract_version(
                          len(to_parse), duplicate_message)
 
 
-def _holds_a_secret(graphs: Sequence[Graph], environ: Mapping[str, str]) -> bool:
+def _holds_a_secret(graphs: Sequence[Graph], mask: Callable[[str], str]) -> bool:
     text = json.dumps([graph.to_json() for graph in graphs])
-    return mask_known_secrets(text, environ) != text
+    return mask(text) != text
 
 
 def _dedupe(

@@ -168,9 +168,9 @@ class GraphPipeline:
             if self.file_timeout is not None else self.extract_settings
         previous = self._previous.get(repo_id) or self._kept(repo_id, extractors, settings)
         carried = carried_outcomes(previous, hashes, files, extractors, settings)
-        pool = self.workers(resolve_extractors(chosen), settings) \
-            if len(carried) < len(files) else None
-        result = extract_version(root, files=files, extractors=chosen,
+        refs = resolve_extractors(chosen)  # once: reading every entry point takes a while
+        pool = self.workers(refs, settings) if len(carried) < len(files) else None
+        result = extract_version(root, files=files, extractors=refs,
                                  settings=settings, carried=carried, pool=pool,
                                  duplicate_message=previous.duplicate_message
                                  if previous is not None else None)

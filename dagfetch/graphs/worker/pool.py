@@ -169,6 +169,9 @@ class WorkerPool:
             results: dict[str, protocol.FileResult] = {}
             pending = deque(files)
             try:
+                for worker in [w for w in self._workers if w.proc.poll() is not None]:
+                    worker.stop(graceful=False)  # died while idle: no file of ours is lost
+                    self._workers.remove(worker)
                 while len(self._workers) < min(self.size, len(pending)):
                     self._workers.append(self._start())
                 if pending:
