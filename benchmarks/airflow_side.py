@@ -66,13 +66,28 @@ def extraction(root: Path, pool: Any = None) -> Any:
     return extract_version(root, extractors=["airflow"], pool=pool)
 
 
-def warm_pool() -> Any:
-    """Workers for the ``airflow`` extractor with the default settings, started and warm."""
+#: the opt-in ``[extract] files_per_child`` measured beside the default (a child per file)
+FILES_PER_CHILD = 50
+
+
+def same(one: Any, other: Any) -> bool:
+    """Whether two extractions of one folder found the same graphs and import errors."""
+    def shape(extracted: Any) -> Any:
+        graphs = sorted(json.dumps([file, graph.to_json()], sort_keys=True)
+                        for file, graph in extracted.graphs)
+        return graphs, sorted(extracted.errors)
+
+    return bool(shape(one) == shape(other))
+
+
+def warm_pool(files_per_child: int = 1) -> Any:
+    """Workers for the ``airflow`` extractor (default settings but ``files_per_child``)."""
     from dagfetch.graphs.extract import resolve_extractors
     from dagfetch.graphs.worker.pool import WorkerPool
     from dagfetch.graphs.worker.settings import WorkerSettings
 
-    return WorkerPool(resolve_extractors(["airflow"]), WorkerSettings())
+    return WorkerPool(resolve_extractors(["airflow"]),
+                      WorkerSettings(files_per_child=files_per_child))
 
 
 FRESH_PROCESS = """
@@ -130,19 +145,25 @@ def main() -> None:
     shutil.copytree(examples, example_copy, ignore=shutil.ignore_patterns("__pycache__"))
     generated = generate(workdir / "generated", files)
     out: dict[str, Any] = {"files": files, "load": [os.getloadavg()[0]]}
-    pool = warm_pool()
-    extraction(example_copy, pool)  # starts the workers: Airflow imported in each
+    out["files_per_child"] = FILES_PER_CHILD
+    pool, batched = warm_pool(), warm_pool(FILES_PER_CHILD)
+    for warm in (pool, batched):
+        extraction(example_copy, warm)  # starts the workers: Airflow imported in each
     for name, root in (("examples", example_copy), ("generated", generated)):
         bag_samples, bag = timed(lambda root=root: dagbag(root), repeat)
         ours_samples, ours = timed(lambda root=root: extraction(root, pool), repeat)
+        batch_samples, batch = timed(lambda root=root: extraction(root, batched), repeat)
         cold_samples, cold = timed(lambda root=root: extraction(root), repeat)
         out[name] = {
             "dagbag": bag_samples, "dagfetch": ours_samples, "dagfetch_cold": cold_samples,
+            "dagfetch_batched": batch_samples,
             "dagbag_dags": len(bag.dags), "dagfetch_dags": len(ours.graphs),
-            "dagfetch_cold_dags": len(cold.graphs),
+            "dagfetch_cold_dags": len(cold.graphs), "dagfetch_batched_dags": len(batch.graphs),
+            "same_graphs": same(ours, batch),
         }
         out["load"].append(os.getloadavg()[0])
     pool.close()
+    batched.close()
     out["one_changed"] = one_changed(workdir / "pipeline", generated, repeat)
     out["load"].append(os.getloadavg()[0])
     print(json.dumps(out))

@@ -47,6 +47,8 @@ def airflow_scenarios(config: Config) -> tuple[list[Row], list[Target]]:
     rows: list[Row] = []
     targets: list[Target] = []
     warm, cold = "dagfetch extract, warm workers", "dagfetch extract, workers started cold"
+    batched = (f"dagfetch extract, warm workers, files_per_child = {data['files_per_child']} "
+               "(opt-in)")
     bag = "DagBag (warm, Airflow imported)"
     load = {"load_average": data["load"]}
     for key, label in (("examples", "airflow example DAGs"),
@@ -57,8 +59,14 @@ def airflow_scenarios(config: Config) -> tuple[list[Row], list[Target]]:
                                **load}))
         rows.append(Row(label, cold, part["dagfetch_cold"],
                         extra={"dags": part["dagfetch_cold_dags"]}))
+        rows.append(Row(label, batched, part["dagfetch_batched"],
+                        extra={"dags": part["dagfetch_batched_dags"],
+                               "same_dags_as_default": part["same_graphs"]}))
         rows.append(Row(label, bag, part["dagbag"], baseline_for=warm))
         targets.append(ratio_target(label, warm, bag, 1.0, "full extraction <= 1.0x DagBag"))
+        targets.append(ratio_target(label, batched, bag, 1.0, "full extraction, opt-in "
+                                    f"files_per_child = {data['files_per_child']}, "
+                                    "<= 1.0x DagBag"))
     label = f"airflow {data['files']} generated DAG files"
     changed = data["one_changed"]
     one_warm = "one changed file: re-extraction by the same pipeline"

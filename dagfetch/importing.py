@@ -37,7 +37,9 @@ def top_level_names(root: Path) -> set[str]:
     return names
 
 
-def _belongs_to(module: ModuleType, root: str) -> bool:
+def belongs_to(module: ModuleType, root: str) -> bool:
+    """Whether ``module`` was loaded from under ``root`` (a folder path ending in a
+    separator)."""
     file = getattr(module, "__file__", None)
     if file and os.path.abspath(file).startswith(root):
         return True
@@ -79,7 +81,7 @@ def version_imports(
                 with contextlib.suppress(ValueError):
                     sys.path.remove(str(root))
                 for name, mod in list(sys.modules.items()):
-                    if _belongs_to(mod, prefix):
+                    if belongs_to(mod, prefix):
                         del sys.modules[name]
                 sys.modules.update(shadowed)
 
@@ -127,21 +129,30 @@ def import_version(
     errors: dict[str, str] = {}
     with version_imports(root, top_level=top_level, throwaway=throwaway):
         for rel in files:
-            name = module_name_for(root, rel)
-            spec = importlib.util.spec_from_file_location(name, root / rel)
-            if spec is None or spec.loader is None:
-                errors[rel] = "not importable as a Python file"
-                continue
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException as exc:
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                errors[rel] = "".join(traceback.format_exception(exc))
-                continue
-            finally:
-                sys.modules.pop(name, None)
-            modules[rel] = module
+            outcome = import_file(root, rel)
+            if isinstance(outcome, str):
+                errors[rel] = outcome
+            else:
+                modules[rel] = outcome
     return ImportedVersion(root, modules, errors)
+
+
+def import_file(root: Path, rel: str) -> ModuleType | str:
+    """Execute one DAG file of ``root`` (resolved, inside :func:`version_imports`) under a
+    module name of its own (:func:`module_name_for`): its module, or its import error."""
+    name = module_name_for(root, rel)
+    spec = importlib.util.spec_from_file_location(name, root / rel)
+    if spec is None or spec.loader is None:
+        return "not importable as a Python file"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return "".join(traceback.format_exception(exc))
+    finally:
+        sys.modules.pop(name, None)
+    return module
+

@@ -19,6 +19,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
 
 _PR_SET_PDEATHSIG = 1
@@ -80,16 +81,48 @@ def become_subreaper() -> bool:
     return _subreaper
 
 
-def limit_time(seconds: float) -> None:
+def limit_time(seconds: float, files: int = 1) -> None:
     """A file that spins is stopped by the kernel even if nobody watches it: CPU seconds
-    (``SIGXCPU``, then ``SIGKILL``) and wall-clock seconds (``SIGALRM``, default: exit)."""
+    (``SIGXCPU``, then ``SIGKILL``) and wall-clock seconds (``SIGALRM``, default: exit).
+    A process that parses ``files`` files in turn may use ``seconds`` for each
+    (:func:`renew_time` before each)."""
     whole = max(1, math.ceil(seconds))
     with contextlib.suppress(ValueError, OSError):
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        if hard == resource.RLIM_INFINITY or hard > whole + 1:
-            resource.setrlimit(resource.RLIMIT_CPU, (whole, whole + 1))
+        if hard == resource.RLIM_INFINITY or hard > whole * files + 1:
+            resource.setrlimit(resource.RLIMIT_CPU, (whole, whole * files + 1))
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.alarm(whole + 1)
+
+
+def renew_time(seconds: float) -> None:
+    """Another ``seconds`` of CPU and wall-clock time from now, for the next file (within
+    the hard limit :func:`limit_time` set)."""
+    whole = max(1, math.ceil(seconds))
+    with contextlib.suppress(ValueError, OSError):
+        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        soft = math.ceil(usage.ru_utime + usage.ru_stime) + whole
+        resource.setrlimit(resource.RLIMIT_CPU, (min(soft, hard), hard))
+    signal.alarm(whole + 1)
+
+
+def alone() -> bool:
+    """Whether this process runs no thread but its own and no process it started (nor, as a
+    subreaper, one they left behind) is alive."""
+    try:
+        if len(os.listdir("/proc/self/task")) > 1:
+            return False
+    except OSError:
+        if threading.active_count() > 1:
+            return False
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if pid == 0:
+            return False
 
 
 def become_user(name: str) -> None:

@@ -155,7 +155,8 @@ class WorkerPool:
         return {"extractors": self.refs, "sys_path": sys.path, "cwd": self._cwd.name,
                 "preload": list(self.settings.preload),
                 "file_timeout": self.settings.file_timeout,
-                "max_processes": self.settings.max_processes, "user": self.settings.user}
+                "max_processes": self.settings.max_processes, "user": self.settings.user,
+                "files_per_child": self.settings.files_per_child}
 
     def _start(self) -> _Worker:
         self.started += 1

@@ -7,6 +7,7 @@
     environment = ["AIRFLOW__*"]    # extra variables DAG code may read (fnmatch patterns)
     preload = ["pandas"]            # modules imported once per worker, before any file
     user = "dagcode"                # run DAG files as this user (needs root; off by default)
+    files_per_child = 1             # DAG files one forked child parses in turn (opt-in: > 1)
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from dagfetch.manifest import parse_duration
 
 DEFAULT_FILE_TIMEOUT = 30.0
 DEFAULT_MAX_PROCESSES = 64
-_KEYS = {"workers", "file_timeout", "max_processes", "environment", "preload", "user"}
+_KEYS = {"workers", "file_timeout", "max_processes", "environment", "preload", "user",
+         "files_per_child"}
 
 
 def default_workers() -> int:
@@ -46,6 +48,10 @@ class WorkerSettings:
     #: run DAG files as this user: they cannot read the syncing process's memory or
     #: environment, nor files only its own user may read (needs root)
     user: str | None = None
+    #: DAG files one forked child parses in turn (1: a fresh child per file). More is faster
+    #: (one fork for many files, as Airflow's DagBag parses them in one process) but the
+    #: files of one child share its interpreter: see docs/graph-store.md
+    files_per_child: int = 1
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], source: str | None = None) -> WorkerSettings:
@@ -68,6 +74,12 @@ class WorkerSettings:
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
                 raise fail("max_processes", "must be a whole number of at least 1")
             settings = attrs.evolve(settings, max_processes=limit)
+        if "files_per_child" in table:
+            count = table["files_per_child"]
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise fail("files_per_child", "must be a whole number of at least 1 (1: a fresh "
+                           "process per DAG file, the default)")
+            settings = attrs.evolve(settings, files_per_child=count)
         if "file_timeout" in table:
             seconds = parse_duration(table["file_timeout"])
             if seconds is None or seconds <= 0:

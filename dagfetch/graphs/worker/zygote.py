@@ -17,7 +17,11 @@ JSON lines on stdin and writes :mod:`~dagfetch.graphs.worker.protocol` messages 
    Then a forked child imports the file and runs the extractors,
    so nothing a file changes (``sys.path``, builtins, stdlib modules, registries) reaches the
    next file; the child's result comes back over a pipe of its own, is checked, and is
-   forwarded; whatever the child started is killed before the next file.
+   forwarded; whatever the child started is killed before the next file. With
+   ``files_per_child`` above 1 (opt-in) one child parses up to that many files of one
+   version in turn (:mod:`~dagfetch.graphs.worker.child`): a file that times out, dies or
+   breaks the protocol is killed with its child and gets the same error as alone, and the
+   next file gets a fresh child; files of another version never share a child.
 
 The worker itself never runs DAG code; only its children do. So it stays as clean as it
 started, and one worker serves any number of files and versions: a long-lived process
@@ -42,23 +46,70 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from dagfetch.graphs.worker import limits, protocol
+from dagfetch.graphs.worker.child import FileParser, read_line
 
 STDERR_TAIL_BYTES = 4096
 _READ = 65536
 
 
+class _Child:
+    """A forked child, its pipes and (a child of several files) how many it was given."""
+
+    def __init__(self, pid: int, result_r: int, stderr_r: int, root: str,
+                 commands_w: int | None) -> None:
+        self.pid, self.result_r, self.stderr_r, self.root = pid, result_r, stderr_r, root
+        self.commands_w = commands_w
+        self.exited = _pidfd(pid)
+        self.status: int | None = None
+        self.files = 0
+
+    @property
+    def several(self) -> bool:
+        return self.commands_w is not None
+
+    def poll(self) -> int | None:
+        if self.status is None:
+            finished, code = os.waitpid(self.pid, os.WNOHANG)
+            if finished:
+                self.status = code
+        return self.status
+
+    def ask(self, rel: str) -> bool:
+        """Name the next file to a child of several files; False when it is gone."""
+        assert self.commands_w is not None
+        data = json.dumps({"file": rel}).encode() + b"\n"
+        try:
+            while data:
+                data = data[os.write(self.commands_w, data):]
+        except OSError:
+            return False
+        self.files += 1
+        return True
+
+    def kill(self) -> None:
+        if self.status is None:
+            _kill(self.pid)
+            self.status = -1
+
+    def close(self) -> None:
+        self.kill()
+        for fd in (self.result_r, self.stderr_r, self.commands_w, self.exited):
+            if fd is not None:
+                os.close(fd)
+
+
 class _Zygote:
     def __init__(self, results_fd: int, config: dict[str, Any]) -> None:
         self.results_fd = results_fd
-        self.timeout: float = float(config["file_timeout"])
-        self.max_processes: int = int(config["max_processes"])
-        self.user: str | None = config.get("user")
-        self.extractors: list[Any] = []
+        self.parser = FileParser(config)
+        self.timeout = self.parser.timeout
         #: version folder -> its top-level module names (a version's folder never changes)
         self.top_level: dict[str, frozenset[str]] = {}
         #: packages whose modules DAG files import are imported here first (see warm_up)
         self.packages: frozenset[str] = frozenset()
         self.tried: set[str] = set()
+        #: the child parsing several files of one version in turn (files_per_child > 1)
+        self.batch: _Child | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         data = protocol.encode(message)
@@ -68,20 +119,20 @@ class _Zygote:
     def load(self, refs: list[str], preload: list[str]) -> None:
         from dagfetch.graphs.extract import load_extractor
 
-        self.extractors = [load_extractor(ref) for ref in refs]
+        extractors = self.parser.extractors = [load_extractor(ref) for ref in refs]
         # the first extractor's wording of a dag_id that a second file defines again
         self.duplicate_message = next(
-            (text for text in (getattr(e, "duplicate_message", None) for e in self.extractors)
+            (text for text in (getattr(e, "duplicate_message", None) for e in extractors)
              if isinstance(text, str)), None)
-        for extractor in self.extractors:
+        for extractor in extractors:
             for name, value in dict(getattr(extractor, "environment", None) or {}).items():
                 os.environ.setdefault(str(name), str(value))  # the configuration wins
-        for extractor in self.extractors:
+        for extractor in extractors:
             preload = [*preload, *(getattr(extractor, "preload", None) or ())]
         for name in preload:
             importlib.import_module(name)
         self.packages = frozenset(name.partition(".")[0] for name in preload)
-        for extractor in self.extractors:
+        for extractor in extractors:
             # what the framework imports lazily on first use (Airflow's timetables when the
             # first DAG is built): done once here, not once per child
             warm_up = getattr(extractor, "warm_up", None)
@@ -128,39 +179,87 @@ class _Zygote:
         top_level = self.names_of(root)
         if self.packages:
             self.warm_up(Path(root, rel), top_level)
+        if self.parser.files_per_child > 1:
+            return self._parse_in_batch(root, rel, top_level)
+        child = self._fork(root, top_level, rel)
+        try:
+            return self._watch(rel, child)[0]
+        finally:
+            child.close()
+            limits.kill_descendants()
+
+    def _parse_in_batch(self, root: str, rel: str, top_level: frozenset[str]) -> dict[str, Any]:
+        """``rel`` parsed by the child of several files of ``root`` (started when there is
+        none). A child that failed a file, that says it is no longer alone, or that parsed
+        its share is ended: the next file gets a fresh one."""
+        child = self.batch
+        if child is not None and (child.root != root or not child.ask(rel)):
+            self.end_batch()  # another version, or it died between two files: not rel's doing
+            child = None
+        if child is None:
+            child = self.batch = self._fork(root, top_level, None)
+            child.ask(rel)  # a child that is gone already: its death is rel's error
+        message, ended = self._watch(rel, child)
+        if ended or child.files >= self.parser.files_per_child:
+            self.end_batch()
+        return message
+
+    def end_batch(self) -> None:
+        child, self.batch = self.batch, None
+        if child is not None:
+            child.close()
+            limits.kill_descendants()
+
+    def _fork(self, root: str, top_level: frozenset[str], rel: str | None) -> _Child:
+        """A fresh child for ``rel`` (None: for the files named to it one by one)."""
         result_r, result_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
+        commands_r, commands_w = os.pipe() if rel is None else (None, None)
         pid = os.fork()
         if pid == 0:
             os.close(result_r)
             os.close(stderr_r)
-            self._child(root, rel, top_level, result_w, stderr_w)
+            if commands_w is not None:
+                os.close(commands_w)
+            self.parser.run_child(root, rel, top_level, result_w, stderr_w, commands_r)
         os.close(result_w)
         os.close(stderr_w)
-        try:
-            return self._watch(rel, pid, result_r, stderr_r)
-        finally:
-            os.close(result_r)
-            os.close(stderr_r)
-            limits.kill_descendants()
+        if commands_r is not None:
+            os.close(commands_r)
+        return _Child(pid, result_r, stderr_r, root, commands_w)
 
-    def _watch(self, rel: str, pid: int, result_r: int, stderr_r: int) -> dict[str, Any]:
+    def _watch(self, rel: str, child: _Child) -> tuple[dict[str, Any], bool]:
+        """``child``'s checked result for ``rel`` (any failure: the file's error), and whether
+        the child is done for: it exited, failed, or (several files) says it is not alone."""
         deadline = time.monotonic() + self.timeout
-        exited = _pidfd(pid)
-        received = bytearray()
+        reader = protocol.FrameReader()
+        messages: list[dict[str, Any]] = []
+        received = 0
         tail = bytearray()
-        status: int | None = None
         problem: str | None = None
-        streams = {result_r, stderr_r}
-        while status is None:
+
+        def feed(data: bytes) -> str | None:
+            nonlocal received
+            received += len(data)
+            if received > protocol.MAX_MESSAGE_BYTES + 4:
+                return "a message over the size limit"
+            try:
+                messages.extend(reader.feed(data))
+            except protocol.ProtocolError as exc:
+                return str(exc)
+            return None
+
+        streams = {child.result_r, child.stderr_r}
+        # one file: until the child exits; several: until its answer for this file came
+        while child.poll() is None and problem is None and not (child.several and messages):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                _kill(pid)
+                child.kill()
                 return _error(rel, f"{protocol.TIMED_OUT}: importing {rel} took longer than "
-                              f"{self.timeout:g}s (the file was abandoned)", tail)
-            wait = [*streams, 0] + ([exited] if exited is not None else [])
-            ready, _, _ = select.select(wait, [], [], min(remaining, 0.05 if exited is None
-                                                          else remaining))
+                              f"{self.timeout:g}s (the file was abandoned)", tail), True
+            wait = [*streams, 0] + ([child.exited] if child.exited is not None else [])
+            ready, _, _ = select.select(wait, [], [], min(remaining, 0.05 if child.exited
+                                                          is None else remaining))
             for fd in ready:
                 if fd == 0:
                     _shutdown()  # the parent is gone (end of file) or broke the protocol
@@ -168,85 +267,29 @@ class _Zygote:
                     data = os.read(fd, _READ)
                     if not data:
                         streams.discard(fd)
-                    elif fd == stderr_r:
+                    elif fd == child.stderr_r:
                         tail = (tail + data)[-STDERR_TAIL_BYTES:]
-                    elif len(received) + len(data) > protocol.MAX_MESSAGE_BYTES + 4:
-                        problem = "a message over the size limit"
-                        _kill(pid)
-                    else:
-                        received += data
-            finished, code = os.waitpid(pid, os.WNOHANG)
-            if finished:
-                status = code
-        if exited is not None:
-            os.close(exited)
+                    elif problem is None:
+                        problem = feed(data)
+        if problem is None and child.status is not None:
+            problem = feed(_drain(child.result_r, protocol.MAX_MESSAGE_BYTES + 4 - received))
+        tail = (tail + _drain(child.stderr_r, STDERR_TAIL_BYTES))[-STDERR_TAIL_BYTES:]
+        if problem is None and not messages:
+            return _error(rel, f"{protocol.DIED} {_describe(child.status)} while importing "
+                          f"{rel}", tail), True
+        if problem is None and (len(messages) != 1 or reader.pending):
+            problem = "not exactly one message"
+        # a child of several files says "last" when what a file started still runs
+        last = bool(child.several and messages and messages[0].pop("last", None) is True)
         if problem is None:
-            received += _drain(result_r, protocol.MAX_MESSAGE_BYTES + 4 - len(received))
-        tail = (tail + _drain(stderr_r, STDERR_TAIL_BYTES))[-STDERR_TAIL_BYTES:]
+            try:
+                protocol.parse_result(messages[0], rel)
+            except protocol.ProtocolError as exc:
+                problem = str(exc)
         if problem is not None:
-            return _error(rel, f"{protocol.INVALID}: {problem}", tail)
-        if not received:
-            return _error(rel, f"{protocol.DIED} {_describe(status)} while importing {rel}",
-                          tail)
-        try:
-            reader = protocol.FrameReader()
-            messages = reader.feed(bytes(received))
-            if len(messages) != 1 or reader.pending:
-                raise protocol.ProtocolError("not exactly one message")
-            protocol.parse_result(messages[0], rel)
-        except protocol.ProtocolError as exc:
-            return _error(rel, f"{protocol.INVALID}: {exc}", tail)
-        message: dict[str, Any] = messages[0]
-        return message
-
-    def _child(self, root: str, rel: str, top_level: frozenset[str], result_w: int,
-               stderr_w: int) -> NoReturn:
-        me = os.getpid()
-        message: dict[str, Any] | None = None
-        try:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            limits.die_with_parent(signal.SIGKILL, os.getppid())
-            devnull = os.open(os.devnull, os.O_RDWR)
-            os.dup2(devnull, 0)
-            os.dup2(devnull, 1)
-            os.dup2(stderr_w, 2)
-            os.dup2(result_w, 3)
-            # the parent's pipes (commands, results) are out of the DAG file's reach
-            os.closerange(4, limits.max_fd())
-            if self.user is not None:
-                limits.become_user(self.user)
-            limits.limit_time(self.timeout)
-            limits.limit_processes(self.max_processes)
-            message = self._run(root, rel, top_level)
-        except BaseException:  # the file's own failures are caught in _run: this is ours
-            message = {"kind": "result", "file": rel, "graphs": [],
-                       "error": traceback.format_exc()}
-        finally:
-            # a DAG file that called os.fork() has a copy of this code running: only the
-            # child the worker forked answers
-            if message is not None and os.getpid() == me:
-                with contextlib.suppress(BaseException):
-                    data = protocol.encode(message)
-                    while data:
-                        data = data[os.write(3, data):]
-            os._exit(0)
-
-    def _run(self, root: str, rel: str, top_level: frozenset[str]) -> dict[str, Any]:
-        from dagfetch.importing import import_version
-
-        # the child ends after this file: no need to put sys.modules back
-        imported = import_version(root, [rel], top_level=top_level, throwaway=True)
-        if rel in imported.errors:
-            return {"kind": "result", "file": rel, "graphs": [], "error": imported.errors[rel]}
-        graphs: list[dict[str, Any]] = []
-        try:
-            for extractor in self.extractors:
-                graphs.extend(g.to_json() for g in extractor(imported.modules[rel]))
-            message = {"kind": "result", "file": rel, "graphs": graphs, "error": None}
-            protocol.encode(message)  # over the size limit: this file's error
-        except Exception:
-            return {"kind": "result", "file": rel, "graphs": [], "error": traceback.format_exc()}
-        return message
+            child.kill()
+            return _error(rel, f"{protocol.INVALID}: {problem}", tail), True
+        return messages[0], last or child.status is not None
 
 
 MAX_SCANNED_BYTES = 1 << 20
@@ -319,18 +362,6 @@ def _error(rel: str, text: str, tail: bytes | bytearray) -> dict[str, Any]:
     return {"kind": "result", "file": rel, "graphs": [], "error": text}
 
 
-def _read_line(buffer: bytearray) -> bytes | None:
-    """The next command from the parent; None at end of file (the parent closed or died)."""
-    while b"\n" not in buffer:
-        chunk = os.read(0, _READ)
-        if not chunk:
-            return None
-        buffer += chunk
-    line, _, rest = bytes(buffer).partition(b"\n")
-    buffer[:] = rest
-    return line
-
-
 def _shutdown(*_: object) -> NoReturn:
     limits.kill_descendants()
     os._exit(0)
@@ -343,7 +374,7 @@ def main(argv: list[str]) -> int:
     limits.die_with_parent(signal.SIGTERM, parent_pid)
     limits.become_subreaper()
     buffer = bytearray()
-    line = _read_line(buffer)
+    line = read_line(0, buffer)
     if line is None:
         return 0
     config = json.loads(line)
@@ -360,7 +391,7 @@ def main(argv: list[str]) -> int:
         return 1
     zygote.send({"kind": "ready", **({"duplicate_message": zygote.duplicate_message}
                                      if zygote.duplicate_message else {})})
-    while (line := _read_line(buffer)) is not None:
+    while (line := read_line(0, buffer)) is not None:
         command = json.loads(line)
         zygote.send(zygote.parse(command["root"], command["file"]))
     _shutdown()
