@@ -63,7 +63,8 @@ def dagbag(root: Path) -> Any:
 def extraction(root: Path, pool: Any = None) -> Any:
     from dagfetch.graphs.extract import extract_version
 
-    return extract_version(root, extractors=["airflow"], pool=pool)
+    return extract_version(root, extractors=["airflow"], pool=pool,
+                           settings=None if pool is None else pool.settings)
 
 
 #: the opt-in ``[extract] files_per_child`` measured beside the default (a child per file)
