@@ -113,7 +113,8 @@ class WorkerPool:
     :meth:`close`: a long-lived process (``sync --watch``, ``serve --watch``, the library API)
     pays the workers' start and their ``preload`` (Airflow: seconds) once, not once per sync.
     Reuse loosens no isolation: a worker never runs DAG code itself (each file runs in a fresh
-    fork of it), so a warm worker is the same clean interpreter as a new one. The pool is
+    fork of it, or with ``files_per_child`` above 1 in a fork shared with other files of its
+    version only), so a warm worker is the same clean interpreter as a new one. The pool is
     closed when garbage collected and at interpreter exit too.
     """
 
