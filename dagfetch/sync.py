@@ -38,7 +38,13 @@ from dagfetch.errors import (
 )
 from dagfetch.manifest import RepositorySpec
 from dagfetch.models import Listing, RemoteFile, SyncResult, Version
-from dagfetch.protocol import REMOTE_VERSION, Fetcher, VersionedFetcher
+from dagfetch.protocol import (
+    HELD_CONTENTS,
+    REMOTE_VERSION,
+    Fetcher,
+    HeldContents,
+    VersionedFetcher,
+)
 from dagfetch.redact import get_logger, mask, redact_url
 from dagfetch.selection import select_files
 
@@ -106,6 +112,7 @@ class Syncer:
         full: bool = False,
     ) -> SyncResult:
         current = self._readable_current(spec.id)
+        self._lend_held(fetcher, current)
         if not full and current is not None and current.backend_version is not None:
             seen = _remote_version(fetcher)
             if seen is not None and seen == current.backend_version:
@@ -172,6 +179,14 @@ class Syncer:
                         "from the remote", repo_id, version_id)
             return None
         return found.version
+
+    def _lend_held(self, fetcher: Fetcher, current: Version | None) -> None:
+        """Hand a fetcher that takes one (:data:`~dagfetch.protocol.HELD_CONTENTS`) the
+        reader of the current version's files by token: a delta the remote sends on one of
+        them is then rebuilt here, without asking the remote for its base."""
+        take = getattr(fetcher, HELD_CONTENTS, None)
+        if callable(take):
+            take(_held_contents(self.cache, current))
 
     def _note(self, repo_id: str, **changes: object) -> None:
         """Record state best-effort: on the error path and after the switch, failing to
@@ -303,6 +318,8 @@ class Syncer:
         found: VersionRecord | None,
     ) -> Version:
         caps = fetcher.capabilities
+        current = self._readable_current(spec.id)
+        self._lend_held(fetcher, current)
         backend_version: str | None
         # a backend that lists any version by id (git) is asked for it; a versioned store
         # (S3 object versions) gets the recorded files, whose extra names each object version
@@ -329,7 +346,7 @@ class Syncer:
                 backend_version,
                 _fingerprint(files, backend_version),
                 None,
-                current=self._readable_current(spec.id),
+                current=current,
                 expected_version=version_id,
             )
         return built.version
@@ -362,6 +379,20 @@ def _known_contents(current: Version | None) -> dict[tuple[str, int, str], str]:
     if current is None:
         return {}
     return {(f.path, f.size, f.token): f.sha256 for f in current.files if f.kind == "file"}
+
+
+def _held_contents(cache: VersionCache, current: Version | None) -> HeldContents:
+    """token -> bytes of the current version's file listed with it, from the content store
+    (unchecked: the fetcher checks them against the token)."""
+    held = {} if current is None else {
+        f.token: (f.sha256, f.size) for f in current.files if f.kind == "file" and f.token
+    }
+
+    def read(token: str) -> bytes | None:
+        found = held.get(token)
+        return cache.objects.read(*found) if found is not None else None
+
+    return read
 
 
 def _content_key(f: RemoteFile) -> tuple[str, int, str]:

@@ -75,6 +75,16 @@ class ObjectStore:
             return False
         return size is None or st.st_size == size
 
+    def read(self, sha256: str, size: int) -> bytes | None:
+        """The object's bytes, or None when the store lacks it or holds it at another size
+        (the bytes are not hashed: a caller that needs them right checks them)."""
+        try:
+            with open(os.path.join(self._objects, sha256[:2], sha256[2:]), "rb") as fh:
+                data = fh.read(size + 1)
+        except OSError:
+            return None
+        return data if len(data) == size else None
+
     def ingest(self, path: Path, sha256: str) -> None:
         """Move a verified file into the store (or drop it if the store has it already)."""
         # plain strings and no mkdir per file: publishing calls this once per new file
