@@ -42,7 +42,6 @@ from dagfetch.protocol import (
     HELD_CONTENTS,
     REMOTE_VERSION,
     Fetcher,
-    HeldContents,
     VersionedFetcher,
 )
 from dagfetch.redact import get_logger, mask, redact_url
@@ -186,7 +185,7 @@ class Syncer:
         them is then rebuilt here, without asking the remote for its base."""
         take = getattr(fetcher, HELD_CONTENTS, None)
         if callable(take):
-            take(_held_contents(self.cache, current))
+            take(self.cache.objects.by_token(current))
 
     def _note(self, repo_id: str, **changes: object) -> None:
         """Record state best-effort: on the error path and after the switch, failing to
@@ -379,20 +378,6 @@ def _known_contents(current: Version | None) -> dict[tuple[str, int, str], str]:
     if current is None:
         return {}
     return {(f.path, f.size, f.token): f.sha256 for f in current.files if f.kind == "file"}
-
-
-def _held_contents(cache: VersionCache, current: Version | None) -> HeldContents:
-    """token -> bytes of the current version's file listed with it, from the content store
-    (unchecked: the fetcher checks them against the token)."""
-    held = {} if current is None else {
-        f.token: (f.sha256, f.size) for f in current.files if f.kind == "file" and f.token
-    }
-
-    def read(token: str) -> bytes | None:
-        found = held.get(token)
-        return cache.objects.read(*found) if found is not None else None
-
-    return read
 
 
 def _content_key(f: RemoteFile) -> tuple[str, int, str]:

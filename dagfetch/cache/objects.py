@@ -17,6 +17,8 @@ import attrs
 
 from dagfetch.cache.layout import CacheLayout
 from dagfetch.errors import VerificationError
+from dagfetch.models import Version
+from dagfetch.protocol import HeldContents
 
 _CHUNK = 1 << 20
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
@@ -84,6 +86,22 @@ class ObjectStore:
         except OSError:
             return None
         return data if len(data) == size else None
+
+    def by_token(self, version: Version | None) -> HeldContents:
+        """A reader of ``version``'s files by the change token each was listed with, what
+        the core lends a fetcher (:data:`~dagfetch.protocol.HELD_CONTENTS`). Unchecked
+        bytes: the fetcher checks them against the token. The index is built on the first
+        question, which most syncs never ask."""
+        held: dict[str, tuple[str, int]] = {}
+
+        def read(token: str) -> bytes | None:
+            if not held and version is not None:
+                held.update((f.token, (f.sha256, f.size)) for f in version.files
+                            if f.kind == "file" and f.token)
+            found = held.get(token)
+            return self.read(*found) if found is not None else None
+
+        return read
 
     def ingest(self, path: Path, sha256: str) -> None:
         """Move a verified file into the store (or drop it if the store has it already)."""

@@ -7,7 +7,9 @@ connection when the ref moved (nothing more when nothing changed)::
              commit already in the local store? ask for nothing; read its tree there
              else fetch that commit (depth 1 by default; the server is told which commit
              we hold, so only new objects come): its pack is read once (``intake``),
-             commits and trees into the store, blobs onto the fetcher's shelf
+             commits and trees into the store, blobs onto the fetcher's shelf (a
+             delta on a blob the store gave away: its base is the cache's copy, lent
+             by the core through ``use_held_contents`` and checked against its id)
              -> one RemoteFile per blob (``listing``): token = blob id,
                 digest = git-blob:<id>
     fetch()  write the asked-for blobs from the shelf and return their sha256; the core
