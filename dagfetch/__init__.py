@@ -4,9 +4,13 @@ Data flows one way: manifest -> registry picks a fetcher -> fetcher lists and do
 cache publishes a version. :class:`Workspace` is the entry point for custom schedulers.
 """
 
-import typing as _typing
+# not `typing.TYPE_CHECKING`: importing typing here would widen the moment, before the
+# command line's Ctrl-C handling is in place, where a Ctrl-C prints a traceback (mypy reads
+# any constant named TYPE_CHECKING as true)
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the names below, for type checkers; at run time they load on first use
+    from typing import Any
 
-if _typing.TYPE_CHECKING:  # the names below, for type checkers; at run time they load on first use
     from dagfetch.cache import GcReport, VersionCache, VersionRecord
     from dagfetch.cache.store import VersionEntry
     from dagfetch.connections import Connection, ConnectionResolver, Secret
@@ -44,6 +48,7 @@ if _typing.TYPE_CHECKING:  # the names below, for type checkers; at run time the
     from dagfetch.registry import Registry
     from dagfetch.team import Followed, TeamCache
     from dagfetch.workspace import RepoStatus, Workspace
+del TYPE_CHECKING
 
 # Every public name and the module that defines it. ``import dagfetch`` loads none of them,
 # so the ``dagfetch`` command (a subpackage, which imports this package first) starts as light
@@ -104,7 +109,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
+def __getattr__(name: str) -> "Any":
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'dagfetch' has no attribute {name!r}")

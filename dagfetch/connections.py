@@ -31,11 +31,6 @@ import attrs
 from dagfetch.errors import ConnectionConfigError
 from dagfetch.redact import MASK, masker
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 SECRETS_GROUP = "dagfetch.secrets"
 _SECRET_KEY = re.compile(
     r"(secret|password|passwd|token|key|credential|sas|signature|private)", re.IGNORECASE
@@ -265,6 +260,10 @@ class ConnectionResolver:
             path = self._file()
             self._file_cache = {}
             if path is not None:
+                if sys.version_info >= (3, 11):  # here: a sync with no connections file
+                    import tomllib
+                else:  # pragma: no cover
+                    import tomli as tomllib
                 try:
                     text = path.read_text(encoding="utf-8")
                     data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)

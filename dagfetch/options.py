@@ -27,7 +27,6 @@ option takes a whole float (``1e6`` in a JSON manifest); ``bool`` is never a num
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import types
 import typing
@@ -192,6 +191,8 @@ def unknown_key(key: str, known: list[str], noun: str = "key", *, listed: str = 
     """The problem text for an unknown ``key``: the closest known one when it looks like a
     typo (difflib), and every known one: ``unknown key; did you mean 'url'? (allowed: ...)``.
     The manifest's own keys and the backends' options say it the same way."""
+    import difflib  # only for a bad key
+
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown {noun}{hint} ({listed}: {', '.join(known) or 'none'})"

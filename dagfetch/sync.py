@@ -20,7 +20,6 @@ it is logged, and the sync's own error is what the caller gets.
 from __future__ import annotations
 
 import errno
-import fnmatch
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -34,16 +33,14 @@ from dagfetch.errors import (
     DagfetchError,
     FetchError,
     ImmutableSourceChanged,
-    UnsafePathError,
     VerificationError,
     VersionUnavailableError,
 )
-from dagfetch.limits import check_listing
 from dagfetch.manifest import RepositorySpec
 from dagfetch.models import Listing, RemoteFile, SyncResult, Version
-from dagfetch.paths import check_no_twins, safe_relpath
 from dagfetch.protocol import REMOTE_VERSION, Fetcher, VersionedFetcher
 from dagfetch.redact import get_logger, mask, redact_url
+from dagfetch.selection import select_files
 
 log = get_logger(__name__)
 
@@ -56,59 +53,6 @@ class SyncObserver(Protocol):
     def file_done(self, repo_id: str, remote_file: RemoteFile) -> None: ...
 
     def finished(self, result: SyncResult) -> None: ...
-
-
-def select_files(listing: Listing, spec: RepositorySpec) -> list[RemoteFile]:
-    """Apply include/exclude globs (matched against the whole relative path; ``*`` crosses
-    folders) and refuse paths that would escape the version directory, names that differ
-    only by case or normalization (unless ``limits.name_twins = 'allow'``), and a listing
-    past the repository's limits (before a byte is downloaded)."""
-    chosen: dict[str, RemoteFile] = {}
-    for f in listing.files:
-        path = safe_relpath(f.path)
-        if spec.include and not any(fnmatch.fnmatchcase(path, g) for g in spec.include):
-            continue
-        if any(fnmatch.fnmatchcase(path, g) for g in spec.exclude):
-            continue
-        if path in chosen:
-            raise UnsafePathError(f.path, f"names the same file as {chosen[path].path!r}")
-        chosen[path] = attrs.evolve(f, path=path) if path != f.path else f
-    _check_no_file_dir_clash(chosen)
-    _check_link_chains(chosen)
-    if spec.limits.name_twins == "refuse":
-        check_no_twins(chosen)
-    selected = [chosen[p] for p in sorted(chosen)]
-    check_listing(((f.path, f.size) for f in selected), spec.limits, repo_field=spec.field)
-    return selected
-
-
-def _check_link_chains(files: dict[str, RemoteFile]) -> None:
-    """Refuse a symlink whose target goes *through* another symlink of the tree: each link's
-    text may stay inside (``s -> ..``, ``l -> s/../..``) while the chain leaves it."""
-    links = {p for p, f in files.items() if f.kind == "symlink"}
-    for path in links:
-        where = path.split("/")[:-1]
-        steps = [c for c in (files[path].target or "").split("/") if c not in ("", ".")]
-        for i, step in enumerate(steps):
-            if step == "..":
-                if not where:
-                    raise UnsafePathError(path, "symlink points outside the repository")
-                where.pop()
-                continue
-            where.append(step)
-            if i < len(steps) - 1 and "/".join(where) in links:
-                raise UnsafePathError(
-                    path, f"symlink goes through another symlink ({'/'.join(where)!r})"
-                )
-
-
-def _check_no_file_dir_clash(files: dict[str, RemoteFile]) -> None:
-    for path in files:
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            parent = "/".join(parts[:i])
-            if parent in files:
-                raise UnsafePathError(path, f"{parent!r} is both a file and a folder")
 
 
 def _fingerprint(files: Sequence[RemoteFile], backend_version: str | None) -> str:
@@ -211,6 +155,7 @@ class Syncer:
     def _unchanged(self, repo_id: str, version_id: str) -> SyncResult:
         self._ok(repo_id, version_id, changed=False)
         return SyncResult(repo_id, version_id, changed=False, previous_version_id=version_id)
+
     def _readable_current(self, repo_id: str) -> Version | None:
         """The current version's record, or None when ``current`` names a version whose
         record is gone, evicted or unreadable (quarantined): the sync then rebuilds it from

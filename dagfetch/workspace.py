@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dagfetch.cache import GcReport, VersionCache
-from dagfetch.cache.audit import VerifyReport
+from dagfetch.cache import VersionCache
 from dagfetch.cache.store import VersionEntry
 from dagfetch.connections import ConnectionResolver
 from dagfetch.defaults import registry_for
@@ -41,11 +40,13 @@ from dagfetch.protocol import Fetcher, Source
 from dagfetch.redact import REPORTED, get_logger, redact_url
 from dagfetch.registry import Registry
 from dagfetch.sync import Syncer, SyncObserver
-from dagfetch.team import Followed, TeamCache, TeamGcReport, Uploaded
 
-if TYPE_CHECKING:  # imported when used: a sync needs neither, and the CLI's start-up shows it
+if TYPE_CHECKING:  # imported when used: a sync needs none, and the CLI's start-up shows it
+    from dagfetch.cache import GcReport
+    from dagfetch.cache.audit import VerifyReport
     from dagfetch.diffs import DiffLimits, VersionDiff
     from dagfetch.importing import ImportedVersion
+    from dagfetch.team import Followed, TeamCache, TeamGcReport, Uploaded
 
 log = get_logger(__name__)
 
@@ -112,6 +113,8 @@ class Workspace:
         if spec is None:
             return None
         if self._team_cache is None:
+            from dagfetch.team import TeamCache
+
             self._team_cache = TeamCache.open(spec, self.connections, source=self.manifest.source)
         return self._team_cache
 

@@ -22,6 +22,7 @@ CORE = (
     "dagfetch.sync",
     "dagfetch.cache",
     "dagfetch.manifest",
+    "dagfetch.selection",
     "dagfetch.protocol",
     "dagfetch.models",
     "dagfetch.errors",
@@ -143,7 +144,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
      "dagfetch.oslock", "dagfetch._entrypoints", "dagfetch.importing"),
     ("dagfetch.connections", "dagfetch.options", "dagfetch.limits", "dagfetch.protocol",
      "dagfetch.storage"),
-    ("dagfetch.manifest", "dagfetch.registry", "dagfetch.cache", "dagfetch.backends"),
+    ("dagfetch.manifest", "dagfetch.selection", "dagfetch.registry", "dagfetch.cache",
+     "dagfetch.backends"),
     ("dagfetch.sync", "dagfetch.defaults", "dagfetch.diffs", "dagfetch.team"),
     ("dagfetch.workspace", "dagfetch.graphs", "dagfetch.testing"),
     ("dagfetch.cli", "dagfetch.web", "dagfetch.__main__", "dagfetch"),
@@ -175,7 +177,8 @@ def test_layers_call_down_never_up() -> None:
 # manifest is a file:// URL, the one scheme the manifest itself knows.
 SCHEMES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "http", "https", "git", "ssh",
            "git+https", "git+ssh", "git+file", "zip", "memory", "sftp", "github"}
-NO_SCHEME_NAMES = ("dagfetch.registry", "dagfetch.sync", "dagfetch.cache", "dagfetch.manifest",
+NO_SCHEME_NAMES = ("dagfetch.registry", "dagfetch.sync", "dagfetch.selection", "dagfetch.cache",
+                   "dagfetch.manifest",
                    "dagfetch.protocol", "dagfetch.team")
 
 

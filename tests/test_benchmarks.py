@@ -57,6 +57,8 @@ def test_quick_benchmarks_run_and_report_every_scenario(tmp_path: Path) -> None:
         "git one commit",
         "graph lifecycle",
         "cli start-up",
+        "cli no-change, local",
+        "cli no-change, git",
         "s3 scale 200",
         "git scale 200",
     ]

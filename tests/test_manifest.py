@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from dagfetch import manifest as manifest_module
 from dagfetch.errors import ManifestError
 from dagfetch.manifest import load_manifest, parse_duration, parse_manifest, url_forms
+from dagfetch.manifest import urls as manifest_urls
 from dagfetch.protocol import URL_FORMS_GROUP
 from dagfetch.workspace import Workspace
 from tests.distfactory import installed
@@ -192,7 +192,7 @@ def test_scp_like_git_address_is_kept_as_written_and_served_by_ssh() -> None:
 @pytest.fixture
 def fresh_forms(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Forms are read once per process: forget them before and after the test."""
-    monkeypatch.setattr(manifest_module, "_forms", None)
+    monkeypatch.setattr(manifest_urls, "_forms", None)
     yield
     url_forms(reload=True)
 

@@ -51,7 +51,7 @@ def test_links_out_of_the_tree(link: str, target: str) -> None:
 def test_symlink_chains_that_leave_the_tree_are_refused() -> None:
     from dagfetch.manifest import parse_manifest
     from dagfetch.models import Listing, RemoteFile
-    from dagfetch.sync import select_files
+    from dagfetch.selection import select_files
 
     spec = parse_manifest({"dag_repositories": {"r": {"url": "memory://x"}}}).get("r")
 

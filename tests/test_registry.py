@@ -82,6 +82,34 @@ def test_plugins_load_lazily_on_first_use(tmp_path: Path) -> None:
         assert "lazymod" in sys.modules and factory.__name__ == "Lazy"
 
 
+def test_a_distribution_is_named_by_its_metadata_and_found_once_on_sys_path(
+    tmp_path: Path,
+) -> None:
+    """Entry points are read from the metadata folders themselves: a dotted name
+    (``zope.thing-1.0.dist-info``) keeps its dots, an egg-info folder counts too, and the
+    same distribution in two folders of sys.path (editable and site) counts once, the first."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    with (
+        installed(first, "dotted.plugin", "1.0", {GROUP: {"dotted": "dottedmod:D"}},
+                  {"dottedmod": PLUGIN.format(cls="D")}),
+        installed(second, "dotted.plugin", "0.9", {GROUP: {"dotted": "oldmod:D"}}),
+    ):
+        eggs = tmp_path / "eggs"
+        egg = eggs / "egg_plugin.egg-info"
+        egg.mkdir(parents=True)
+        (egg / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: egg-plugin\n"
+                                      "Version: 3.0\n\nName: not this one\n")
+        (egg / "entry_points.txt").write_text(f"[{GROUP}]\negg = eggmod:E\n")
+        sys.path.insert(0, str(eggs))
+        try:
+            providers = Registry().providers()
+        finally:
+            sys.path.remove(str(eggs))
+    # `installed` put `second` first on sys.path: it is the one that counts
+    assert [p.describe() for p in providers["dotted"]] == ["dotted.plugin 0.9 (oldmod:D)"]
+    assert [p.describe() for p in providers["egg"]] == ["egg-plugin 3.0 (eggmod:E)"]
+
+
 @pytest.fixture
 def two_claimants(tmp_path: Path) -> Iterator[None]:
     """Two distributions, alpha-store 1.0 and beta-store 2.0, both claiming scheme 'dup'."""

@@ -13,9 +13,22 @@
 - :mod:`~dagfetch.cache.store`: :class:`VersionCache`, the facade over all of them.
 """
 
-from dagfetch.cache.gc import GcReport
+from typing import TYPE_CHECKING, Any
+
 from dagfetch.cache.layout import CacheLayout, default_cache_root
 from dagfetch.cache.records import VersionRecord
 from dagfetch.cache.store import VersionCache
+
+if TYPE_CHECKING:
+    from dagfetch.cache.gc import GcReport
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GcReport":  # gc is imported when asked for: a sync does not use it
+        from dagfetch.cache.gc import GcReport
+
+        return GcReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["CacheLayout", "GcReport", "VersionCache", "VersionRecord", "default_cache_root"]

@@ -26,12 +26,10 @@ import os
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dagfetch.cache.audit import Auditor, VerifyReport
-from dagfetch.cache.gc import DEFAULT_TREE_GRACE, Collector, GcReport
 from dagfetch.cache.layout import CacheLayout, check_version_id, default_cache_root
 from dagfetch.cache.locks import DEFAULT_LOCK_TIMEOUT, CacheLocks
 from dagfetch.cache.objects import ObjectStore
@@ -58,8 +56,20 @@ from dagfetch.errors import CacheError, VersionNotFoundError
 from dagfetch.models import Version
 from dagfetch.redact import get_logger
 
+if TYPE_CHECKING:  # gc and audit are imported when asked for: a sync uses neither
+    from dagfetch.cache.audit import Auditor, VerifyReport
+    from dagfetch.cache.gc import Collector, GcReport
+
 # GcReport and PlannedFile lived here in 0.1.0; importing them from here keeps working
 __all__ = ["GcReport", "PlannedFile", "VersionCache", "VersionEntry", "VersionRecord"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GcReport":
+        from dagfetch.cache.gc import GcReport
+
+        return GcReport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 log = get_logger(__name__)
 
@@ -308,9 +318,13 @@ class VersionCache:
                 self._collector().evict(repo_id, found.version)
 
     def _auditor(self) -> Auditor:
+        from dagfetch.cache.audit import Auditor
+
         return Auditor(self.layout, self.objects, self.records, self.locks)
 
     def _collector(self) -> Collector:
+        from dagfetch.cache.gc import Collector
+
         return Collector(self.layout, self.objects, self.records, self._pins, self.locks)
 
     # -- garbage collection -----------------------------------------------------------------
@@ -321,12 +335,17 @@ class VersionCache:
         *,
         default_keep: int = 5,
         dry_run: bool = False,
-        grace_seconds: float = DEFAULT_TREE_GRACE,
+        grace_seconds: float | None = None,
     ) -> GcReport:
         """Evict versions that are not current, not among each repository's newest
         ``keep_versions`` and not pinned; remove the trees of kept versions nobody is likely
-        to be reading (not current, not pinned, retired more than ``grace_seconds`` ago);
-        then remove contents no kept version uses."""
+        to be reading (not current, not pinned, retired more than ``grace_seconds`` ago,
+        by default :data:`~dagfetch.cache.gc.DEFAULT_TREE_GRACE`); then remove contents no
+        kept version uses."""
+        from dagfetch.cache.gc import DEFAULT_TREE_GRACE
+
+        if grace_seconds is None:
+            grace_seconds = DEFAULT_TREE_GRACE
         return self._collector().collect(
             keep_versions or {},
             default_keep=default_keep,

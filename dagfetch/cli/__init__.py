@@ -25,9 +25,7 @@ import importlib
 import click
 
 from dagfetch import __version__
-from dagfetch.cli.app import State
-from dagfetch.cli.logs import LEVEL_NAMES
-from dagfetch.cli.logs import configure as configure_logging
+from dagfetch.cli.app import LEVEL_NAMES, State
 
 # command name -> the module defining it (in that module's COMMANDS), in the order --help lists
 COMMAND_MODULES: dict[str, str] = {
@@ -89,6 +87,8 @@ def main(
     log_level: str | None, debug: bool,
 ) -> None:
     """Fetch DAG code from remote repositories into a versioned local cache."""
+    from dagfetch.cli.logs import configure as configure_logging  # not for --help, --version
+
     configure_logging(verbose, quiet, log_level)
     ctx.obj = State(manifest, home, debug)
 

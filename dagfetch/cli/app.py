@@ -13,14 +13,14 @@ Exit codes scripts can rely on:
 ===  ====================================================================
 
 Command modules import this one and nothing of each other (the graph store's plumbing in
-:mod:`dagfetch.cli.graph_store` aside). It imports only click and dagfetch's leaf modules at
-load time, so ``dagfetch --help`` stays as light as click itself; the workspace is imported
-and built when a command first asks for it.
+:mod:`dagfetch.cli.graph_store` aside). It imports only click and dagfetch's errors at load
+time (not even logging, JSON or the masking of secrets), so ``dagfetch --help`` and
+``--version`` stay as light as click itself; the workspace is imported and built when a
+command first asks for it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
-from click.shell_completion import CompletionItem
 
 from dagfetch.errors import (
     ConfigError,
@@ -38,10 +37,14 @@ from dagfetch.errors import (
     VersionNotFoundError,
     VersionUnavailableError,
 )
-from dagfetch.redact import mask
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from dagfetch.workspace import Workspace
+
+#: the names ``--log-level`` takes (:mod:`dagfetch.cli.logs`, imported when a command runs)
+LEVEL_NAMES = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 EXIT_SYNC_FAILED = 1
 EXIT_CONFIG = 2
@@ -88,6 +91,8 @@ def complete_repo_ids(
 ) -> list[CompletionItem]:
     """The manifest's repository ids starting with ``incomplete``; nothing when there is no
     readable manifest (a completion never prints an error into the shell)."""
+    from click.shell_completion import CompletionItem
+
     from dagfetch.manifest import load_manifest
     from dagfetch.workspace import find_manifest
 
@@ -99,6 +104,8 @@ def complete_repo_ids(
 
 
 def fail(message: str, code: int) -> NoReturn:
+    from dagfetch.redact import mask
+
     click.echo(f"dagfetch: error: {mask(message)}", err=True)
     sys.exit(code)
 
@@ -128,6 +135,8 @@ def emit(as_json: bool, data: Any, text: Callable[[], None], *, json_lines: bool
     command that keeps printing, such as ``sync --watch``), ``data`` is a sequence and each
     item goes on a line of its own, compact, so a consumer can act on every line as it comes
     (``click.echo`` flushes after each line, also into a pipe)."""
+    import json
+
     if not as_json:
         text()
     elif json_lines:

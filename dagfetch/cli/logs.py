@@ -23,7 +23,6 @@ import sys
 
 from dagfetch.redact import REPORTED, RedactingFilter
 
-LEVEL_NAMES = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 _FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 

@@ -14,10 +14,6 @@ class ProgressBar:
     def __init__(self) -> None:
         self._bar: Any = None
 
-    @staticmethod
-    def wanted() -> bool:
-        return sys.stderr.isatty()
-
     def started(self, repo_id: str, files: int, nbytes: int) -> None:
         if files == 0:
             return

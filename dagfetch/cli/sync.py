@@ -25,7 +25,6 @@ from dagfetch.cli.app import (
     json_option,
     pass_state,
 )
-from dagfetch.cli.graph_store import environment_options, graph_errors, pipeline_for
 
 if TYPE_CHECKING:
     from dagfetch.graphs.pipeline import RepoOutcome
@@ -73,9 +72,7 @@ def sync(
     as_json: bool,
 ) -> None:
     """Sync every repository of the manifest (or only REPOS)."""
-    from dagfetch.cli.progress import ProgressBar
-
-    observer = ProgressBar() if ProgressBar.wanted() and not as_json else None
+    observer = _progress() if not as_json else None
     if extractors and not extract:
         raise click.UsageError("--extractor needs --extract")
     if extractors:
@@ -97,6 +94,15 @@ def sync(
         sys.exit(EXIT_CONFIG)  # the others were synced all the same
     if any(r.error for r in results):
         sys.exit(EXIT_SYNC_FAILED)
+
+
+def _progress() -> SyncObserver | None:
+    """A progress bar on a terminal; nothing (and nothing imported) elsewhere."""
+    if not sys.stderr.isatty():
+        return None
+    from dagfetch.cli.progress import ProgressBar
+
+    return ProgressBar()
 
 
 def _check_extractors(names: Sequence[str]) -> None:
@@ -162,6 +168,8 @@ def _graph_sync(
     extractors: Sequence[str] = (),
 ) -> None:
     """Sync then extract (and publish), or follow, through the graph pipeline."""
+    from dagfetch.cli.graph_store import environment_options, graph_errors, pipeline_for
+
     database, prefix = environment_options()
     with graph_errors(state):
         pipeline = pipeline_for(state, database, prefix, extractors)

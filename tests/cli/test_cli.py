@@ -11,12 +11,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+import dagfetch
 from dagfetch.cli import main
 from tests.checkout import ROOT
 
@@ -337,17 +339,55 @@ run()
 """
 
 
-@pytest.mark.parametrize("module", ["click", "dagfetch.cli", "dagfetch.cli.progress"])
+@pytest.mark.parametrize("module", ["click", "dagfetch.cli", "dagfetch.workspace"])
 def test_ctrl_c_during_start_up_prints_no_traceback_and_exits_130(module: str) -> None:
     """As if Ctrl-C arrived while the command line was being imported (a command imports
-    what it needs when it starts: `sync` its progress bar)."""
+    what it needs when it starts: `sync` the workspace)."""
     script = INTERRUPT_AT_IMPORT.format(module=module)
-    if module == "dagfetch.cli.progress":
+    if module == "dagfetch.workspace":
         script = script.replace('["dagfetch", "--help"]', '["dagfetch", "sync"]')
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 130, done.stderr
     assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr
+
+
+# from a process just started to one nearly done: the interpreter's own start, importing
+# click and dagfetch, reading the manifest and the cache, the sync itself
+SIGINT_DELAYS = (0.0, 0.01, 0.03, 0.06, 0.1, 0.15, 0.25, 0.4, 0.6)
+
+
+@pytest.mark.parametrize("delay", SIGINT_DELAYS)
+def test_sigint_at_any_moment_of_a_starting_sync_prints_no_traceback(
+    setup: tuple[Path, Path, Path], delay: float
+) -> None:
+    """A real Ctrl-C (SIGINT to the process), sent while `dagfetch sync` starts: it ends with
+    130 (or finished first, 0) and never a traceback. Before Python has installed its own
+    handler the signal ends the process as it would end any program (-SIGINT here, 130 to a
+    shell), also without a word. The exception is what runs before dagfetch's first line:
+    a Ctrl-C while Python imports its `site` module ("Fatal Python error") or while pip's
+    launcher script imports `re` and finds the package gets Python's own traceback, as in
+    every Python program started by a console script (pip, awscli); no frame of it may be
+    dagfetch's code."""
+    _, manifest, home = setup
+    assert run(manifest, home, "sync")[0] == 0  # later runs are no-change syncs
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagfetch")), "--manifest", str(manifest),
+         "--home", str(home), "sync"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    frames = [line for line in err.splitlines() if line.strip().startswith("File ")]
+    if frames:  # the interpreter's or the launcher's own, before any of dagfetch ran
+        package = str(Path(dagfetch.__file__).parent)
+        assert not any(package in frame for frame in frames), err
+        assert err.rstrip().endswith("KeyboardInterrupt"), err
+        assert proc.returncode in (1, -signal.SIGINT), err
+        return
+    assert proc.returncode in (0, 130, -signal.SIGINT), err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "Exception ignored" not in err, err
 
 
 @pytest.mark.parametrize("command", [

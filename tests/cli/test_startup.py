@@ -24,6 +24,13 @@ NEVER_FOR_SYNC = (
     "sqlalchemy", "alembic", "filelock", "s3fs", "botocore", "aiobotocore", "aiohttp",
     "gcsfs", "adlfs", "platformdirs", "dagfetch.graphs", "dagfetch.diffs",
     "dagfetch.importing", "dagfetch.web",
+    # entry points are read without these; the team cache, gc, audit, retries, HTTP index
+    # pages, progress bars (no terminal here) and completion are imported when used
+    "importlib_metadata", "packaging", "tenacity", "tqdm", "html.parser", "tomllib",
+    "dagfetch.team", "dagfetch.cache.gc", "dagfetch.cache.audit", "dagfetch.cli.progress",
+    "dagfetch.cli.graph_store", "click.shell_completion",
+    # dulwich's modules whose only use is naming their error classes
+    "dulwich.lfs", "dulwich.patch", "dulwich.filters",
 )
 
 PROBE = """

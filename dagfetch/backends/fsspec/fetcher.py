@@ -29,7 +29,6 @@ from dagfetch.backends.fsspec.downloads import (
     http_status,
     problem,
 )
-from dagfetch.backends.fsspec.http_index import file_url, list_http
 from dagfetch.backends.fsspec.options import FsspecOptions
 from dagfetch.backends.fsspec.reads import (
     PREPARE,
@@ -244,6 +243,8 @@ class FsspecFetcher(BaseFetcher):
         return {self._relpath(name): {**info, "listed_name": name} for name, info in found.items()}
 
     async def _list_index(self) -> dict[str, dict[str, Any]]:
+        from dagfetch.backends.fsspec.http_index import list_http  # html.parser: http only
+
         return await list_http(
             self.fs,
             self.root,
@@ -313,6 +314,8 @@ class FsspecFetcher(BaseFetcher):
     def _remote_path(self, remote_file: RemoteFile) -> str:
         key = remote_file.extra.get("key", remote_file.path)
         if self.family.paths_are_urls:
+            from dagfetch.backends.fsspec.http_index import file_url
+
             return file_url(self.root, key)
         path = self.root.rstrip("/") + "/" + key if self.root != "/" else "/" + key
         version = remote_file.extra.get(VERSION_KEY)

@@ -3,7 +3,7 @@
 dulwich has no common base for its exceptions (and raises plain ``KeyError``,
 ``AssertionError`` and ``OSError`` too), so the git backend runs each dulwich call inside
 :func:`translated` and nothing else ever reaches the core. ``tests/test_backend_git_errors.py``
-fails if a dulwich exception class is missing from :data:`DULWICH_ERRORS`.
+fails if a dulwich exception class is missing from :func:`dulwich_errors`.
 
 What the mapping says, in the terms a user acts on::
 
@@ -30,85 +30,90 @@ Messages are built from the redacted location and passed through :func:`mask`.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
-
-from dulwich import client as _client
-from dulwich import errors as _errors
-from dulwich import file as _file
-from dulwich import filters as _filters
-from dulwich import index as _index
-from dulwich import lfs as _lfs
-from dulwich import object_store as _object_store
-from dulwich import objects as _objects
-from dulwich import pack as _pack
-from dulwich import patch as _patch
-from dulwich import refs as _refs
-from dulwich import repo as _repo
-from dulwich import wildmatch as _wildmatch
-from dulwich.bundle_uri import BundleURIError
+from typing import Any, Literal
 
 from dagfetch.errors import ConfigError, DagfetchError, FetchError, RemoteNotFoundError
 from dagfetch.redact import mask
 
 Kind = Literal["remote", "dropped", "auth", "missing", "corrupt", "config", "local"]
 
-# Every exception class dulwich defines in the modules a fetch loads. Listed one by one, not
-# by base class, so a new dulwich class shows up as a failing test, not a surprise.
-DULWICH_ERRORS: dict[type[BaseException], tuple[Kind, str]] = {
-    _errors.ChecksumMismatch: ("corrupt", "checksum mismatch"),
-    _errors.WrongObjectException: ("corrupt", "an object has the wrong type"),
-    _errors.NotCommitError: ("corrupt", "expected a commit"),
-    _errors.NotTreeError: ("corrupt", "expected a tree"),
-    _errors.NotTagError: ("corrupt", "expected a tag"),
-    _errors.NotBlobError: ("corrupt", "expected a blob"),
-    _errors.MissingCommitError: ("corrupt", "a commit is missing"),
-    _errors.ObjectMissing: ("corrupt", "an object is missing"),
-    _errors.ApplyDeltaError: ("corrupt", "a pack delta does not apply"),
-    _errors.NotGitRepository: ("missing", "no git repository there"),
-    _errors.GitProtocolError: ("dropped", "the server broke off"),
-    _errors.SendPackError: ("remote", "push refused"),
-    _errors.HangupException: ("dropped", "the server hung up"),
-    _errors.UnexpectedCommandError: ("remote", "unexpected reply from the server"),
-    _errors.FileFormatException: ("corrupt", "a file is not in git's format"),
-    _errors.PackedRefsException: ("corrupt", "packed-refs is not in git's format"),
-    _errors.ObjectFormatException: ("corrupt", "an object is malformed"),
-    _errors.NoIndexPresent: ("local", "no index"),
-    _errors.CommitError: ("local", "commit failed"),
-    _errors.RefFormatError: ("config", "not a valid ref name"),
-    _errors.HookError: ("local", "a hook failed"),
-    _errors.WorkingTreeModifiedError: ("local", "the working tree was modified"),
-    _client.InvalidWants: ("missing", "the server does not have the requested commit"),
-    _client.HTTPUnauthorized: ("auth", "the server asks for credentials (HTTP 401)"),
-    _client.HTTPProxyUnauthorized: ("auth", "the proxy asks for credentials (HTTP 407)"),
-    _client.StrangeHostname: ("config", "refusing a host name that starts with '-'"),
-    _client.TransportNotAllowed: ("config", "this transport is not allowed"),
-    _file.FileLocked: ("local", "a file of the local object store is locked"),
-    _pack.UnresolvedDeltas: ("corrupt", "a pack has unresolved deltas"),
-    _pack.DeltaCycle: ("corrupt", "a pack has a delta cycle"),
-    _pack.PackFileDisappeared: ("corrupt", "a pack file disappeared"),
-    _object_store.PackInputTooLarge: ("remote", "the pack is larger than allowed"),
-    _object_store.MaxTreeDepthExceeded: ("corrupt", "trees nest too deeply"),
-    _objects.EmptyFileException: ("corrupt", "an object file is empty"),
-    _objects.SubmoduleEncountered: ("local", "a submodule was met"),
-    _repo.InvalidUserIdentity: ("local", "invalid user identity"),
-    _repo.DefaultIdentityNotFound: ("local", "no user identity"),
-    _repo.UnsupportedVersion: ("corrupt", "unsupported repository format version"),
-    _repo.UnsupportedExtension: ("corrupt", "unsupported repository extension"),
-    _repo.InvalidWorktreeConfiguration: ("local", "invalid worktree configuration"),
-    _refs.SymrefLoop: ("corrupt", "symbolic refs form a loop"),
-    _lfs.LFSError: ("remote", "LFS request failed"),
-    _index.UnmergedEntries: ("local", "unmerged index entries"),
-    _index.UnsupportedIndexFormat: ("local", "unsupported index format"),
-    _index.InvalidPathError: ("local", "invalid path in the index"),
-    BundleURIError: ("remote", "bundle URI failed"),
-    _filters.FilterError: ("local", "a content filter failed"),
-    _patch.PatchApplicationFailure: ("local", "a patch does not apply"),
-    _patch.DiffAlgorithmNotAvailable: ("local", "diff algorithm not available"),
-    _wildmatch.MalformedPattern: ("config", "malformed pattern"),
-}
+@functools.cache
+def dulwich_errors() -> dict[type[BaseException], tuple[Kind, str]]:
+    """Every exception class dulwich defines in the modules a fetch loads. Listed one by one,
+    not by base class, so a new dulwich class shows up as a failing test, not a surprise.
+    Built on the first error: the modules defining some of them (LFS, patches, filters, the
+    index) are not otherwise loaded by a no-change sync, and cost a third of its dulwich."""
+    from dulwich import client as _client
+    from dulwich import errors as _errors
+    from dulwich import file as _file
+    from dulwich import filters as _filters
+    from dulwich import index as _index
+    from dulwich import lfs as _lfs
+    from dulwich import object_store as _object_store
+    from dulwich import objects as _objects
+    from dulwich import pack as _pack
+    from dulwich import patch as _patch
+    from dulwich import refs as _refs
+    from dulwich import repo as _repo
+    from dulwich import wildmatch as _wildmatch
+    from dulwich.bundle_uri import BundleURIError
+
+    return {
+        _errors.ChecksumMismatch: ("corrupt", "checksum mismatch"),
+        _errors.WrongObjectException: ("corrupt", "an object has the wrong type"),
+        _errors.NotCommitError: ("corrupt", "expected a commit"),
+        _errors.NotTreeError: ("corrupt", "expected a tree"),
+        _errors.NotTagError: ("corrupt", "expected a tag"),
+        _errors.NotBlobError: ("corrupt", "expected a blob"),
+        _errors.MissingCommitError: ("corrupt", "a commit is missing"),
+        _errors.ObjectMissing: ("corrupt", "an object is missing"),
+        _errors.ApplyDeltaError: ("corrupt", "a pack delta does not apply"),
+        _errors.NotGitRepository: ("missing", "no git repository there"),
+        _errors.GitProtocolError: ("dropped", "the server broke off"),
+        _errors.SendPackError: ("remote", "push refused"),
+        _errors.HangupException: ("dropped", "the server hung up"),
+        _errors.UnexpectedCommandError: ("remote", "unexpected reply from the server"),
+        _errors.FileFormatException: ("corrupt", "a file is not in git's format"),
+        _errors.PackedRefsException: ("corrupt", "packed-refs is not in git's format"),
+        _errors.ObjectFormatException: ("corrupt", "an object is malformed"),
+        _errors.NoIndexPresent: ("local", "no index"),
+        _errors.CommitError: ("local", "commit failed"),
+        _errors.RefFormatError: ("config", "not a valid ref name"),
+        _errors.HookError: ("local", "a hook failed"),
+        _errors.WorkingTreeModifiedError: ("local", "the working tree was modified"),
+        _client.InvalidWants: ("missing", "the server does not have the requested commit"),
+        _client.HTTPUnauthorized: ("auth", "the server asks for credentials (HTTP 401)"),
+        _client.HTTPProxyUnauthorized: ("auth", "the proxy asks for credentials (HTTP 407)"),
+        _client.StrangeHostname: ("config", "refusing a host name that starts with '-'"),
+        _client.TransportNotAllowed: ("config", "this transport is not allowed"),
+        _file.FileLocked: ("local", "a file of the local object store is locked"),
+        _pack.UnresolvedDeltas: ("corrupt", "a pack has unresolved deltas"),
+        _pack.DeltaCycle: ("corrupt", "a pack has a delta cycle"),
+        _pack.PackFileDisappeared: ("corrupt", "a pack file disappeared"),
+        _object_store.PackInputTooLarge: ("remote", "the pack is larger than allowed"),
+        _object_store.MaxTreeDepthExceeded: ("corrupt", "trees nest too deeply"),
+        _objects.EmptyFileException: ("corrupt", "an object file is empty"),
+        _objects.SubmoduleEncountered: ("local", "a submodule was met"),
+        _repo.InvalidUserIdentity: ("local", "invalid user identity"),
+        _repo.DefaultIdentityNotFound: ("local", "no user identity"),
+        _repo.UnsupportedVersion: ("corrupt", "unsupported repository format version"),
+        _repo.UnsupportedExtension: ("corrupt", "unsupported repository extension"),
+        _repo.InvalidWorktreeConfiguration: ("local", "invalid worktree configuration"),
+        _refs.SymrefLoop: ("corrupt", "symbolic refs form a loop"),
+        _lfs.LFSError: ("remote", "LFS request failed"),
+        _index.UnmergedEntries: ("local", "unmerged index entries"),
+        _index.UnsupportedIndexFormat: ("local", "unsupported index format"),
+        _index.InvalidPathError: ("local", "invalid path in the index"),
+        BundleURIError: ("remote", "bundle URI failed"),
+        _filters.FilterError: ("local", "a content filter failed"),
+        _patch.PatchApplicationFailure: ("local", "a patch does not apply"),
+        _patch.DiffAlgorithmNotAvailable: ("local", "diff algorithm not available"),
+        _wildmatch.MalformedPattern: ("config", "malformed pattern"),
+    }
 
 
 class WantRefused(FetchError):
@@ -137,11 +142,20 @@ class StoreCorrupt(CorruptData):
 
 
 def classify(exc: BaseException) -> tuple[Kind, str] | None:
-    """The most specific entry of :data:`DULWICH_ERRORS` for ``exc``, if it is dulwich's."""
+    """The most specific entry of :func:`dulwich_errors` for ``exc``, if it is dulwich's."""
+    if not any(cls.__module__.startswith("dulwich") for cls in type(exc).__mro__):
+        return None  # and dulwich's error modules stay unimported
+    table = dulwich_errors()
     for cls in type(exc).__mro__:
-        if cls in DULWICH_ERRORS:
-            return DULWICH_ERRORS[cls]
+        if cls in table:
+            return table[cls]
     return None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DULWICH_ERRORS":  # the table, as a name, for readers and tests
+        return dulwich_errors()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def translate(exc: BaseException, where: str, *, conn_id: str | None = None,
