@@ -75,6 +75,8 @@ class Source:
 
 
 FileDone = Callable[[RemoteFile], None]
+# path -> sha256 of the bytes a fetcher wrote there (see Fetcher.fetch)
+Written = Mapping[str, str]
 
 
 @runtime_checkable
@@ -87,8 +89,13 @@ class Fetcher(Protocol):
 
     def fetch(
         self, files: Sequence[RemoteFile], dest: Path, on_file_done: FileDone | None = None
-    ) -> None:
+    ) -> Written | None:
         """Write each file's bytes to ``dest / file.path`` (parents may need creating).
+
+        May return the sha256 of the bytes it wrote, by path, for files it checked against
+        their listing's digest itself (git checks each blob's id): the cache then takes
+        those hashes and does not read the files back (it still checks their sizes). None,
+        or a path left out: the cache hashes the file.
 
         Raise :class:`dagfetch.errors.FetchError` (or a subclass) on failure; partial output
         in ``dest`` is cleaned up by the caller.

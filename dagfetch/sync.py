@@ -231,7 +231,13 @@ class Syncer:
         staging.downloads.mkdir(parents=True, exist_ok=True)
         if to_download:
             done = (lambda f: observer.file_done(spec.id, f)) if observer is not None else None
-            fetcher.fetch(to_download, staging.downloads, done)
+            written = fetcher.fetch(to_download, staging.downloads, done)
+            if written:  # hashes the fetcher computed from the bytes it wrote
+                planned = [
+                    attrs.evolve(p, sha256=written.get(p.remote.path))
+                    if p.downloaded is not None else p
+                    for p in planned
+                ]
         verified = self.cache.verify(planned, backend_version=backend_version)
         _check_version_id(
             spec, verified.version_id, must_equal=must_equal, expected_version=expected_version

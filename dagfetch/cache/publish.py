@@ -22,6 +22,8 @@ a reader never sees a partial version (trees come and go by rename, see
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,7 +55,8 @@ log = get_logger(__name__)
 @attrs.frozen
 class PlannedFile:
     """One file of a version being built: already in the object store (``sha256``) or just
-    downloaded (``downloaded``); a symlink needs neither."""
+    downloaded (``downloaded``, with ``sha256`` when the fetcher hashed what it wrote); a
+    symlink needs neither."""
 
     remote: RemoteFile
     sha256: str | None = None
@@ -127,7 +130,7 @@ def verify(planned: Sequence[PlannedFile], *, backend_version: str | None) -> Ve
             safe_link_target(remote.path, target)
             sha, size = hashlib.sha256(target.encode()).hexdigest(), 0
         elif item.downloaded is not None:
-            sha, size = _check_download(remote, item.downloaded)
+            sha, size = _check_download(remote, item.downloaded, item.sha256)
             downloads.append(Download(item.downloaded, sha))
         elif item.sha256 is not None:
             sha, size = item.sha256, remote.size
@@ -143,14 +146,25 @@ def verify(planned: Sequence[PlannedFile], *, backend_version: str | None) -> Ve
     )
 
 
-def _check_download(remote: RemoteFile, downloaded: Path) -> tuple[str, int]:
-    """(sha256, size) of a download that matches its listing entry."""
-    if not downloaded.is_file():
-        raise VerificationError(f"{remote.path}: the fetcher did not write it")
+def _check_download(
+    remote: RemoteFile, downloaded: Path, written: str | None = None
+) -> tuple[str, int]:
+    """(sha256, size) of a download that matches its listing entry. ``written``: the sha256
+    the fetcher computed from the bytes it wrote (having checked them against the listing's
+    digest): the file is not read back, only its size checked."""
     try:
-        sha, size = hash_file(downloaded, remote.digest)
-    except VerificationError as exc:
-        raise VerificationError(f"{remote.path}: {exc}") from None
+        st = os.stat(downloaded)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        raise VerificationError(f"{remote.path}: the fetcher did not write it")
+    if written is not None:
+        sha, size = written, st.st_size
+    else:
+        try:
+            sha, size = hash_file(downloaded, remote.digest)
+        except VerificationError as exc:
+            raise VerificationError(f"{remote.path}: {exc}") from None
     if 0 <= remote.size != size:
         raise VerificationError(
             f"{remote.path}: got {size} bytes, the listing said {remote.size}"

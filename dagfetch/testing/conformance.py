@@ -19,7 +19,14 @@ from dagfetch.errors import (
 )
 from dagfetch.manifest import url_scheme
 from dagfetch.models import Listing, RemoteFile
-from dagfetch.protocol import Capabilities, Fetcher, FetcherFactory, FileDone, Source
+from dagfetch.protocol import (
+    Capabilities,
+    Fetcher,
+    FetcherFactory,
+    FileDone,
+    Source,
+    Written,
+)
 from dagfetch.registry import Registry
 from dagfetch.testing.remote import Remote
 from dagfetch.testing.workspace import one_repository
@@ -46,12 +53,12 @@ class CountingFetcher:
 
     def fetch(
         self, files: Sequence[RemoteFile], dest: Path, on_file_done: FileDone | None = None
-    ) -> None:
+    ) -> Written | None:
         if self.fail_after is not None:
             self.inner.fetch(list(files)[: self.fail_after], dest, on_file_done)
             raise FetchError("injected failure half-way through the download")
         self.log.extend(f.path for f in files)
-        self.inner.fetch(files, dest, on_file_done)
+        return self.inner.fetch(files, dest, on_file_done)
 
     def close(self) -> None:
         self.inner.close()

@@ -6,10 +6,15 @@ connection when the ref moved (nothing more when nothing changed)::
     list()   the ref's commit from the advertised refs (a full sha needs no lookup)
              commit already in the local store? ask for nothing; read its tree there
              else fetch that commit (depth 1 by default; the server is told which commit
-             we hold, so only new objects come) into the store
-             -> one RemoteFile per blob: token = blob id, digest = git-blob:<id>
-    fetch()  write the asked-for blobs from the store; the core asks only for blob ids
-             it does not hold yet, and links the rest
+             we hold, so only new objects come): its pack is read once (``intake``),
+             commits and trees into the store, blobs onto the fetcher's shelf
+             -> one RemoteFile per blob (``listing``): token = blob id,
+                digest = git-blob:<id>
+    fetch()  write the asked-for blobs from the shelf and return their sha256; the core
+             asks only for blob ids it does not hold yet, and links the rest. A blob
+             not on the shelf (the store keeps none) is fetched again with its commit.
+
+Clients and the ref lookup are in ``transport``.
 
 The version id is the commit sha. :meth:`GitFetcher.list_version` fetches any commit the
 remote still has by its sha, after the branch moved on or was force-pushed.
@@ -23,16 +28,15 @@ the highest both sides speak).
 from __future__ import annotations
 
 import builtins
+import hashlib
 import os
 import shutil
-import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from dulwich.client import GitClient, LocalGitClient, SSHGitClient, TCPGitClient
-from dulwich.client import Urllib3HttpGitClient as HttpGitClient
+from dulwich.client import GitClient, LocalGitClient
 
 from dagfetch.backends.git.auth import GitAuth, SshSession, auth_from_connection
 from dagfetch.backends.git.errors import (
@@ -41,63 +45,46 @@ from dagfetch.backends.git.errors import (
     ObjectNotReceived,
     StoreCorrupt,
     WantRefused,
-    translated,
 )
+from dagfetch.backends.git.intake import BlobShelf
+from dagfetch.backends.git.listing import BlobsMissing, TreeLister
 from dagfetch.backends.git.options import GitOptions
-from dagfetch.backends.git.store import BlobSizes, GitStore
+from dagfetch.backends.git.store import GitStore
+from dagfetch.backends.git.transport import lookup_ref, open_client, pick_ref
 from dagfetch.backends.git.urls import FULL_SHA, GitLocation, RefSpec, parse_location, parse_ref
 from dagfetch.cache.objects import git_blob_hasher
-from dagfetch.errors import (
-    FetchError,
-    LimitExceeded,
-    RemoteNotFoundError,
-    UnsafePathError,
-    VersionUnavailableError,
-)
+from dagfetch.errors import FetchError, VersionUnavailableError
 from dagfetch.limits import ByteBudget
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.options import parse_options
-from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
+from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source, Written
 from dagfetch.redact import get_logger
 
 log = get_logger(__name__)
 
 T = TypeVar("T")
 
-LFS_MAGIC = b"version https://git-lfs.github.com/spec/v1"
-LFS_POINTER_MAX = 1024
-GITLINK = 0o160000
 # Depths tried, in turn, to find a commit on a server that refuses to send a commit by its
 # id (protocol v0/v1 without uploadpack.allowReachableSHA1InWant); None = full history.
 DEEPEN_STEPS: tuple[int | None, ...] = (50, 1000, None)
-# Bytes of blobs a listing read (to learn their sizes) kept for the fetch that follows, so a
-# cold sync inflates each blob once, not twice; beyond this the fetch reads them again.
-KEEP_LISTED_BYTES = 16 << 20
-
-
-class _TimedTCPGitClient(TCPGitClient):
-    """git:// with a read timeout: dulwich's TCP client has none, so a daemon that accepts
-    and then says nothing held a sync for ever."""
-
-    def __init__(self, host: str, port: int | None, *, read_timeout: float) -> None:
-        super().__init__(host, port)
-        self._read_timeout = read_timeout
-
-    def _connect(self, cmd: bytes, path: str | bytes,
-                 protocol_version: int | None = None) -> Any:
-        connected = super()._connect(cmd, path, protocol_version)
-        # the socket is only reachable through the buffered reader dulwich made of it
-        reader = getattr(connected[0].read, "__self__", None)
-        sock = getattr(getattr(reader, "raw", None), "_sock", None)
-        if sock is not None:
-            sock.settimeout(self._read_timeout)
-        return connected
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
 def git_blob_id(data: bytes) -> str:
     h = git_blob_hasher(len(data))
     h.update(data)
     return h.hexdigest()
+
+
+def write_new_file(path: str, data: bytes) -> None:
+    """Create ``path`` (it must not exist) holding ``data``: three system calls."""
+    fd = os.open(path, _NEW_FILE, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 class GitFetcher(BaseFetcher):
@@ -110,8 +97,6 @@ class GitFetcher(BaseFetcher):
         self.auth: GitAuth = auth_from_connection(source.connection)
         self.options = parse_options(GitOptions, source.options, field=f"{source.field}.options")
         self.depth: int | None = self.options.depth or None
-        self.submodules = self.options.submodules
-        self.lfs = self.options.lfs
         # HTTP requests: the option, else the repository's limits.read_timeout
         self.timeout = self.options.timeout or source.limits.read_timeout
         self.protocol_version: int | None = self.options.protocol_version
@@ -119,13 +104,14 @@ class GitFetcher(BaseFetcher):
         self._tmp_work: Path | None = None
         self._listed_commit: str | None = None
         self._resolved: str | None = None  # remote_version()'s answer, for list()
-        self._listed_blobs: dict[str, bytes] = {}  # blob id -> bytes, see KEEP_LISTED_BYTES
-        self._kept_bytes = 0
         work_dir = source.work_dir
         if work_dir is None:  # used outside a cache (tests, one-off listings)
             self._tmp_work = Path(tempfile.mkdtemp(prefix="dagfetch-git-"))
             work_dir = self._tmp_work
         self.store = GitStore(work_dir, self.location.display)
+        self.shelf = BlobShelf(work_dir)  # the blobs received, until fetch() writes them
+        self.lister = TreeLister(source, self.where, submodules=self.options.submodules,
+                                 lfs=self.options.lfs, ref=self.ref.text, blob=self._blob)
         self._client: GitClient | None = None
         self._ssh: SshSession | None = None
         self.capabilities = Capabilities(
@@ -152,13 +138,16 @@ class GitFetcher(BaseFetcher):
         )
 
     def _resolve(self) -> str:
+        self.shelf.clear()
         pinned = self.ref.commit
         if pinned is not None:  # a full sha is its own answer: no ref lookup
             return pinned
         if isinstance(self.client(), LocalGitClient):
             # no connection to save, and dulwich's local fetch packs objects even when
             # nothing is wanted: read the refs (list() fetches a commit the store lacks)
-            return self._lookup_ref()
+            self.ref_lookups += 1
+            return lookup_ref(self.client(), self.location, self.ref, where=self.where,
+                              conn_id=self.auth.conn_id, protocol_version=self.protocol_version)
         return self._with_store(self._fetch_ref)
 
     def list_version(self, version_id: str) -> Listing:
@@ -167,24 +156,23 @@ class GitFetcher(BaseFetcher):
             raise VersionUnavailableError(
                 f"{self.location.display}: {version_id!r} is not a full commit id (40 hex digits)"
             )
+        self.shelf.clear()
         return self._with_store(lambda store: self._listing(store, commit, move_tip=False))
 
     def fetch(
         self, files: Sequence[RemoteFile], dest: Path, on_file_done: FileDone | None = None
-    ) -> None:
+    ) -> Written:
+        """Write the blobs and say the sha256 of each: they were checked against their ids
+        (by construction or by hashing), so the cache need not read them back."""
         budget = ByteBudget(self.source.limits, repo_field=self.source.field)
+        written: dict[str, str] = {}
 
         def write_all(store: GitStore) -> None:
             self._ensure_blobs(store, files)
+            written.clear()
             made: set[str] = set()
-            kept, self._listed_blobs = self._listed_blobs, {}
             for f in files:
-                data = kept.pop(f.token, None)
-                if data is None:
-                    data = store.blob(f.token.encode())
-                if git_blob_id(data) != f.token:
-                    raise StoreCorrupt(f"{self.where}: blob {f.token} of {f.path!r} is damaged "
-                                       "in the local object store")
+                data = self._checked_blob(store, f)
                 if len(data) != f.size:
                     # the listing's size came from a damaged sizes file: forget it, so the
                     # next listing reads the blobs again
@@ -197,15 +185,19 @@ class GitFetcher(BaseFetcher):
                 if parent not in made:
                     os.makedirs(parent, exist_ok=True)
                     made.add(parent)
-                with open(target, "wb") as fh:
-                    fh.write(data)
+                write_new_file(target, data)
+                written[f.path] = hashlib.sha256(data).hexdigest()
                 if on_file_done is not None:
                     on_file_done(f)
 
-        self._with_store(write_all)
+        try:
+            self._with_store(write_all)
+        finally:
+            self.shelf.clear()
+        return written
 
     def close(self) -> None:
-        self._listed_blobs = {}
+        self.shelf.clear()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -219,32 +211,12 @@ class GitFetcher(BaseFetcher):
     # -- remote ----------------------------------------------------------------------------
 
     def client(self) -> GitClient:
-        """The dulwich client for this location, built once, credentials passed in memory."""
-        if self._client is not None:
-            return self._client
-        loc = self.location
-        client: GitClient
-        if loc.transport == "git":
-            client = _TimedTCPGitClient(loc.host or "", loc.port,
-                                        read_timeout=self.source.limits.read_timeout)
-        elif loc.transport == "http":
-            port = f":{loc.port}" if loc.port else ""
-            password = self.auth.password.reveal() if self.auth.password else None
-            username = self.auth.username or loc.username
-            client = HttpGitClient(
-                f"{loc.scheme}://{loc.host}{port}/", username=username,
-                password=password if username else None, timeout=self.timeout,
-            )
-        elif loc.transport == "ssh":
-            self._ssh = SshSession(self.auth)
-            client = SSHGitClient(
-                loc.host or "", loc.port, username=self.auth.username or loc.username,
-                key_filename=self._ssh.key_filename, ssh_command=self._ssh.command,
-            )
-        else:
-            client = LocalGitClient()
-        self._client = client
-        return client
+        """The dulwich client for this location, built once."""
+        if self._client is None:
+            self._client, self._ssh = open_client(
+                self.location, self.auth, read_timeout=self.source.limits.read_timeout,
+                http_timeout=self.timeout)
+        return self._client
 
     def _fetch_ref(self, store: GitStore) -> str:
         """The commit the configured ref points at, fetched if the store lacks it, over one
@@ -253,11 +225,11 @@ class GitFetcher(BaseFetcher):
         found: builtins.list[str] = []
 
         def wants(refs: dict[bytes, bytes]) -> builtins.list[bytes]:
-            found.append(self._pick_ref(refs))
+            found.append(pick_ref(refs, self.ref, self.where))
             return [found[0].encode()]
 
         self.ref_lookups += 1
-        store.fetch(self.client(), self.location.path, wants, depth=self.depth,
+        store.fetch(self.client(), self.location.path, wants, self.shelf, depth=self.depth,
                     where=self.where, conn_id=self.auth.conn_id, ref_prefix=self.ref.prefixes,
                     protocol_version=self.protocol_version)
         if not found:  # pragma: no cover - dulwich always shows the refs to ``wants``
@@ -271,42 +243,21 @@ class GitFetcher(BaseFetcher):
             )
         return commit
 
-    def _lookup_ref(self) -> str:
-        """The commit the configured ref points at, from the refs alone."""
-        client = self.client()
-        self.ref_lookups += 1
-        with translated(self.where, conn_id=self.auth.conn_id):
-            result = client.get_refs(
-                self.location.path.encode(), protocol_version=self.protocol_version,
-                ref_prefix=self.ref.prefixes,
-            )
-        return self._pick_ref({k: v for k, v in result.refs.items() if v is not None})
-
-    def _pick_ref(self, refs: dict[bytes, bytes]) -> str:
-        """The object the configured ref names among the advertised ``refs``."""
-        for name in self.ref.candidates:
-            key = name.encode()
-            value = refs.get(key + b"^{}") or refs.get(key)
-            if value is not None:
-                return value.decode()
-        if self.ref.text == "HEAD":
-            raise RemoteNotFoundError(f"{self.where}: the repository has no commits (no HEAD)")
-        hint = (" (an abbreviated commit id cannot be looked up remotely: give all 40 hex "
-                "digits)" if self.ref.looks_like_short_sha else "")
-        raise RemoteNotFoundError(f"{self.where}: no branch or tag {self.ref.text!r} on the "
-                                  f"remote{hint}")
-
-    def _fetch_commit(self, store: GitStore, commit: str, *, advertised: bool = False) -> None:
+    def _fetch_commit(self, store: GitStore, commit: str, *, advertised: bool = False,
+                      fresh: bool = False) -> None:
+        """Fetch ``commit`` by its id; ``fresh``: all of it, though the store holds its
+        commit and trees (their blobs are wanted again)."""
         client = self.client()
         self.pack_fetches += 1
         path = self.location.path
         try:
-            store.fetch(client, path, lambda refs: [commit.encode()], depth=self.depth,
-                        where=self.where, conn_id=self.auth.conn_id)
+            store.fetch(client, path, lambda refs: [commit.encode()], self.shelf,
+                        depth=self.depth, where=self.where, conn_id=self.auth.conn_id,
+                        fresh=fresh)
         except WantRefused as exc:
             if client.protocol_version != 2:
                 # a v0/v1 server that sends only ref tips: look for the commit in history
-                self._deepen_until(store, commit)
+                self._deepen_until(store, commit, fresh=fresh)
             elif advertised:
                 raise
             else:
@@ -327,7 +278,7 @@ class GitFetcher(BaseFetcher):
     def _lacks(exc: FetchError, commit: str) -> VersionUnavailableError:
         return VersionUnavailableError(f"{exc}; the remote does not seem to have commit {commit}")
 
-    def _deepen_until(self, store: GitStore, commit: str) -> None:
+    def _deepen_until(self, store: GitStore, commit: str, *, fresh: bool) -> None:
         """The server sends only ref tips: fetch branches and tags deeper until ``commit``
         turns up."""
         def tips(refs: dict[bytes, bytes]) -> list[bytes]:
@@ -339,9 +290,9 @@ class GitFetcher(BaseFetcher):
             log.info("%s: the server will not send %s by id; fetching history to depth %s",
                      self.where, commit[:12], depth or "full")
             self.pack_fetches += 1
-            store.fetch(self.client(), self.location.path, tips, depth=depth,
-                        where=self.where, conn_id=self.auth.conn_id)
-            if store.has_commit(commit):
+            store.fetch(self.client(), self.location.path, tips, self.shelf, depth=depth,
+                        where=self.where, conn_id=self.auth.conn_id, fresh=fresh)
+            if store.has_commit(commit) and (not fresh or self.shelf):
                 return
 
     # -- the local store ---------------------------------------------------------------------
@@ -363,7 +314,16 @@ class GitFetcher(BaseFetcher):
     ) -> Listing:
         if not store.has_commit(commit):
             self._fetch_commit(store, commit, advertised=advertised)
-        listing = self._build_listing(store, commit)
+        try:
+            listing = self.lister.listing(store, commit, keep_sizes=not move_tip)
+        except BlobsMissing:
+            # a blob whose size was forgotten went to the content store: have them again
+            self._fetch_commit(store, commit, advertised=advertised, fresh=True)
+            try:
+                listing = self.lister.listing(store, commit, keep_sizes=not move_tip)
+            except BlobsMissing as exc:
+                raise ObjectNotReceived(f"{self.where}: the remote did not send blob {exc} "
+                                        f"of commit {commit[:12]}") from None
         # the core fetches only files of a listing it just got from this fetcher, so this is
         # the commit to ask the remote for when a blob is missing from the store
         self._listed_commit = commit
@@ -371,130 +331,33 @@ class GitFetcher(BaseFetcher):
             store.set_tip(commit)
         return listing
 
+    def _blob(self, store: GitStore, blob_id: str) -> bytes | None:
+        found = self.shelf.get(blob_id)
+        return found[0] if found is not None else store.blob(blob_id.encode())
+
+    def _checked_blob(self, store: GitStore, f: RemoteFile) -> bytes:
+        """The bytes of ``f``'s blob, checked against its id unless they are the very bytes
+        the id was computed from (received in this process, kept in memory)."""
+        found = self.shelf.get(f.token)
+        data, trusted = found if found is not None else (store.blob(f.token.encode()), False)
+        if data is None:
+            raise ObjectNotReceived(f"{self.where}: the remote did not send blob {f.token} "
+                                    f"of {f.path!r}")
+        if not trusted and git_blob_id(data) != f.token:
+            raise StoreCorrupt(f"{self.where}: blob {f.token} of {f.path!r} is damaged "
+                               "in the local object store")
+        return data
+
     def _ensure_blobs(self, store: GitStore, files: Iterable[RemoteFile]) -> None:
-        """Blobs the store lacks (it was rebuilt since the listing) come from fetching the
-        commit last listed (records written before 0.1.0 name it per file)."""
-        missing = [f for f in files if not store.has_object(f.token.encode())]
+        """Blobs neither received by this process nor in the store (their bytes went to the
+        content store, or the store was rebuilt since the listing) come from fetching the
+        commit last listed afresh (records written before 0.1.0 name it per file)."""
+        missing = [f for f in files
+                   if f.token not in self.shelf and not store.has_object(f.token.encode())]
         commits = sorted({f.extra.get("commit") or self._listed_commit or "" for f in missing})
         for commit in commits:
             if not FULL_SHA.match(commit):
                 raise FetchError(f"{self.where}: blob {missing[0].token} of "
                                  f"{missing[0].path!r} is not in the local store and its "
                                  "commit is unknown")
-            if not store.has_commit(commit):
-                self._fetch_commit(store, commit)
-
-    def _build_listing(self, store: GitStore, commit: str) -> Listing:
-        tree = store.commit(commit).tree
-        subdir = self.source.subdir
-        if subdir:
-            for part in subdir.split("/"):
-                entry = {name: (mode, sha) for name, mode, sha in store.tree(tree).iteritems()}
-                found = entry.get(part.encode())
-                if found is None or not stat.S_ISDIR(found[0]):
-                    raise RemoteNotFoundError(
-                        f"{self.where}: commit {commit[:12]} has no folder {subdir!r}"
-                    )
-                tree = found[1]
-        files: builtins.list[RemoteFile] = []
-        lfs: builtins.list[str] = []
-        self._listed_blobs = {}
-        self._kept_bytes = 0
-        known = store.blob_sizes()
-        seen: BlobSizes = {}
-        self._walk(store, tree, "", commit, files, lfs, known, seen)
-        if seen.keys() - known.keys():
-            store.save_blob_sizes(seen)
-        if lfs:
-            self._report_lfs(lfs, files)
-        return Listing.of(files, commit, ref=self.ref.text)
-
-    def _walk(self, store: GitStore, tree: bytes, prefix: str, commit: str,
-              out: builtins.list[RemoteFile], lfs: builtins.list[str],
-              known: BlobSizes, seen: BlobSizes) -> None:
-        """Collect the files under ``tree``; sizes come from ``known`` where remembered (a
-        blob is read only the first time it is listed); ``seen`` gets this listing's.
-
-        Iterative, and bounded by the limits while it goes: a tree 10,000 folders deep
-        ended in RecursionError, and a 1.3 KB repository of trees sharing subtrees can
-        describe 10^9 files (the walk stops at ``max_files``, not at the end of memory)."""
-        limits = self.source.limits
-        field = f"{self.source.field}.limits"
-        pending: builtins.list[tuple[bytes, str, int]] = [(tree, prefix, 1)]
-        while pending:
-            tree_id, folder, depth = pending.pop()
-            names: set[bytes] = set()
-            for raw_name, mode, sha in store.tree_entries(tree_id):
-                try:
-                    name = raw_name.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise FetchError(f"{self.where}: commit {commit[:12]} has a path that is "
-                                     f"not UTF-8: {folder}{raw_name!r}") from None
-                path = f"{folder}{name}"
-                if raw_name in names:
-                    raise UnsafePathError(
-                        path, f"commit {commit[:12]} holds this name twice in one tree (git "
-                        "fsck: duplicateEntries); which entry a checkout keeps is undefined")
-                names.add(raw_name)
-                if stat.S_ISDIR(mode):
-                    if depth >= limits.max_path_depth:
-                        raise LimitExceeded(
-                            path, f"a folder {depth} levels deep: its files would be more than "
-                            f"max_path_depth = {limits.max_path_depth} levels deep",
-                            f"{field}.max_path_depth")
-                    pending.append((sha, f"{path}/", depth + 1))
-                    continue
-                self._entry(store, path, mode, sha, out, lfs, known, seen)
-                if len(out) > limits.max_files:
-                    raise LimitExceeded(
-                        path, f"more than max_files = {limits.max_files} files in commit "
-                        f"{commit[:12]}", f"{field}.max_files")
-
-    def _entry(self, store: GitStore, path: str, mode: int, sha: bytes,
-               out: builtins.list[RemoteFile], lfs: builtins.list[str],
-               known: BlobSizes, seen: BlobSizes) -> None:
-        """One non-folder entry of a tree: a submodule, a symlink or a file."""
-        blob_id = sha.decode()
-        if mode & 0o170000 == GITLINK:
-            if self.submodules == "error":
-                raise FetchError(
-                    f"{self.where}: {path!r} is a git submodule (pinned at {blob_id[:12]}) "
-                    "and dagfetch does not fetch submodules; set options.submodules = "
-                    "'skip' to leave it out"
-                )
-            log.warning("%s: leaving out submodule %r (options.submodules = 'skip')",
-                        self.where, path)
-        elif stat.S_ISLNK(mode):
-            target = store.blob(sha).decode("utf-8", "surrogateescape")
-            out.append(RemoteFile(path, 0, blob_id, kind="symlink", target=target))
-        else:
-            # a blob under many paths (shared trees) is read once per listing
-            found = seen.get(blob_id) or known.get(blob_id)
-            if found is None:
-                data = store.blob(sha)
-                found = (len(data), len(data) < LFS_POINTER_MAX and data.startswith(LFS_MAGIC))
-                if self._kept_bytes + len(data) <= KEEP_LISTED_BYTES:
-                    self._listed_blobs[blob_id] = data
-                    self._kept_bytes += len(data)
-            seen[blob_id] = found
-            size, is_lfs = found
-            if is_lfs:
-                lfs.append(path)
-            out.append(RemoteFile(path, size, blob_id, f"git-blob:{blob_id}"))
-
-    def _report_lfs(self, paths: builtins.list[str], files: builtins.list[RemoteFile]) -> None:
-        shown = ", ".join(repr(p) for p in paths[:5]) + (" ..." if len(paths) > 5 else "")
-        if self.lfs == "error":
-            raise FetchError(
-                f"{self.where}: {len(paths)} Git LFS pointer file(s) ({shown}); dagfetch does "
-                "not fetch LFS content. Set options.lfs = 'skip' to leave them out or 'warn' "
-                "to take the pointer files as they are"
-            )
-        if self.lfs == "skip":
-            skipped = set(paths)
-            files[:] = [f for f in files if f.path not in skipped]
-            log.warning("%s: left out %d Git LFS pointer file(s): %s", self.where,
-                        len(paths), shown)
-        else:
-            log.warning("%s: %d Git LFS pointer file(s) taken as pointers, not content: %s",
-                        self.where, len(paths), shown)
+            self._fetch_commit(store, commit, fresh=True)

@@ -1,7 +1,9 @@
 """The per-repository bare object store under ``Source.work_dir``.
 
 One bare repository (``<work_dir>/git``) holds every commit dagfetch fetched for the
-repository, shallow by default. It keeps no remote URL and no credentials: dulwich's
+repository, shallow by default, with their trees but not their blobs: the cache's content
+store holds the files (a received pack's blobs go to the fetch, see
+:mod:`~dagfetch.backends.git.intake`). It keeps no remote URL and no credentials: dulwich's
 clients are handed the location and the credentials on each call instead of a config.
 
 The store must survive a process killed at any point, so opening it under its lock:
@@ -32,13 +34,16 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from tempfile import SpooledTemporaryFile
+from typing import IO
 
 from dulwich.client import GitClient
-from dulwich.objects import Blob, Commit, ObjectID, Tag, Tree, parse_tree
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tag, Tree, parse_tree
+from dulwich.pack import DeltaCycle, UnresolvedDeltas
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from dagfetch.backends.git.errors import translated
+from dagfetch.backends.git.errors import translate, translated
+from dagfetch.backends.git.intake import BlobShelf, read_pack, remove_dead_spills
 from dagfetch.oslock import exclusive_lock
 from dagfetch.redact import get_logger
 
@@ -66,6 +71,7 @@ class GitStore:
         """Hold the store lock, repair what an interrupted run left, and open the repo."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self.work_dir / "git.lock", timeout):
+            remove_dead_spills(self.work_dir)
             self._repo = self._open_repaired()
             try:
                 yield self
@@ -151,9 +157,14 @@ class GitStore:
             return [(name, mode, bytes(hexsha))
                     for name, mode, hexsha in parse_tree(raw, sha_len=20)]
 
-    def blob(self, sha: bytes) -> bytes:
+    def blob(self, sha: bytes) -> bytes | None:
+        """A blob's bytes, if the store holds it: stores written by dagfetch 0.1 kept every blob
+        (now a received pack's blobs go to the fetch and the content store only)."""
         with translated(self.where, local=True):
-            obj = self.repo.object_store[ObjectID(sha)]
+            oid = ObjectID(sha)
+            if oid not in self.repo.object_store:
+                return None
+            obj = self.repo.object_store[oid]
             if not isinstance(obj, Blob):
                 raise TypeError(f"{sha.decode()} is not a blob")
             return obj.as_raw_string()
@@ -200,22 +211,30 @@ class GitStore:
         client: GitClient,
         path: str,
         wants: Callable[[dict[bytes, bytes]], list[bytes]],
+        shelf: BlobShelf,
         *,
         depth: int | None,
         where: str,
         conn_id: str | None,
         ref_prefix: list[bytes] | None = None,
         protocol_version: int | None = None,
+        fresh: bool = False,
     ) -> dict[bytes, bytes]:
         """Fetch what ``wants`` picks from the advertised refs (only those under
         ``ref_prefix`` where the protocol can say so); return those refs. Nothing is
         received, nor written, when ``wants`` picks only objects the store holds.
 
-        The pack is spooled in memory (on disk past 8 MiB, inside the store) and only added
-        once complete and verified, so a broken transfer adds nothing."""
+        The server is told the tip we hold, so it sends only what is new; ``fresh`` tells
+        it nothing and asks even for objects the store holds (their blobs went to the
+        content store: this is how a blob the fetch needs is had again).
+
+        The pack is spooled in memory (on disk past 8 MiB, inside the store) and read
+        once complete and verified (:func:`~dagfetch.backends.git.intake.read_pack`): its
+        blobs go on ``shelf``, its commits and trees into the store, so a broken transfer
+        adds nothing."""
         repo = self.repo
         with translated(self.where, local=True):
-            tip = repo.refs.as_dict().get(TIP)
+            tip = None if fresh else repo.refs.as_dict().get(TIP)
             if tip is not None and tip not in repo.object_store:
                 tip = None
             if tip is not None:
@@ -225,8 +244,8 @@ class GitStore:
         def determine_wants(
             refs: Mapping[Ref, ObjectID], depth: int | None = None
         ) -> list[ObjectID]:
-            return [ObjectID(w) for w in wants({bytes(k): bytes(v) for k, v in refs.items()})
-                    if ObjectID(w) not in repo.object_store]
+            picked = [ObjectID(w) for w in wants({bytes(k): bytes(v) for k, v in refs.items()})]
+            return picked if fresh else [w for w in picked if w not in repo.object_store]
 
         try:
             with SpooledTemporaryFile(
@@ -237,8 +256,14 @@ class GitStore:
                     ref_prefix=ref_prefix, protocol_version=protocol_version,
                 )
                 if spool.tell():
-                    spool.seek(0)
-                    repo.object_store.add_thin_pack(spool.read, None)
+                    received = self._read_thin(client, path, spool, shelf, where=where,
+                                               conn_id=conn_id,
+                                               protocol_version=protocol_version)
+                    if received is None:  # the bases would not come: everything afresh
+                        return self.fetch(client, path, wants, shelf, depth=depth,
+                                          where=where, conn_id=conn_id, ref_prefix=ref_prefix,
+                                          protocol_version=protocol_version, fresh=True)
+                    self._add(received)
                 if result.new_shallow or result.new_unshallow:
                     repo.update_shallow(result.new_shallow, result.new_unshallow)
         except BaseException:
@@ -247,6 +272,43 @@ class GitStore:
             repo.object_store.prune(grace_period=0)
             raise
         return {k: v for k, v in result.refs.items() if v is not None}
+
+    def _read_thin(self, client: GitClient, path: str, spool: IO[bytes], shelf: BlobShelf, *,
+                   where: str, conn_id: str | None,
+                   protocol_version: int | None) -> builtins.list[ShaFile] | None:
+        """The objects of the received pack, its blobs put on ``shelf``. A delta on a blob
+        the store gave away (the server thinks we hold it: a file changed a little) needs
+        that base: it is asked for by id, on a second connection, and the pack read again;
+        None when the server will not send it."""
+        get_raw = self.repo.object_store.get_raw
+        try:
+            return read_pack(spool, shelf, get_raw)
+        except DeltaCycle:
+            raise
+        except UnresolvedDeltas as exc:
+            bases = [ObjectID(sha) for sha in exc.shas]
+        log.debug("%s: asking for %d delta base(s) the store gave away", where, len(bases))
+        try:
+            with SpooledTemporaryFile(
+                max_size=_SPOOL, prefix="incoming-", dir=str(self.path)
+            ) as base_spool:
+                client.fetch_pack(path.encode(), lambda refs, depth=None: bases,
+                                  self.repo.get_graph_walker([]), base_spool.write,
+                                  protocol_version=protocol_version)
+                if base_spool.tell():
+                    read_pack(base_spool, shelf, get_raw)
+            return read_pack(spool, shelf, get_raw)
+        except Exception as exc:  # refused, hung up, still unresolved: take the slow road
+            log.info("%s: the delta bases did not come (%s); fetching the commit whole",
+                     where, translate(exc, where, conn_id=conn_id))
+            return None
+
+    def _add(self, objects: builtins.list[ShaFile]) -> None:
+        """Add the objects the store lacks as one pack (a fresh fetch brings trees again)."""
+        store = self.repo.object_store
+        new = [(obj, None) for obj in objects if obj.id not in store]
+        if new:
+            store.add_objects(new)
 
     def set_tip(self, sha: str) -> None:
         """Remember ``sha`` as the newest commit we hold (negotiation starts from it)."""

@@ -1,17 +1,26 @@
-"""What a git listing reads from the local object store: each blob once on a cold sync,
-none on a no-change sync (sizes are remembered per blob id), and a damaged sizes file costs
-at most one failed sync. Every test talks to a real git daemon."""
+"""What the git backend keeps in its local object store and reads from it: a received pack
+is read once (its blobs go to the fetch and the content store, never into the store), sizes
+are remembered per blob id, and whatever the store lacks is asked of the remote again: after
+a forgotten size, a moved file, an evicted version. Every test talks to a real git daemon."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from dulwich.objects import Blob
+from dulwich.repo import Repo
 
+from dagfetch.backends.git import GitFetcher, intake
 from dagfetch.backends.git import fetcher as git_fetcher
 from dagfetch.backends.git.store import SIZES_FILE, GitStore
+from dagfetch.cache import objects, publish
 from dagfetch.errors import FetchError, VerificationError
+from dagfetch.workspace import Workspace
 from tests.backends.git.helpers import REPO, make_ws, store_path, tree_files
 from tests.servers.git import GitRemote, GitServers
 
@@ -36,7 +45,7 @@ def blob_reads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     reads: list[bytes] = []
     real = GitStore.blob
 
-    def counting(self: GitStore, sha: bytes) -> bytes:
+    def counting(self: GitStore, sha: bytes) -> bytes | None:
         reads.append(sha)
         return real(self, sha)
 
@@ -44,38 +53,111 @@ def blob_reads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     return reads
 
 
-def test_cold_sync_reads_each_blob_once_and_no_change_reads_none(
+def stored_blobs(ws: Workspace) -> int:
+    """How many blobs the repository's local git store holds."""
+    repo = Repo(str(store_path(ws)), bare=True)
+    try:
+        store = repo.object_store
+        return sum(1 for sha in store if store.get_raw(sha)[0] == Blob.type_num)
+    finally:
+        repo.close()
+
+
+def test_the_store_keeps_no_blob_and_reads_none(
     remote: GitRemote, tmp_path: Path, blob_reads: list[bytes]
 ) -> None:
     ws = make_ws(remote, tmp_path)
     assert ws.sync_one(REPO).downloaded == len(FILES)
-    # the listing reads each blob for its size; the fetch writes the bytes it kept
-    assert len(blob_reads) == len(FILES) == len(set(blob_reads))
+    # sizes and bytes came from the pack as it was read: nothing read back from the store
+    assert blob_reads == []
     assert tree_files(ws.path(REPO)) == FILES
-    blob_reads.clear()
+    assert stored_blobs(ws) == 0  # the content store holds the files, once
 
     assert not ws.sync_one(REPO).changed
-    assert blob_reads == []  # sizes came from the remembered file
 
     remote.write("dags/d0/f000.py", b"# changed\n")
     remote.push()
     second = ws.sync_one(REPO)
     assert (second.downloaded, second.reused) == (1, len(FILES) - 1)
-    assert len(blob_reads) == 1  # the one new blob, read once
+    assert blob_reads == []
+    assert stored_blobs(ws) == 0
     assert (ws.path(REPO) / "dags/d0/f000.py").read_bytes() == b"# changed\n"
     sizes = json.loads((store_path(ws) / SIZES_FILE).read_text())["blobs"]
     assert len(sizes) == len(FILES)  # only the newest listing's blobs are remembered
 
 
-def test_blobs_beyond_the_kept_bytes_are_read_again(
-    remote: GitRemote, tmp_path: Path, blob_reads: list[bytes], monkeypatch: pytest.MonkeyPatch
+def test_blobs_beyond_the_kept_bytes_wait_in_files(
+    remote: GitRemote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(git_fetcher, "KEEP_LISTED_BYTES", 100)
+    monkeypatch.setattr(intake, "KEEP_BYTES", 100)
     ws = make_ws(remote, tmp_path)
     ws.sync_one(REPO)
-    # the few blobs that fit in 100 bytes are written from memory, the rest read twice
-    assert 2 * len(FILES) - 6 <= len(blob_reads) < 2 * len(FILES)
     assert tree_files(ws.path(REPO)) == FILES
+    work = ws.cache.layout.work_dir(REPO)
+    assert [p.name for p in work.iterdir() if p.name.startswith(intake.SPILL_PREFIX)] == []
+
+
+def test_blob_folders_of_dead_processes_are_removed(remote: GitRemote, tmp_path: Path) -> None:
+    ws = make_ws(remote, tmp_path)
+    ws.sync_one(REPO)
+    work = ws.cache.layout.work_dir(REPO)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    left = work / f"{intake.SPILL_PREFIX}{dead}-0123"
+    left.mkdir()
+    (left / ("ab" * 20)).write_bytes(b"x")
+    mine = work / f"{intake.SPILL_PREFIX}{os.getpid()}-4567"  # a live process's: kept
+    mine.mkdir()
+    remote.write("dags/d0/f000.py", b"# changed\n")
+    remote.push()
+    ws.sync_one(REPO)
+    assert not left.exists() and mine.exists()
+
+
+def test_a_moved_file_is_fetched_again(remote: GitRemote, tmp_path: Path) -> None:
+    ws = make_ws(remote, tmp_path)
+    ws.sync_one(REPO)
+    remote.delete("dags/d0/f000.py")
+    remote.write("moved/f000.py", FILES["dags/d0/f000.py"])
+    remote.push()
+    # the server sends no blob we "have"; its bytes went to the content store, so the
+    # fetch asks for the commit afresh
+    result = ws.sync_one(REPO)
+    files = {**FILES, "moved/f000.py": FILES["dags/d0/f000.py"]}
+    del files["dags/d0/f000.py"]
+    assert result.changed and tree_files(ws.path(REPO)) == files
+    assert stored_blobs(ws) == 0
+
+
+def test_an_evicted_version_comes_back_from_trees_held_and_blobs_fetched(
+    remote: GitRemote, tmp_path: Path
+) -> None:
+    ws = make_ws(remote, tmp_path, keep_versions=1)
+    first = ws.sync_one(REPO).version_id or ""
+    remote.write("dags/d0/f000.py", b"# changed\n")
+    remote.push()
+    ws.sync_one(REPO)
+    assert (REPO, first) in ws.gc().evicted
+    assert tree_files(ws.path(REPO, first)) == FILES  # the store kept its commit and trees
+    assert stored_blobs(ws) == 0
+
+
+def test_unreadable_sizes_file_is_ignored(
+    remote: GitRemote, tmp_path: Path, blob_reads: list[bytes]
+) -> None:
+    ws = make_ws(remote, tmp_path)
+    ws.sync_one(REPO)
+    (store_path(ws) / SIZES_FILE).write_text('{"blobs": [1, 2')
+    assert not ws.sync_one(REPO).changed  # a no-change sync ends at the ref's commit
+    fetcher = ws.fetcher_for(ws.manifest.get(REPO))
+    try:
+        assert isinstance(fetcher, GitFetcher)
+        fetcher.list()
+        assert fetcher.pack_fetches == 1  # the sizes asked of the remote, in one fetch
+    finally:
+        fetcher.close()
+    sizes = json.loads((store_path(ws) / SIZES_FILE).read_text())["blobs"]
+    assert len(sizes) == len(FILES)  # and remembered again
 
 
 def test_lfs_flag_is_remembered_with_the_size(remote: GitRemote, tmp_path: Path) -> None:
@@ -87,25 +169,6 @@ def test_lfs_flag_is_remembered_with_the_size(remote: GitRemote, tmp_path: Path)
     # same cache, same store: the pointer's blob is not read again, its flag is remembered
     with pytest.raises(FetchError, match=r"LFS pointer file\(s\) \('data/model.bin'\)"):
         make_ws(remote, tmp_path).sync_one(REPO)
-
-
-def test_unreadable_sizes_file_is_ignored(
-    remote: GitRemote, tmp_path: Path, blob_reads: list[bytes]
-) -> None:
-    ws = make_ws(remote, tmp_path)
-    ws.sync_one(REPO)
-    (store_path(ws) / SIZES_FILE).write_text('{"blobs": [1, 2')
-    blob_reads.clear()
-    assert not ws.sync_one(REPO).changed
-    assert blob_reads == []  # a no-change sync ends at the ref's commit: no listing at all
-    fetcher = ws.fetcher_for(ws.manifest.get(REPO))
-    try:
-        fetcher.list()
-    finally:
-        fetcher.close()
-    assert len(blob_reads) == len(FILES)  # listed the hard way
-    sizes = json.loads((store_path(ws) / SIZES_FILE).read_text())["blobs"]
-    assert len(sizes) == len(FILES)  # and remembered again
 
 
 def test_wrong_remembered_size_fails_one_sync_then_heals(
@@ -129,3 +192,43 @@ def test_wrong_remembered_size_fails_one_sync_then_heals(
 
     assert ws.sync_one(REPO).changed
     assert tree_files(ws.path(REPO)) == {**FILES, "dags/d1/f001.py": b"# changed\n"}
+
+
+def test_a_delta_on_a_blob_given_away_brings_its_base(
+    remote: GitRemote, git_servers: GitServers, tmp_path: Path
+) -> None:
+    big = b"".join(b"task_%04d = PythonOperator(task_id='t%04d')\n" % (i, i) for i in range(200))
+    remote.write("dags/big.py", big)
+    remote.push()
+    ws = make_ws(remote, tmp_path)
+    ws.sync_one(REPO)
+    changed = big.replace(b"t0100'", b"t0100_renamed'")
+    remote.write("dags/big.py", changed)
+    remote.push()
+    before = git_servers.daemon.requests(remote.bare.name)
+    # the server deltifies the new blob against the one it thinks we hold (a thin pack);
+    # the store gave that one away, so it is asked for by id on a second connection
+    assert ws.sync_one(REPO).changed
+    assert git_servers.daemon.requests(remote.bare.name) - before == 2
+    assert (ws.path(REPO) / "dags/big.py").read_bytes() == changed
+    assert stored_blobs(ws) == 0
+
+
+def test_the_cache_takes_the_fetchers_hashes_and_reads_nothing_back(
+    remote: GitRemote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read_back: list[Path] = []
+    real = objects.hash_file
+
+    def counting(path: Path, expect_digest: str | None = None) -> tuple[str, int]:
+        read_back.append(path)
+        return real(path, expect_digest)
+
+    monkeypatch.setattr(publish, "hash_file", counting)
+    ws = make_ws(remote, tmp_path)
+    ws.sync_one(REPO)
+    assert read_back == []  # each blob hashed once, in memory, when written
+    assert tree_files(ws.path(REPO)) == FILES
+    read_back.clear()
+    report = ws.verify(REPO)  # the audit hashes every object: the fetcher's hashes held
+    assert report.ok and report.bad == () and report.checked_objects == len(FILES)
