@@ -1,6 +1,6 @@
-"""The team cache: a cold worker, a warm one, 50 workers at once, and what 100 versions cost
-to store, against moto_server on 127.0.0.1, beside Airflow's S3DagBundle and
-``git clone --depth 1`` from a git daemon on the same tree in the same run.
+"""The team cache: a cold worker, a warm one (``team``), 50 workers at once, and what 100
+versions cost to store (``team-scale``), against moto_server on 127.0.0.1, beside Airflow's
+S3DagBundle and ``git clone --depth 1`` from a git daemon on the same tree in the same run.
 
 Requests are counted at the servers (moto's access log, the git daemon's log). The leading
 node syncs the origin bucket and publishes to the team cache; workers read only the team cache.
@@ -48,16 +48,26 @@ def _count(server: MotoServer, mark: int, bucket: str) -> int:
 
 
 def team(config: Config) -> tuple[list[Row], list[Target]]:
+    """A cold worker (beside the S3 bundle and git) and a warm one."""
+    return _scenario(config, scale=False)
+
+
+def team_scale(config: Config) -> tuple[list[Row], list[Target]]:
+    """Many workers at once, and the bytes 100 versions cost (minutes of the full run)."""
+    return _scenario(config, scale=True)
+
+
+def _scenario(config: Config, *, scale: bool) -> tuple[list[Row], list[Target]]:
     # --quick (CI, tests/test_benchmarks.py) only proves the scenario runs: smallest sizes
     count = 100 if config.quick else 2000
     workers = 2 if config.quick else 50
     versions = 5 if config.quick else 100
     with moto(config.workdir) as server:
-        return _run(config, server, count, workers, versions)
+        return _run(config, server, count, workers, versions, scale)
 
 
 def _run(config: Config, server: MotoServer, count: int, workers: int,
-         versions: int) -> tuple[list[Row], list[Target]]:
+         versions: int, scale: bool) -> tuple[list[Row], list[Target]]:
     client = server.client()
     for bucket in (ORIGIN, TEAM):
         client.create_bucket(Bucket=bucket)
@@ -75,6 +85,10 @@ def _run(config: Config, server: MotoServer, count: int, workers: int,
     leader.publish("r")
     rows: list[Row] = []
     targets: list[Target] = []
+    if scale:
+        rows.append(_many_workers(server, work, data, workers, targets))
+        rows.append(_stored(server, work, count, versions))
+        return rows, targets
     scenario = "team cold"
 
     # -- a cold worker ------------------------------------------------------------------
@@ -96,10 +110,9 @@ def _run(config: Config, server: MotoServer, count: int, workers: int,
         Workspace(manifest, cache_root=fresh["root"]).follow("r")
 
     name = "dagfetch follow (team cache)"
-    rows.append(row(scenario, name, cold, config, setup=new_root, count=team_requests,
-                    extra={"files": count}))
+    rows.extend(_cold_rows(config, server, scenario, name, count, cold, new_root,
+                           team_requests))
     targets.append(_requests_target(scenario, name, 3))
-    rows.extend(_airflow_rows(config, server, scenario, name, count))
     rows.append(_git_row(config, scenario, name, count))
     if any(r.name == "Airflow S3DagBundle initialize" for r in rows):
         targets.append(ratio_target(scenario, name, "Airflow S3DagBundle initialize", 0.05))
@@ -119,12 +132,6 @@ def _run(config: Config, server: MotoServer, count: int, workers: int,
     rows.append(row("team one changed", "dagfetch follow (team cache)", cold, config,
                     setup=warm_setup, count=team_requests))
     targets.append(_requests_target("team one changed", "dagfetch follow (team cache)", 3))
-
-    # -- many workers at once -------------------------------------------------------------
-    rows.append(_many_workers(server, work, data, workers, targets))
-
-    # -- bytes stored for many versions ---------------------------------------------------
-    rows.append(_stored(server, work, count, versions))
     return rows, targets
 
 
@@ -138,31 +145,52 @@ def _requests_target(scenario: str, name: str, limit: int) -> Target:
     return Target(scenario, f"{name}: <= {limit} requests, none at the origin", check)
 
 
-def _airflow_rows(config: Config, server: MotoServer, scenario: str, name: str,
-                  count: int) -> list[Row]:
-    """Airflow's S3DagBundle ``initialize`` over the same files (the full run only: its
-    environment takes minutes to install on first use)."""
-    if config.quick:
-        return []
-    from benchmarks.peers.airflow import airflow_python, s3_bundle
+def _cold_rows(config: Config, server: MotoServer, scenario: str, name: str, count: int,
+               cold: Any, new_root: Any, team_requests: Any) -> list[Row]:
+    """dagfetch's cold follow and Airflow's S3DagBundle ``initialize`` over the same files,
+    their samples interleaved (one of each in turn, so both see the same load), each timed
+    around the call alone in a process that has imported its library already: dagfetch's in
+    this process (whose S3 file system fsspec keeps from the leader's upload), the bundle's
+    in a fresh child process of Airflow's environment (its S3 client made inside the call).
+    The S3 bundle runs in the full run only: its environment takes minutes to install."""
+    python = None
+    if not config.quick:
+        from benchmarks.peers.airflow import airflow_python
 
-    python = airflow_python()
-    if python is None:
-        return []
-    samples: list[float] = []
+        python = airflow_python()
+    ours: list[float] = []
+    theirs: list[float] = []
     requests = 0
     for i in range(config.warmup + config.repeat):
-        storage = config.workdir / f"airflow-{i}"
-        mark = server.mark()
-        with s3_bundle(python, storage, endpoint=server.endpoint, bucket=ORIGIN, prefix="dags",
-                       access_key=ACCESS_KEY, secret_key=SECRET_KEY, region=REGION) as bundle:
-            result = bundle.initialize()
-        requests = _count(server, mark, ORIGIN)
-        shutil.rmtree(storage, ignore_errors=True)
+        new_root()
+        start = time.perf_counter()
+        cold()
+        elapsed = time.perf_counter() - start
+        if python is not None:
+            wall, requests = _s3_bundle_once(config, server, python, i)
+            if i >= config.warmup:
+                theirs.append(wall)
         if i >= config.warmup:
-            samples.append(result.wall)
-    return [Row(scenario, "Airflow S3DagBundle initialize", samples, baseline_for=name,
-                extra={"origin requests": requests, "files": count})]
+            ours.append(elapsed)
+    new_root()
+    rows = [Row(scenario, name, ours, extra={"files": count, **team_requests(cold)})]
+    if theirs:
+        rows.append(Row(scenario, "Airflow S3DagBundle initialize", theirs, baseline_for=name,
+                        extra={"origin requests": requests, "files": count}))
+    return rows
+
+
+def _s3_bundle_once(config: Config, server: MotoServer, python: Path, i: int) -> tuple[float, int]:
+    from benchmarks.peers.airflow import s3_bundle
+
+    storage = config.workdir / f"airflow-{i}"
+    mark = server.mark()
+    with s3_bundle(python, storage, endpoint=server.endpoint, bucket=ORIGIN, prefix="dags",
+                   access_key=ACCESS_KEY, secret_key=SECRET_KEY, region=REGION) as bundle:
+        result = bundle.initialize()
+    requests = _count(server, mark, ORIGIN)
+    shutil.rmtree(storage, ignore_errors=True)
+    return result.wall, requests
 
 
 def _git_row(config: Config, scenario: str, name: str, count: int) -> Row:
@@ -262,4 +290,4 @@ def _stored(server: MotoServer, work: Path, count: int, versions: int) -> Row:
                                 "versions": versions, "churn": "1%"})
 
 
-SCENARIOS = {"team": team}
+SCENARIOS = {"team": team, "team-scale": team_scale}

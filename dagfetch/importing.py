@@ -47,11 +47,15 @@ def _belongs_to(module: ModuleType, root: str) -> bool:
 
 @contextmanager
 def version_imports(
-    root: str | Path, *, top_level: Collection[str] | None = None
+    root: str | Path, *, top_level: Collection[str] | None = None, throwaway: bool = False
 ) -> Iterator[None]:
     """Make ``root`` the place where its own top-level module names are imported from.
     ``top_level``: the version's :func:`top_level_names`, when the caller knows them (a
-    version's folder never changes, so a worker lists it once)."""
+    version's folder never changes, so a worker lists it once). ``throwaway``: for a process
+    that ends right after and never imported from ``root`` before (a forked extraction
+    child): no import caches to invalidate, and ``sys.modules`` and ``sys.path`` are left as
+    the version left them (both walks touched every loaded module, which in a fork copies
+    the memory they sit in)."""
     root = Path(root).resolve()
     prefix = str(root) + os.sep
     # listed once: with thousands of modules loaded (Airflow) a listing per module was the
@@ -66,16 +70,18 @@ def version_imports(
         for name in shadowed:
             del sys.modules[name]
         sys.path.insert(0, str(root))
-        importlib.invalidate_caches()
+        if not throwaway:
+            importlib.invalidate_caches()
         try:
             yield
         finally:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(str(root))
-            for name, mod in list(sys.modules.items()):
-                if _belongs_to(mod, prefix):
-                    del sys.modules[name]
-            sys.modules.update(shadowed)
+            if not throwaway:
+                with contextlib.suppress(ValueError):
+                    sys.path.remove(str(root))
+                for name, mod in list(sys.modules.items()):
+                    if _belongs_to(mod, prefix):
+                        del sys.modules[name]
+                sys.modules.update(shadowed)
 
 
 @attrs.frozen
@@ -110,15 +116,16 @@ def module_name_for(root: Path, relpath: str) -> str:
 
 
 def import_version(
-    root: str | Path, files: list[str] | None = None, *, top_level: Collection[str] | None = None
+    root: str | Path, files: list[str] | None = None, *, top_level: Collection[str] | None = None,
+    throwaway: bool = False,
 ) -> ImportedVersion:
     """Execute the DAG files of a version folder; import errors are collected, not raised.
-    ``top_level``: as for :func:`version_imports`."""
+    ``top_level`` and ``throwaway``: as for :func:`version_imports`."""
     root = Path(root).resolve()
     files = dag_files(root) if files is None else files
     modules: dict[str, ModuleType] = {}
     errors: dict[str, str] = {}
-    with version_imports(root, top_level=top_level):
+    with version_imports(root, top_level=top_level, throwaway=throwaway):
         for rel in files:
             name = module_name_for(root, rel)
             spec = importlib.util.spec_from_file_location(name, root / rel)

@@ -32,20 +32,32 @@ def git_blob_hasher(size: int) -> hashlib._Hash:
     return h
 
 
+def _checker(expect_digest: str | None, size: int) -> tuple[hashlib._Hash | None, str, str]:
+    """The hasher checking ``expect_digest`` (``algo:hex``) of ``size`` bytes, if it names
+    an algorithm dagfetch checks; (hasher, algo, expected hex)."""
+    if not expect_digest:
+        return None, "", ""
+    algo, _, want = expect_digest.partition(":")
+    if algo == "git-blob":
+        return git_blob_hasher(size), algo, want
+    if algo in ("md5", "sha1", "sha256"):
+        return hashlib.new(algo, usedforsecurity=False), algo, want
+    return None, algo, want
+
+
+def _compare(check: hashlib._Hash | None, algo: str, want: str, name: str) -> None:
+    if check is not None and check.hexdigest() != want.lower():
+        raise VerificationError(f"{name}: {algo} is {check.hexdigest()}, expected {want}")
+
+
 def hash_file(path: Path, expect_digest: str | None = None) -> tuple[str, int]:
     """Return (sha256, size) of ``path``; check ``expect_digest`` (``algo:hex``) on the way."""
     sha = hashlib.sha256()
-    check: hashlib._Hash | None = None
-    algo = want = None
     # plain descriptors: verifying a version calls this once per downloaded file
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
-        if expect_digest:
-            algo, _, want = expect_digest.partition(":")
-            if algo == "git-blob":
-                check = git_blob_hasher(os.fstat(fd).st_size)
-            elif algo in ("md5", "sha1", "sha256"):
-                check = hashlib.new(algo, usedforsecurity=False)
+        needs_size = (expect_digest or "").startswith("git-blob:")
+        check, algo, want = _checker(expect_digest, os.fstat(fd).st_size if needs_size else 0)
         size = 0
         while chunk := os.read(fd, _CHUNK):
             sha.update(chunk)
@@ -54,9 +66,24 @@ def hash_file(path: Path, expect_digest: str | None = None) -> tuple[str, int]:
                 check.update(chunk)
     finally:
         os.close(fd)
-    if check is not None and check.hexdigest() != (want or "").lower():
-        raise VerificationError(f"{path.name}: {algo} is {check.hexdigest()}, expected {want}")
+    _compare(check, algo, want, path.name)
     return sha.hexdigest(), size
+
+
+def hash_bytes(data: bytes, name: str, expect_digest: str | None = None) -> str:
+    """The sha256 of ``data`` (a download held in memory, called ``name`` in errors); check
+    ``expect_digest`` as :func:`hash_file` does. A sha256 digest is checked by that one hash."""
+    sha = hashlib.sha256(data).hexdigest()
+    if expect_digest and expect_digest.startswith("sha256:"):
+        want = expect_digest.partition(":")[2]
+        if sha != want.lower():
+            raise VerificationError(f"{name}: sha256 is {sha}, expected {want}")
+        return sha
+    check, algo, want = _checker(expect_digest, len(data))
+    if check is not None:
+        check.update(data)
+    _compare(check, algo, want, name)
+    return sha
 
 
 @attrs.frozen
@@ -123,6 +150,25 @@ class ObjectStore:
                 raise
             os.makedirs(folder, exist_ok=True)
             os.replace(path, target)
+
+    def write(self, sha256: str, data: bytes, made: set[str]) -> None:
+        """Store verified bytes held in memory as the object: written read-only to a
+        temporary name beside it, then renamed (a reader never sees a partial object). The
+        caller holds the objects lock; ``made`` remembers the prefix folders known to exist,
+        so a version of many files costs one ``mkdir`` per folder, not per file."""
+        folder = os.path.join(self._objects, sha256[:2])
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        tmp = os.path.join(folder, f".{sha256[2:]}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, READ_ONLY)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, os.path.join(folder, sha256[2:]))
 
     def link_into(self, sha256: str, dest: str | Path) -> None:
         """Make ``dest`` a read-only hard link to the object (a copy where links fail)."""

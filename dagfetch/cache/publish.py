@@ -1,11 +1,11 @@
 """From downloaded files to a published version, in two steps with the caller's policy between.
 
-1. :func:`verify` hashes each download and checks it against what the listing promised (its
-   size, the store's digest where it gives one) and checks that each symlink stays inside the
-   version. It writes nothing and returns the verified file list, named by
-   :func:`version_id_for`.
-2. :meth:`Publisher.publish` moves the new contents into the object store, builds the tree of
-   hard links in staging, renames it into place and writes its record.
+1. :func:`verify` hashes each download (a file in staging, or bytes held in memory) and
+   checks it against what the listing promised (its size, the store's digest where it gives
+   one) and checks that each symlink stays inside the version. It writes nothing and returns
+   the verified file list, named by :func:`version_id_for`.
+2. :meth:`Publisher.publish` moves (or writes) the new contents into the object store, builds
+   the tree of hard links in staging, renames it into place and writes its record.
 
 Between the two, :mod:`dagfetch.sync` decides whether that version may be published (an
 immutable source must not change, a refetch must give the version asked for): the cache
@@ -32,7 +32,7 @@ import attrs
 
 from dagfetch.cache.layout import CURRENT, CacheLayout, check_version_id
 from dagfetch.cache.locks import CacheLocks
-from dagfetch.cache.objects import ObjectStore, hash_file
+from dagfetch.cache.objects import ObjectStore, hash_bytes, hash_file
 from dagfetch.cache.records import RecordStore, utcnow
 from dagfetch.cache.trees import (
     build_tree,
@@ -54,13 +54,15 @@ log = get_logger(__name__)
 
 @attrs.frozen
 class PlannedFile:
-    """One file of a version being built: already in the object store (``sha256``) or just
-    downloaded (``downloaded``, with ``sha256`` when the fetcher hashed what it wrote); a
-    symlink needs neither."""
+    """One file of a version being built: already in the object store (``sha256``), just
+    downloaded (``downloaded``, with ``sha256`` when the fetcher hashed what it wrote), or
+    fetched into memory (``data``: many small files cost one write each, never a write and a
+    read back); a symlink needs none."""
 
     remote: RemoteFile
     sha256: str | None = None
     downloaded: Path | None = None
+    data: bytes | None = None
 
 
 @attrs.frozen
@@ -79,6 +81,8 @@ class VerifiedFiles:
     backend_version: str | None
     files: tuple[CachedFile, ...]
     downloads: tuple[Download, ...] = ()
+    #: verified contents held in memory, by sha256
+    blobs: tuple[tuple[str, bytes], ...] = ()
 
 
 @attrs.frozen
@@ -123,12 +127,16 @@ def verify(planned: Sequence[PlannedFile], *, backend_version: str | None) -> Ve
     Raises VerificationError naming the first file that is not what the listing said."""
     files: list[CachedFile] = []
     downloads: list[Download] = []
+    blobs: dict[str, bytes] = {}
     for item in planned:
         remote = item.remote
         if remote.kind == "symlink":
             target = remote.target or ""
             safe_link_target(remote.path, target)
             sha, size = hashlib.sha256(target.encode()).hexdigest(), 0
+        elif item.data is not None:
+            sha, size = _check_bytes(remote, item.data), len(item.data)
+            blobs[sha] = item.data
         elif item.downloaded is not None:
             sha, size = _check_download(remote, item.downloaded, item.sha256)
             downloads.append(Download(item.downloaded, sha))
@@ -142,8 +150,18 @@ def verify(planned: Sequence[PlannedFile], *, backend_version: str | None) -> Ve
             )
         )
     return VerifiedFiles(
-        version_id_for(files, backend_version), backend_version, tuple(files), tuple(downloads)
+        version_id_for(files, backend_version), backend_version, tuple(files), tuple(downloads),
+        tuple(blobs.items()),
     )
+
+
+def _check_bytes(remote: RemoteFile, data: bytes) -> str:
+    """The sha256 of a download held in memory that matches its listing entry."""
+    if 0 <= remote.size != len(data):
+        raise VerificationError(
+            f"{remote.path}: got {len(data)} bytes, the listing said {remote.size}"
+        )
+    return hash_bytes(data, remote.path, remote.digest)
 
 
 def _check_download(
@@ -230,6 +248,9 @@ class Publisher:
                 return Published(existing.version, new=False)
             for download in verified.downloads:
                 self.objects.ingest(download.path, download.sha256)
+            made: set[str] = set()
+            for sha256, data in verified.blobs:
+                self.objects.write(sha256, data, made)
             build_tree(self.objects, str(staging.tree), verified.files)
             make_read_only(staging.tree)
             # an orphan, the tree of an evicted version of this id, or an unmarked one

@@ -38,9 +38,9 @@ import attrs
 from dagfetch._entrypoints import entry_points
 from dagfetch.errors import ConfigError
 from dagfetch.graphs.model import Edge, Graph, Task
-from dagfetch.graphs.worker.environment import mask_known_secrets
-from dagfetch.graphs.worker.pool import parse_files
-from dagfetch.graphs.worker.protocol import FileResult
+from dagfetch.graphs.worker.environment import known_secrets_masker
+from dagfetch.graphs.worker.pool import WorkerPool
+from dagfetch.graphs.worker.protocol import FileResult, duplicate_text
 from dagfetch.graphs.worker.settings import WorkerSettings
 from dagfetch.importing import dag_files
 from dagfetch.redact import get_logger
@@ -65,6 +65,8 @@ def available_extractors() -> dict[str, str]:
 
 def resolve_extractors(names: Sequence[str] | None) -> list[str]:
     """``module:attr`` references for the named extractors; default: the built-in one."""
+    if names and all(":" in name for name in names):
+        return list(names)  # references already: no need to read every entry point
     known = available_extractors()
     refs = []
     for name in names or [DEFAULT_EXTRACTOR]:
@@ -139,6 +141,9 @@ class ExtractResult:
     #: extraction of a version that changed only some DAG files carries over)
     outcomes: Mapping[str, FileResult] = attrs.field(factory=dict, eq=False, repr=False)
     parsed: int = 0  # files actually run (the others were carried over)
+    #: the extractors' wording of a dag_id defined twice (see extract_version), kept for the
+    #: next extraction in case it parses no file
+    duplicate_message: str | None = None
 
 
 def extract_version(
@@ -150,13 +155,20 @@ def extract_version(
     settings: WorkerSettings | None = None,
     environ: Mapping[str, str] | None = None,
     carried: Mapping[str, FileResult] | None = None,
+    pool: WorkerPool | None = None,
+    duplicate_message: str | None = None,
 ) -> ExtractResult:
     """Parse the DAG files of a version folder (default: :func:`dagfetch.importing.dag_files`)
     in worker processes (:mod:`dagfetch.graphs.worker`), each file within ``file_timeout``
     seconds (default: ``settings.file_timeout``). ``environ`` (default ``os.environ``) is
     what the workers' scrubbed environment is taken from, and whose secrets are masked.
     ``carried``: outcomes of files known not to have changed (see
-    :mod:`dagfetch.graphs.carryover`), used instead of running those files again."""
+    :mod:`dagfetch.graphs.carryover`), used instead of running those files again.
+    ``pool``: warm workers to parse in (they must be the ones these arguments would start);
+    default: workers started for this call and stopped after it. A ``dag_id`` that a second
+    file defines again makes that file an import error, in the words of the first extractor
+    that has a ``duplicate_message`` (Airflow's own, for the ``airflow`` extractor; else
+    ``duplicate_message`` as given, else dagfetch's)."""
     root = Path(root).resolve()
     started = time.monotonic()
     settings = settings or WorkerSettings()
@@ -167,35 +179,51 @@ def extract_version(
     refs = resolve_extractors(extractors)
     carried = {rel: outcome for rel, outcome in (carried or {}).items() if rel in wanted}
     to_parse = [rel for rel in wanted if rel not in carried]
-    outcomes = {**carried, **parse_files(root, to_parse, refs, settings, environ)}
+    if pool is not None and not pool.serves(refs, settings, environ):
+        raise ValueError("the worker pool was started for other extractors or settings")
+    workers = pool if pool is not None else WorkerPool(refs, settings, environ)
+    try:
+        outcomes = {**carried, **workers.parse(root, to_parse)}
+        duplicate_message = workers.duplicate_message or duplicate_message
+    finally:
+        if workers is not pool:
+            workers.close()
+    mask = known_secrets_masker(environ)
     found = {rel: result.graphs for rel, result in outcomes.items() if result.error is None}
     errors = {rel: result.error for rel, result in outcomes.items() if result.error is not None}
-    for rel in [rel for rel, graphs in found.items() if _holds_a_secret(graphs, environ)]:
+    for rel in [rel for rel, graphs in found.items() if _holds_a_secret(graphs, mask)]:
         # DAG code may have read a secret (its parent's /proc/<pid>/environ, a file) and
         # named a task after it: such a graph never reaches the database
         del found[rel]
         errors[rel] = "a graph of this file holds a secret known to dagfetch (not recorded)"
-    graphs = _dedupe(found, errors)
     # tracebacks go to the database: mask every secret this process knows (connections,
     # secret-looking variables of the environment)
-    errors = {rel: mask_known_secrets(message, environ) for rel, message in errors.items()}
+    errors = {rel: mask(message) for rel, message in errors.items()}
+    # each file's own outcome as the store may see it (what is carried over, and kept on
+    # disk for the next process): errors masked, no graph holding a secret
+    outcomes = {rel: FileResult(rel, (), errors[rel]) if rel in errors else outcome
+                for rel, outcome in outcomes.items()}
+    graphs = _dedupe(root, found, errors, duplicate_message)
+    errors = {rel: mask(message) for rel, message in errors.items()}
     seconds = time.monotonic() - started
     log.info("%s: %d files (%d parsed, %d carried over), %d DAGs, %d import errors in %.2fs",
              root, len(wanted), len(to_parse), len(carried), len(graphs), len(errors), seconds)
     return ExtractResult(root, len(wanted), tuple(graphs), errors, seconds, outcomes,
-                         len(to_parse))
+                         len(to_parse), duplicate_message)
 
 
-def _holds_a_secret(graphs: Sequence[Graph], environ: Mapping[str, str]) -> bool:
+def _holds_a_secret(graphs: Sequence[Graph], mask: Callable[[str], str]) -> bool:
     text = json.dumps([graph.to_json() for graph in graphs])
-    return mask_known_secrets(text, environ) != text
+    return mask(text) != text
 
 
 def _dedupe(
-    found: Mapping[str, Sequence[Graph]], errors: dict[str, str]
+    root: Path, found: Mapping[str, Sequence[Graph]], errors: dict[str, str],
+    template: str | None,
 ) -> list[tuple[str, Graph]]:
     """One graph per dag_id: within a file the first extractor wins; a dag_id that a second
-    file defines again makes that file an import error (as Airflow does)."""
+    file defines again makes that file an import error (as Airflow does), worded by
+    ``template`` (its ``{file}`` and ``{other}`` are full paths, as in Airflow's message)."""
     owner: dict[str, str] = {}
     out: list[tuple[str, Graph]] = []
     for rel in sorted(found):
@@ -203,8 +231,11 @@ def _dedupe(
         problem = None
         for graph in found[rel]:
             if graph.dag_id in owner:
-                problem = (f"DAG {graph.dag_id!r} is already defined in {owner[graph.dag_id]}; "
-                           "dag_id must be unique across the repository")
+                other = owner[graph.dag_id]
+                problem = duplicate_text(template, graph.dag_id, str(root / rel),
+                                         str(root / other)) if template else (
+                    f"DAG {graph.dag_id!r} is already defined in {other}; "
+                    "dag_id must be unique across the repository")
                 break
             if any(g.dag_id == graph.dag_id for _, g in mine):
                 continue

@@ -21,12 +21,14 @@ import attrs
 
 from dagfetch.cache import GcReport
 from dagfetch.errors import ConfigError, DagfetchError, ManifestError
+from dagfetch.graphs import carryover
 from dagfetch.graphs.carryover import PreviousExtraction, carried_outcomes
 from dagfetch.graphs.database import default_url as db_default_url
 from dagfetch.graphs.extract import extract_version, resolve_extractors
 from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef, UnstableDag
 from dagfetch.graphs.schema import DEFAULT_PREFIX
 from dagfetch.graphs.store import DEFAULT_KEEP_SOURCES, GraphStore
+from dagfetch.graphs.worker.pool import WorkerPool
 from dagfetch.graphs.worker.settings import WorkerSettings
 from dagfetch.importing import dag_files
 from dagfetch.models import SyncResult
@@ -93,6 +95,33 @@ class GraphPipeline:
             manifest.extract, manifest.source)
         self.file_timeout = file_timeout
         self._previous: dict[str, PreviousExtraction] = {}  # per repository, see carryover
+        #: extraction workers kept warm from one extraction to the next (see close())
+        self._pool: WorkerPool | None = None
+        self._pool_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the extraction workers this pipeline keeps warm (also done when it is garbage
+        collected and at exit). The pipeline stays usable: workers start again when needed."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+    def __enter__(self) -> GraphPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def workers(self, refs: Sequence[str], settings: WorkerSettings) -> WorkerPool:
+        """The warm workers for these extractors and settings; a pool started for others is
+        stopped first (one pool at a time: each worker holds a whole interpreter)."""
+        with self._pool_lock:
+            if self._pool is None or not self._pool.serves(refs, settings):
+                if self._pool is not None:
+                    self._pool.close()
+                self._pool = WorkerPool(refs, settings)
+            return self._pool
 
     def extractors_for(self, repo_id: str) -> list[str] | None:
         """The extractors a repository's files are parsed with: the caller's, else the
@@ -137,14 +166,30 @@ class GraphPipeline:
         extractors = tuple(chosen) if chosen else None
         settings = attrs.evolve(self.extract_settings, file_timeout=self.file_timeout) \
             if self.file_timeout is not None else self.extract_settings
-        carried = carried_outcomes(self._previous.get(repo_id), hashes, files, extractors,
-                                   settings)
-        result = extract_version(root, files=files, extractors=chosen,
-                                 settings=settings, carried=carried)
-        self._previous[repo_id] = PreviousExtraction(version_id, hashes, result.outcomes,
-                                                     extractors, settings)
-        return self.store.record_extraction(repo_id, version_id, result.graphs, result.errors,
-                                            file_count=result.files, file_hashes=hashes)
+        previous = self._previous.get(repo_id) or self._kept(repo_id, extractors, settings)
+        carried = carried_outcomes(previous, hashes, files, extractors, settings)
+        refs = resolve_extractors(chosen)  # once: reading every entry point takes a while
+        pool = self.workers(refs, settings) if len(carried) < len(files) else None
+        result = extract_version(root, files=files, extractors=refs,
+                                 settings=settings, carried=carried, pool=pool,
+                                 duplicate_message=previous.duplicate_message
+                                 if previous is not None else None)
+        made = PreviousExtraction(version_id, hashes, result.outcomes, extractors, settings,
+                                  result.duplicate_message)
+        extraction = self.store.record_extraction(repo_id, version_id, result.graphs,
+                                                  result.errors, file_count=result.files,
+                                                  file_hashes=hashes)
+        self._previous[repo_id] = made
+        carryover.save(workspace.cache.root, repo_id, made)  # for the next process
+        return extraction
+
+    def _kept(self, repo_id: str, extractors: tuple[str, ...] | None,
+              settings: WorkerSettings) -> PreviousExtraction | None:
+        """What a former process extracted last, when its graphs are in this graph store."""
+        kept = carryover.load(self.workspace.cache.root, repo_id, extractors, settings)
+        if kept is None or not self.store.is_extracted(repo_id, kept.version_id):
+            return None
+        return kept
 
     def check_stability(self, extraction: Extraction) -> tuple[UnstableDag, ...]:
         """The DAGs that this extraction gave a new graph and that keep changing by

@@ -116,6 +116,37 @@ def http_timeouts(connect: float, read: float) -> dict[str, Any]:
 def no_timeouts(connect: float, read: float) -> dict[str, Any]:
     return {}
 
+
+@attrs.frozen
+class ConditionalWrites:
+    """How a store replaces an object only if it is still the one read (compare and swap).
+
+    ``tag``: listed ``info`` -> the object's tag (an ETag). ``put_kwargs``: tag -> keyword
+    arguments of ``pipe_file`` that replace only the object of that tag, or (None) create
+    only if there is none. ``refused``: whether an error of that write is the store refusing
+    the condition (the object changed meanwhile)."""
+
+    tag: Callable[[Mapping[str, Any]], str | None]
+    put_kwargs: Callable[[str | None], dict[str, Any]]
+    refused: Callable[[BaseException], bool]
+
+
+def _s3_refused(exc: BaseException) -> bool:
+    # s3fs maps If-None-Match failures to FileExistsError and If-Match ones to an OSError
+    # whose cause is botocore's ClientError with the code PreconditionFailed (HTTP 412)
+    if isinstance(exc, FileExistsError):
+        return True
+    cause = getattr(exc, "__cause__", None)
+    code = (getattr(cause, "response", None) or {}).get("Error", {}).get("Code")
+    return code in ("PreconditionFailed", "412")
+
+
+S3_CONDITIONAL = ConditionalWrites(
+    tag=lambda info: (str(info["ETag"]) if info.get("ETag") else None),
+    put_kwargs=lambda tag: {"IfMatch": tag} if tag is not None else {"IfNoneMatch": "*"},
+    refused=_s3_refused,
+)
+
 # fsspec protocols that read the content of something else as a tree: an archive, a local
 # git repository, a set of references. A repository URL naming one is a mistake (dagfetch
 # has its own git backend; archives are the dagfetch-zip plugin's), so none is used as a
@@ -141,6 +172,8 @@ class StoreFamily:
     ``timeouts``: (connect, read) seconds -> file-system keyword arguments setting them.
     ``single_attempt``: turns off the file system's own retries (dagfetch's retry policy
     decides what is retried, and a refused connection is not).
+    ``conditional``: compare-and-swap writes (:class:`ConditionalWrites`); None where the
+    store (or dagfetch) has none.
     """
 
     name: str
@@ -155,6 +188,7 @@ class StoreFamily:
     container: str | None = None
     timeouts: TimeoutMapper = no_timeouts
     single_attempt: Callable[[Any], None] = no_own_retries
+    conditional: ConditionalWrites | None = None
 
     @property
     def versioned(self) -> bool:
@@ -182,6 +216,7 @@ S3 = StoreFamily(
     container="bucket",
     timeouts=s3_timeouts,
     single_attempt=s3_single_attempt,
+    conditional=S3_CONDITIONAL,
 )
 GCS = StoreFamily(
     name="gcs",

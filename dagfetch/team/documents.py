@@ -156,7 +156,7 @@ class VersionDocument:
     def from_bytes(cls, data: bytes, where: str) -> VersionDocument:
         raw = _load(_gunzip(data, where), where)
         try:
-            packs = [str(p) for p in raw["packs"]]
+            packs = [_pack_name(p) for p in raw["packs"]]  # checked once, not per file
             files = []
             contents: dict[str, Location] = {}
             for entry in raw["files"]:
@@ -165,7 +165,7 @@ class VersionDocument:
                     raise ValueError(f"{f.path!r} is not a normal relative path")
                 if f.kind == "file":
                     pack, offset = entry["at"]
-                    contents[f.sha256] = _location(packs[int(pack)], offset, f.size)
+                    contents[f.sha256] = _placed(packs[int(pack)], offset, f.size)
                 files.append(f)
             version = Version(
                 repo_id=str(raw["repo_id"]),
@@ -197,17 +197,26 @@ def unique_contents(files: Iterable[CachedFile]) -> list[CachedFile]:
 
 def snapshot_locations(pack: str, files: Iterable[CachedFile]) -> dict[str, Location]:
     """Where each content lives in a snapshot pack written in :func:`unique_contents` order."""
+    pack = _pack_name(pack)
     placed: dict[str, Location] = {}
     offset = 0
     for f in unique_contents(files):
-        placed[f.sha256] = _location(pack, offset, f.size)
+        placed[f.sha256] = _placed(pack, offset, f.size)
         offset += f.size
     return placed
 
 
-def _location(pack: Any, offset: Any, length: Any) -> Location:
-    pack, offset, length = str(pack), int(offset), int(length)
-    if "/" in pack or pack.startswith(".") or offset < 0 or length < 0:
+def _pack_name(raw: Any) -> str:
+    pack = str(raw)
+    if not pack or "/" in pack or pack.startswith("."):
+        raise ValueError(f"bad pack name {pack!r}")
+    return pack
+
+
+def _placed(pack: str, offset: Any, length: Any) -> Location:
+    """A location in a pack whose name :func:`_pack_name` checked."""
+    offset, length = int(offset), int(length)
+    if offset < 0 or length < 0:
         raise ValueError(f"bad location {pack!r} {offset} {length}")
     return Location(pack, offset, length)
 

@@ -18,11 +18,11 @@ from collections.abc import Collection, Iterable
 
 import attrs
 
-from dagfetch.cache.publish import PlannedFile, Staging
+from dagfetch.cache.publish import PlannedFile
 from dagfetch.cache.records import utcnow
 from dagfetch.cache.store import VersionCache
 from dagfetch.errors import RemoteNotFoundError, VerificationError, VersionUnavailableError
-from dagfetch.models import Version
+from dagfetch.models import RemoteFile, Version
 from dagfetch.redact import get_logger, redact_url
 from dagfetch.team.documents import Location, VersionDocument, pack_key, unique_contents
 from dagfetch.team.objects import TeamObjects
@@ -101,8 +101,9 @@ def fetch_version(
             log.info("%s: snapshot of %s is gone; reading its delta packs", repo_id, version_id)
             spans = plan_spans({sha: document.contents[sha] for sha in lacking})
             requests += _read(objects, repo_id, spans, blobs)
+    nbytes, fetched = sum(len(b) for b in blobs.values()), len(blobs)
     with cache.staging(repo_id) as staging:
-        planned = _plan(document, blobs, staging)
+        planned = _plan(document, blobs)
         try:
             verified = cache.verify(planned, backend_version=document.version.backend_version)
         except VerificationError as exc:
@@ -116,10 +117,9 @@ def fetch_version(
         published = cache.publish(
             staging, verified, source_url=document.version.source_url,
             fingerprint=document.version.fingerprint, refetchable=document.version.refetchable)
-    nbytes = sum(len(b) for b in blobs.values())
     log.info("%s: fetched %s from the team cache (%d contents, %d bytes, %d requests)",
-             repo_id, version_id, len(blobs), nbytes, requests)
-    return Fetched(published.version, len(blobs), nbytes, requests)
+             repo_id, version_id, fetched, nbytes, requests)
+    return Fetched(published.version, fetched, nbytes, requests)
 
 
 def _check_names(document: VersionDocument, repo_id: str, version_id: str) -> None:
@@ -155,23 +155,20 @@ def _read(objects: TeamObjects, repo_id: str, spans: Iterable[_Span],
     return count
 
 
-def _plan(
-    document: VersionDocument, blobs: dict[str, bytes], staging: Staging
-) -> list[PlannedFile]:
+def _plan(document: VersionDocument, blobs: dict[str, bytes]) -> list[PlannedFile]:
     """Files of the version for :func:`~dagfetch.cache.publish.verify`: each fetched content
-    written once to staging with the digest it must have; the rest already local."""
-    staging.downloads.mkdir(parents=True, exist_ok=True)
+    once, held in memory with the digest it must have (verify hashes it once, publish writes
+    it once into the object store); the rest already local."""
     planned: list[PlannedFile] = []
-    written: set[str] = set()
     for f in document.version.files:
-        remote = attrs.evolve(f.as_remote(), digest=f"sha256:{f.sha256}")
-        if f.kind != "file" or f.sha256 not in blobs or f.sha256 in written:
-            planned.append(PlannedFile(remote, sha256=None if f.kind != "file" else f.sha256))
+        if f.kind != "file":
+            planned.append(PlannedFile(f.as_remote()))
             continue
-        path = staging.downloads / f.sha256
-        path.write_bytes(blobs[f.sha256])
-        written.add(f.sha256)
-        planned.append(PlannedFile(remote, downloaded=path))
+        remote = RemoteFile(f.path, f.size, f.token, f"sha256:{f.sha256}", f.kind, f.target,
+                            f.extra)
+        data = blobs.pop(f.sha256, None)
+        planned.append(PlannedFile(remote, sha256=f.sha256) if data is None
+                       else PlannedFile(remote, data=data))
     return planned
 
 

@@ -1,23 +1,33 @@
-"""The team cache's objects, through fsspec: whole GETs, ranged GETs, atomic PUTs, listings.
+"""The team cache's objects, through fsspec: whole GETs, ranged GETs, atomic PUTs, listings,
+and compare-and-swap PUTs for the pointer.
 
-Every call here is one request to the store (a listing may page), so the follower's request
-budget can be read off the code that calls it. Errors of the lower library become
-:class:`~dagfetch.errors.FetchError` naming the redacted URL of the object, masked.
+Every call here is one request to the store (a listing may page; :meth:`TeamObjects.get_tagged`,
+a leader's, is two), so the follower's request budget can be read off the code that calls it.
+Errors of the lower library become :class:`~dagfetch.errors.FetchError` naming the redacted
+URL of the object, masked.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import posixpath
+import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 import attrs
 
 from dagfetch.errors import DagfetchError, FetchError, RemoteNotFoundError
+from dagfetch.oslock import exclusive_lock
 from dagfetch.redact import mask, redact_url
 from dagfetch.storage import OpenedStore
+
+#: how long a leader waits for another one's compare-and-swap of a folder's pointer
+SWAP_LOCK_TIMEOUT = 60.0
+_IN_MEMORY_SWAP = threading.Lock()  # fsspec's memory:// lives in this process only
 
 
 @attrs.define
@@ -88,6 +98,73 @@ class TeamObjects:
                 self.store.fs.rm_file(tmp)
                 raise
 
+    # -- compare and swap (the pointer) -----------------------------------------------------
+
+    @property
+    def compare_and_swap(self) -> bool:
+        """Whether :meth:`put_if` is a real compare-and-swap here: on a store with conditional
+        writes (S3's ``If-Match``/``If-None-Match``) and on a folder (an OS lock around the
+        swap); elsewhere it is a plain PUT and the last writer wins."""
+        return self._local or self.store.family.conditional is not None
+
+    def get_tagged(self, key: str) -> tuple[bytes, str | None]:
+        """A whole object and the tag :meth:`put_if` compares: its ETag (a HEAD, then the
+        GET: an object replaced between the two fails the swap, never passes it), the sha256
+        of its bytes on a folder, None where the store has no conditional writes."""
+        conditional = self.store.family.conditional
+        if conditional is None:
+            data = self.get(key)
+            return data, (hashlib.sha256(data).hexdigest() if self._local else None)
+        path = self._path(key)
+        with self._errors(key, "read"):
+            self.store.fs.invalidate_cache(path)
+            tag = conditional.tag(self.store.fs.info(path))
+        return self.get(key), tag
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        """Write ``key`` only if it is still the object :meth:`get_tagged` read (``tag``), or
+        (None) only if there is none; False when another writer was first. Atomic as
+        :meth:`put`. Without conditional writes: :meth:`put`, True."""
+        conditional = self.store.family.conditional
+        if self._local:
+            return self._swap_file(key, data, tag)
+        if conditional is None:
+            self.put(key, data)
+            return True
+        try:
+            with self._errors(key, "write"):
+                try:
+                    self.store.fs.pipe_file(self._path(key), data, **conditional.put_kwargs(tag))
+                except Exception as exc:
+                    if conditional.refused(exc):
+                        return False
+                    raise
+        finally:
+            self.store.fs.invalidate_cache(self._path(key))
+        return True
+
+    def _swap_file(self, key: str, data: bytes, tag: str | None) -> bool:
+        path = self._path(key)
+        parent = posixpath.dirname(path)
+        with self._errors(key, "write"):
+            self.store.fs.makedirs(parent, exist_ok=True)
+            with self._swap_lock(parent, posixpath.basename(path)):
+                try:
+                    now: str | None = hashlib.sha256(self.store.fs.cat_file(path)).hexdigest()
+                except FileNotFoundError:
+                    now = None
+                if now != tag:
+                    return False
+                self.put(key, data)
+        return True
+
+    def _swap_lock(self, parent: str, name: str) -> AbstractContextManager[Any]:
+        from fsspec.implementations.local import LocalFileSystem
+
+        if isinstance(self.store.fs, LocalFileSystem):  # other processes, other machines
+            return exclusive_lock(os.path.join(parent, f".lock-{name}"), SWAP_LOCK_TIMEOUT)
+        return _IN_MEMORY_SWAP
+
     def exists(self, key: str) -> bool:
         with self._errors(key, "check"):
             return bool(self.store.fs.exists(self._path(key)))
@@ -105,7 +182,7 @@ class TeamObjects:
             if info.get("type") == "directory":
                 continue
             name = posixpath.basename(str(info["name"]).rstrip("/"))
-            if name and not name.startswith(".tmp-"):
+            if name and not name.startswith((".tmp-", ".lock-")):
                 found.append((name, dict(info)))
         return found
 

@@ -11,10 +11,14 @@ Order (what makes a follower see the old version or the new one, never a part):
    a temporary file and a rename on a folder.
 
 Two leaders uploading at once write packs under distinct names and complete documents, so
-whichever pointer lands last names a complete version (last writer wins; fsspec offers no
-portable conditional write). After the pointer moves, the snapshot of the version published
-two uploads ago is dropped (its document keeps the delta locations): snapshots cost at most
-two versions' worth of bytes.
+any pointer names a complete version. The pointer moves by compare-and-swap where the store
+has one (S3's conditional PUTs; an OS lock on a folder): a leader moves it only from the
+pointer it read before uploading, so a leader that lost the race never moves it back to what
+it uploaded from an older view; it reports the winner and leaves the pointer alone
+(:attr:`Uploaded.moved` false). On stores without conditional writes (GCS, Azure through
+fsspec today) the last pointer written wins. After the pointer moves, the snapshot of the
+version published two uploads ago is dropped (its document keeps the delta locations):
+snapshots cost at most two versions' worth of bytes.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ class Uploaded:
     new_contents: int
     new_bytes: int
     already_there: bool = False
+    #: False: another leader moved the pointer while this one uploaded (to ``pointer``)
+    moved: bool = True
+    #: the version the pointer names after this upload
+    pointer: str | None = None
 
 
 def read_pointer(objects: TeamObjects, repo_id: str) -> Pointer | None:
@@ -61,6 +69,16 @@ def read_pointer(objects: TeamObjects, repo_id: str) -> Pointer | None:
         return Pointer.from_bytes(objects.get(key), key)
     except RemoteNotFoundError:
         return None
+
+
+def read_pointer_tagged(objects: TeamObjects, repo_id: str) -> tuple[Pointer | None, str | None]:
+    """The pointer and the tag a compare-and-swap of it compares (None, None: no pointer)."""
+    key = pointer_key(repo_id)
+    try:
+        data, tag = objects.get_tagged(key)
+    except RemoteNotFoundError:
+        return None, None
+    return Pointer.from_bytes(data, key), tag
 
 
 def read_document(objects: TeamObjects, repo_id: str, version_id: str) -> VersionDocument | None:
@@ -74,14 +92,14 @@ def read_document(objects: TeamObjects, repo_id: str, version_id: str) -> Versio
 def upload(objects: TeamObjects, cache: VersionCache, version: Version) -> Uploaded:
     """Upload ``version`` (present in ``cache``) and make it the published one."""
     repo_id, version_id = version.repo_id, version.version_id
-    pointer = read_pointer(objects, repo_id)
+    pointer, tag = read_pointer_tagged(objects, repo_id)
     if pointer is not None and pointer.version_id == version_id:
-        return Uploaded(repo_id, version_id, 0, 0, already_there=True)
+        return Uploaded(repo_id, version_id, 0, 0, already_there=True, pointer=version_id)
     previous = read_document(objects, repo_id, pointer.version_id) if pointer else None
     existing = read_document(objects, repo_id, version_id)
     if existing is not None:  # uploaded before (a revert, or another leader): re-point only
-        _move_pointer(objects, existing, previous)
-        return Uploaded(repo_id, version_id, 0, 0, already_there=True)
+        moved = _move_pointer(objects, existing, previous, tag)
+        return _uploaded(objects, version, 0, 0, moved, already_there=True)
 
     known = dict(previous.contents) if previous else {}
     everything = unique_contents(version.files)
@@ -105,22 +123,40 @@ def upload(objects: TeamObjects, cache: VersionCache, version: Version) -> Uploa
         previous=pointer.version_id if pointer else None, uploaded_at=utcnow().isoformat(),
     )
     objects.put(document_key(repo_id, version_id), document.to_bytes())
-    _move_pointer(objects, document, previous)
+    moved = _move_pointer(objects, document, previous, tag)
     log.info("%s: uploaded %s to the team cache (%d new contents, %d bytes)",
              repo_id, version_id, len(lacking), new_bytes)
-    return Uploaded(repo_id, version_id, len(lacking), new_bytes)
+    return _uploaded(objects, version, len(lacking), new_bytes, moved)
 
 
-def _move_pointer(
-    objects: TeamObjects, document: VersionDocument, previous: VersionDocument | None
-) -> None:
+def _uploaded(objects: TeamObjects, version: Version, new_contents: int, new_bytes: int,
+              moved: bool, *, already_there: bool = False) -> Uploaded:
+    repo_id, version_id = version.repo_id, version.version_id
+    if moved:
+        return Uploaded(repo_id, version_id, new_contents, new_bytes, already_there,
+                        pointer=version_id)
+    winner = read_pointer(objects, repo_id)
+    named = winner.version_id if winner else None
+    log.warning("%s: another leader moved the team cache's pointer (to %s) while this one "
+                "uploaded %s; the pointer stays where that leader put it", repo_id, named,
+                version_id)
+    return Uploaded(repo_id, version_id, new_contents, new_bytes, already_there,
+                    moved=False, pointer=named)
+
+
+def _move_pointer(objects: TeamObjects, document: VersionDocument,
+                  previous: VersionDocument | None, tag: str | None) -> bool:
+    """Move the pointer to ``document``'s version if it still is what was read (``tag``);
+    False when another leader moved it first."""
     version = document.version
     pointer = Pointer(version.repo_id, version.version_id,
                       document_key(version.repo_id, version.version_id), utcnow().isoformat())
-    objects.put(pointer_key(version.repo_id), pointer.to_bytes())
+    if not objects.put_if(pointer_key(version.repo_id), pointer.to_bytes(), tag):
+        return False
     if previous is not None and previous.previous and previous.previous != version.version_id:
         drop_snapshot(objects, version.repo_id, previous.previous,
                       keep=frozenset({version.version_id}))
+    return True
 
 
 def drop_snapshot(objects: TeamObjects, repo_id: str, version_id: str, *,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from dagfetch.errors import ManifestError
 from dagfetch.redact import SecretsMasker, masker
@@ -64,7 +64,13 @@ def mask_known_secrets(text: str, environ: Mapping[str, str]) -> str:
     (:data:`dagfetch.redact.masker`) and the values of secret-looking variables of ``environ``
     (``DAGFETCH_CONN_*``, ``AWS_SECRET_ACCESS_KEY``, ``*_TOKEN``...), which DAG code may have
     learnt some other way (a file, a metadata server) and put in an exception message."""
-    return environment_masker(environ).mask(masker.mask(text))
+    return known_secrets_masker(environ)(text)
+
+
+def known_secrets_masker(environ: Mapping[str, str]) -> Callable[[str], str]:
+    """:func:`mask_known_secrets` for many texts: ``environ`` is read once, not per text."""
+    known = environment_masker(environ)
+    return lambda text: known.mask(masker.mask(text))
 
 
 def environment_masker(environ: Mapping[str, str]) -> SecretsMasker:

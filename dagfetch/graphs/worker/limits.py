@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import math
 import os
 import resource
@@ -24,14 +25,41 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, found once: ``find_library`` runs ``ldconfig`` in a subprocess, which
+    cost every forked child tens of milliseconds."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
 def _prctl(option: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
+    libc = _libc()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return int(libc.prctl(option, value, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
+        return libc is not None and int(libc.prctl(option, value, 0, 0, 0)) == 0
+    except AttributeError:
         return False
+
+
+@functools.cache
+def max_fd() -> int:
+    """One past the highest descriptor this process may open (the bound for closing them)."""
+    with contextlib.suppress(OSError, ValueError):
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if 0 < soft < 1 << 20:
+            return int(soft)
+    return 4096
+
+
+def prepare() -> None:
+    """Look up once, in the worker, what every forked child needs (the children inherit it)."""
+    if sys.platform.startswith("linux"):
+        _libc()
+    max_fd()
 
 
 def die_with_parent(sig: int, parent_pid: int) -> None:

@@ -7,7 +7,9 @@ descriptor can at worst make its own file an import error.
 
 Messages:
 
-- ``{"kind": "ready"}``: the worker loaded its extractors and preloaded their modules;
+- ``{"kind": "ready", "duplicate_message"?: str}``: the worker loaded its extractors and
+  preloaded their modules; ``duplicate_message`` is an extractor's wording of a ``dag_id``
+  defined in two files (see :func:`duplicate_text`), sent before any DAG code ran;
 - ``{"kind": "fatal", "error": str}``: it could not (bad extractor, failed preload);
 - ``{"kind": "result", "file": str, "graphs": [graph JSON...], "error": str | null}``:
   what one DAG file gave; exactly one per file the syncing process asked for.
@@ -16,6 +18,7 @@ Messages:
 from __future__ import annotations
 
 import json
+import re
 import struct
 from typing import Any
 
@@ -40,6 +43,29 @@ def is_worker_failure(error: str | None) -> bool:
 
 class ProtocolError(Exception):
     """Bytes that are not a valid message of this protocol."""
+
+
+#: the placeholders of a ``duplicate_message``, filled by plain replacement (never ``format``)
+DUPLICATE_FIELDS = ("{dag_id}", "{file}", "{other}")
+MAX_DUPLICATE_MESSAGE = 2000
+
+
+def duplicate_text(template: str, dag_id: str, file: str, other: str) -> str:
+    """``template`` with its placeholders filled in one pass (a dag_id holding ``{file}``
+    stays as it is)."""
+    values = dict(zip(DUPLICATE_FIELDS, (dag_id, file, other), strict=True))
+    return re.sub("|".join(re.escape(f) for f in DUPLICATE_FIELDS),
+                  lambda match: values[match.group(0)], template)
+
+
+def ready_duplicate_message(message: dict[str, Any]) -> str | None:
+    """The ``duplicate_message`` of a ``ready`` message, checked."""
+    text = message.get("duplicate_message")
+    if text is None:
+        return None
+    if not isinstance(text, str) or len(text) > MAX_DUPLICATE_MESSAGE:
+        raise ProtocolError("a ready message whose duplicate_message is not a short string")
+    return text
 
 
 def encode(message: dict[str, Any]) -> bytes:

@@ -5,20 +5,31 @@ FD PARENT_PID`` (a clean interpreter: the caller's ``__main__`` is never importe
 session of its own, with a scrubbed environment, stdout on ``/dev/null``. It reads commands as
 JSON lines on stdin and writes :mod:`~dagfetch.graphs.worker.protocol` messages on ``FD``:
 
-1. the first line configures it (version folder, extractor references, ``sys.path``, time
-   limit); it loads the extractors, imports what they ``preload`` (Airflow, once), and says
-   ``ready``;
-2. each further line names one DAG file; a forked child imports it and runs the extractors,
+1. the first line configures it (extractor references, ``sys.path``, time limit); it loads
+   the extractors, imports what they ``preload`` (Airflow, once), freezes what it holds out of
+   the garbage collector's reach (so a child's collections do not copy the warm interpreter's
+   memory page by page), and says ``ready``;
+2. each further line names one DAG file and its version folder. Before forking, the worker
+   reads the file's ``import`` statements (with :mod:`ast`: it never runs the file) and
+   imports those of the *installed* packages that ``preload`` names (``airflow.providers.
+   standard.operators.bash`` under ``airflow``), once per worker, as a DAG processor has them
+   imported after its first file; a module of the version folder is never imported here.
+   Then a forked child imports the file and runs the extractors,
    so nothing a file changes (``sys.path``, builtins, stdlib modules, registries) reaches the
    next file; the child's result comes back over a pipe of its own, is checked, and is
    forwarded; whatever the child started is killed before the next file.
 
-The worker itself never runs DAG code; only its children do.
+The worker itself never runs DAG code; only its children do. So it stays as clean as it
+started, and one worker serves any number of files and versions: a long-lived process
+(``sync --watch``, the library API) keeps its workers warm between syncs
+(:class:`~dagfetch.graphs.worker.pool.WorkerPool`).
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -39,12 +50,15 @@ _READ = 65536
 class _Zygote:
     def __init__(self, results_fd: int, config: dict[str, Any]) -> None:
         self.results_fd = results_fd
-        self.root: str = config["root"]
         self.timeout: float = float(config["file_timeout"])
         self.max_processes: int = int(config["max_processes"])
         self.user: str | None = config.get("user")
         self.extractors: list[Any] = []
-        self.top_level: frozenset[str] = frozenset()
+        #: version folder -> its top-level module names (a version's folder never changes)
+        self.top_level: dict[str, frozenset[str]] = {}
+        #: packages whose modules DAG files import are imported here first (see warm_up)
+        self.packages: frozenset[str] = frozenset()
+        self.tried: set[str] = set()
 
     def send(self, message: dict[str, Any]) -> None:
         data = protocol.encode(message)
@@ -53,9 +67,12 @@ class _Zygote:
 
     def load(self, refs: list[str], preload: list[str]) -> None:
         from dagfetch.graphs.extract import load_extractor
-        from dagfetch.importing import top_level_names
 
         self.extractors = [load_extractor(ref) for ref in refs]
+        # the first extractor's wording of a dag_id that a second file defines again
+        self.duplicate_message = next(
+            (text for text in (getattr(e, "duplicate_message", None) for e in self.extractors)
+             if isinstance(text, str)), None)
         for extractor in self.extractors:
             for name, value in dict(getattr(extractor, "environment", None) or {}).items():
                 os.environ.setdefault(str(name), str(value))  # the configuration wins
@@ -63,19 +80,61 @@ class _Zygote:
             preload = [*preload, *(getattr(extractor, "preload", None) or ())]
         for name in preload:
             importlib.import_module(name)
-        # once per version, not once per file or per module (see dagfetch.importing)
-        self.top_level = frozenset(top_level_names(Path(self.root)))
+        self.packages = frozenset(name.partition(".")[0] for name in preload)
+        for extractor in self.extractors:
+            # what the framework imports lazily on first use (Airflow's timetables when the
+            # first DAG is built): done once here, not once per child
+            warm_up = getattr(extractor, "warm_up", None)
+            if callable(warm_up):
+                warm_up()
+        limits.prepare()  # what each child needs, looked up once (libc, the fd limit)
+        # everything loaded so far lives as long as the worker: the children's collections
+        # never walk it (walking it would copy the whole heap into every child)
+        gc.collect()
+        gc.freeze()
+
+    def names_of(self, root: str) -> frozenset[str]:
+        """``root``'s top-level module names, listed once per version, not once per file or
+        per module (see :mod:`dagfetch.importing`)."""
+        from dagfetch.importing import top_level_names
+
+        names = self.top_level.get(root)
+        if names is None:
+            if len(self.top_level) >= 16:  # versions come and go in a long-lived worker
+                self.top_level.clear()
+            names = self.top_level[root] = frozenset(top_level_names(Path(root)))
+        return names
+
+    def warm_up(self, path: Path, top_level: frozenset[str]) -> None:
+        """Import the modules of preloaded packages that ``path`` imports, unless the version
+        folder provides that name itself. What fails to import here is left to the child
+        (the file's own import error, with the file's traceback)."""
+        fresh = False
+        for name in sorted(imported_names(path)):
+            top = name.partition(".")[0]
+            if top not in self.packages or top in top_level or name in self.tried \
+                    or name in sys.modules:
+                continue
+            self.tried.add(name)
+            with contextlib.suppress(Exception, SystemExit):
+                importlib.import_module(name)
+                fresh = True
+        if fresh:
+            gc.freeze()  # as after load(): the children never collect what came with it
 
     # -- one file ----------------------------------------------------------------------------
 
-    def parse(self, rel: str) -> dict[str, Any]:
+    def parse(self, root: str, rel: str) -> dict[str, Any]:
+        top_level = self.names_of(root)
+        if self.packages:
+            self.warm_up(Path(root, rel), top_level)
         result_r, result_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(result_r)
             os.close(stderr_r)
-            self._child(rel, result_w, stderr_w)
+            self._child(root, rel, top_level, result_w, stderr_w)
         os.close(result_w)
         os.close(stderr_w)
         try:
@@ -140,7 +199,8 @@ class _Zygote:
         message: dict[str, Any] = messages[0]
         return message
 
-    def _child(self, rel: str, result_w: int, stderr_w: int) -> NoReturn:
+    def _child(self, root: str, rel: str, top_level: frozenset[str], result_w: int,
+               stderr_w: int) -> NoReturn:
         me = os.getpid()
         message: dict[str, Any] | None = None
         try:
@@ -152,12 +212,12 @@ class _Zygote:
             os.dup2(stderr_w, 2)
             os.dup2(result_w, 3)
             # the parent's pipes (commands, results) are out of the DAG file's reach
-            os.closerange(4, _max_fd())
+            os.closerange(4, limits.max_fd())
             if self.user is not None:
                 limits.become_user(self.user)
             limits.limit_time(self.timeout)
             limits.limit_processes(self.max_processes)
-            message = self._run(rel)
+            message = self._run(root, rel, top_level)
         except BaseException:  # the file's own failures are caught in _run: this is ours
             message = {"kind": "result", "file": rel, "graphs": [],
                        "error": traceback.format_exc()}
@@ -171,10 +231,11 @@ class _Zygote:
                         data = data[os.write(3, data):]
             os._exit(0)
 
-    def _run(self, rel: str) -> dict[str, Any]:
+    def _run(self, root: str, rel: str, top_level: frozenset[str]) -> dict[str, Any]:
         from dagfetch.importing import import_version
 
-        imported = import_version(self.root, [rel], top_level=self.top_level)
+        # the child ends after this file: no need to put sys.modules back
+        imported = import_version(root, [rel], top_level=top_level, throwaway=True)
         if rel in imported.errors:
             return {"kind": "result", "file": rel, "graphs": [], "error": imported.errors[rel]}
         graphs: list[dict[str, Any]] = []
@@ -186,6 +247,35 @@ class _Zygote:
         except Exception:
             return {"kind": "result", "file": rel, "graphs": [], "error": traceback.format_exc()}
         return message
+
+
+MAX_SCANNED_BYTES = 1 << 20
+
+
+def imported_names(path: Path) -> set[str]:
+    """The absolute module names that a Python file's module-level ``import`` statements
+    name (also inside a module-level ``if``, ``try`` or ``with``; not those run only when a
+    function is called), read with :mod:`ast`, never run; nothing for a file that is too
+    large or does not parse."""
+    try:
+        if path.stat().st_size > MAX_SCANNED_BYTES:
+            return set()
+        statements = list(ast.parse(path.read_bytes(), str(path)).body)
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    names: set[str] = set()
+    while statements:
+        node = statements.pop()
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                statements.extend(getattr(node, field, ()))
+        elif isinstance(node, ast.ExceptHandler):
+            statements.extend(node.body)
+    return names
 
 
 def _pidfd(pid: int) -> int | None:
@@ -229,16 +319,6 @@ def _error(rel: str, text: str, tail: bytes | bytearray) -> dict[str, Any]:
     return {"kind": "result", "file": rel, "graphs": [], "error": text}
 
 
-def _max_fd() -> int:
-    with contextlib.suppress(OSError, ValueError):
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if 0 < soft < 1 << 20:
-            return int(soft)
-    return 4096
-
-
 def _read_line(buffer: bytearray) -> bytes | None:
     """The next command from the parent; None at end of file (the parent closed or died)."""
     while b"\n" not in buffer:
@@ -278,9 +358,11 @@ def main(argv: list[str]) -> int:
     except BaseException:
         zygote.send({"kind": "fatal", "error": traceback.format_exc()})
         return 1
-    zygote.send({"kind": "ready"})
+    zygote.send({"kind": "ready", **({"duplicate_message": zygote.duplicate_message}
+                                     if zygote.duplicate_message else {})})
     while (line := _read_line(buffer)) is not None:
-        zygote.send(zygote.parse(json.loads(line)["file"]))
+        command = json.loads(line)
+        zygote.send(zygote.parse(command["root"], command["file"]))
     _shutdown()
 
 

@@ -22,9 +22,11 @@ module dagfetch imported, so a file is parsed once:
   not mention both "airflow" and "dag": such a file gives no DAGs here either.
 
 A ``dag_id`` defined in two files is the graph extraction's own check (the later file becomes
-an import error). The extractor declares ``preload`` (Airflow's heavy modules, imported once
-in a warm worker) and ``environment`` (what Airflow needs to parse without a metadata
-database) for workers that honour them.
+an import error), in Airflow's words: ``duplicate_message`` is the message of Airflow's
+``AirflowDagDuplicatedIdException`` as the installed release words it, with placeholders
+dagfetch fills (the message ``DagBag.import_errors`` gives). The extractor declares
+``preload`` (Airflow's heavy modules, imported once in a warm worker) and ``environment``
+(what Airflow needs to parse without a metadata database) for workers that honour them.
 """
 
 from __future__ import annotations
@@ -190,6 +192,37 @@ class AirflowExtractor:
     @property
     def environment(self) -> Mapping[str, str]:
         return _environment()
+
+    def warm_up(self) -> None:
+        """Build, check and drop one small DAG, in the warm worker before any DAG file: Airflow
+        imports its timetables, assets and serialization models on the first DAG it builds,
+        which would otherwise cost every forked child that work again. Airflow's own code
+        only, never a DAG file's; what it registers is forgotten."""
+        from airflow.sdk import DAG, task
+
+        registry = _install_registry()
+        for schedule in ({"schedule": None}, {}):  # no schedule: Airflow's default timetable
+            with DAG("_dagfetch_warm_up", **schedule) as warm:  # type: ignore[arg-type]
+                @task
+                def first() -> None: ...
+
+                @task
+                def second() -> None: ...
+
+                first() >> second()
+            _bag(warm, __file__)
+            graph_of(warm)
+        registry.clear()
+
+    @property
+    def duplicate_message(self) -> str:
+        """``DagBag.import_errors``' text for a ``dag_id`` already bagged from another file,
+        with ``{dag_id}``, ``{file}`` and ``{other}`` for dagfetch to fill."""
+        from airflow.exceptions import AirflowDagDuplicatedIdException
+
+        error = AirflowDagDuplicatedIdException(dag_id="{dag_id}", incoming="{file}",
+                                                existing="{other}")
+        return f"{type(error).__name__}: {error}"
 
     def __call__(self, module: ModuleType) -> Iterable[Graph]:
         return list(self._graphs(module))

@@ -182,3 +182,128 @@ def test_bad_kwargs_name_the_bundle_and_the_kwarg(airflow: AirflowEnv, tmp_path:
     bundle = Bundle(airflow, tmp_path / "cache", {"url": "s3://b/p", "keep_versions": 0})
     out = bundle.parse()
     assert "dag bundle 'dags': kwargs.keep_versions: 0 is not a whole number" in out["error"]
+
+
+# -- following a team cache -------------------------------------------------------------------
+
+TEAM_BUCKET = "team-cache"
+
+
+def team_kwargs(bucket: str) -> dict[str, Any]:
+    """Bundle kwargs of a repository on S3 whose versions a leading node publishes to a team
+    cache on the same server (another bucket); both through one Airflow connection."""
+    return {"url": f"s3://{bucket}/team", "conn_id": "dags_s3",
+            "team_cache": {"url": f"s3://{TEAM_BUCKET}/cache", "conn_id": "dags_s3"}}
+
+
+def at(requests: list[tuple[str, str, int]], bucket: str) -> list[str]:
+    return [f"{method} {path}" for method, path, _ in requests if path.startswith(f"/{bucket}")]
+
+
+@pytest.fixture
+def team_bucket(moto_server: MotoServer, bucket: str) -> str:
+    moto_server.client().create_bucket(Bucket=TEAM_BUCKET)
+    return TEAM_BUCKET
+
+
+def test_a_following_bundle_serves_the_published_version_from_the_team_cache_only(
+    airflow: AirflowEnv, moto_server: MotoServer, bucket: str, team_bucket: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    put(moto_server, bucket, {"etl.py": dag_file(), "lib/__init__.py": b"",
+                              "lib/names.py": HELPER})
+    env = {"AIRFLOW_CONN_DAGS_S3": moto_server.connection()}
+    monkeypatch.setenv("DAGFETCH_CONN_DAGS_S3", moto_server.connection())
+    # the leading node is a bundle too (team_role "lead": refresh syncs and uploads) ...
+    leader = Bundle(airflow, tmp_path / "leader", {**team_kwargs(bucket), "team_role": "lead"},
+                    env=env)
+    v1 = leader.parse("--refresh")["version"]
+    # ... or dagfetch itself, on the same cache
+    leading = Workspace(parse_manifest({
+        "dag_repositories": {NAME: {"url": f"s3://{bucket}/team", "conn_id": "dags_s3"}},
+        "team_cache": team_kwargs(bucket)["team_cache"]}), cache_root=tmp_path / "leader")
+    assert leading.team_cache is not None and leading.team_cache.published(NAME) is not None
+
+    # a worker: its DAG processor parses the published version, asked of the team cache only
+    worker = Bundle(airflow, tmp_path / "worker", team_kwargs(bucket), env=env)
+    mark = moto_server.mark()
+    first = worker.parse()
+    seen = moto_server.settled_requests_since(mark)
+    assert (first["version"], first["dags"], first["errors"]) == (
+        v1, {"etl": ["extract", "load"]}, {})
+    assert at(seen, bucket) == []
+    assert len(at(seen, team_bucket)) == 3  # the pointer, the document, the snapshot pack
+
+    # the origin moves on; the bundle on the worker follows the pointer, not the origin
+    put(moto_server, bucket, {"etl.py": dag_file("report")})
+    mark = moto_server.mark()
+    unchanged = worker.parse("--refresh")
+    assert unchanged["version"] == v1
+    assert at(moto_server.settled_requests_since(mark), bucket) == []
+    leading.sync()
+    v2 = leading.publish(NAME).version_id
+    assert v2 != v1
+    mark = moto_server.mark()
+    moved = worker.parse("--refresh")
+    seen = moto_server.settled_requests_since(mark)
+    assert (moved["version"], moved["dags"]) == (v2, {"etl": ["extract", "load", "report"]})
+    assert at(seen, bucket) == []
+
+    # a task pod pinned to v1, which the plain bucket no longer has: from the team cache
+    pod = Bundle(airflow, tmp_path / "pod", team_kwargs(bucket), env=env)
+    mark = moto_server.mark()
+    old = pod.parse("--version", v1)
+    seen = moto_server.settled_requests_since(mark)
+    assert (old["version"], old["dags"]) == (v1, {"etl": ["extract", "load"]})
+    assert at(seen, bucket) == []
+    assert 1 <= len(at(seen, team_bucket)) <= 3
+    assert pod.workspace().cache.current_id(NAME) is None  # served pinned, not made current
+
+
+def test_a_following_bundle_named_by_a_manifest_reads_the_published_version_of_the_database(
+    airflow: AirflowEnv, moto_server: MotoServer, bucket: str, team_bucket: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dagfetch.graphs.store import GraphStore
+
+    monkeypatch.setenv("DAGFETCH_CONN_DAGS_S3", moto_server.connection())
+    database = f"sqlite:///{tmp_path / 'graphs.db'}"
+    manifest = tmp_path / "dagfetch.json"
+    kwargs = team_kwargs(bucket)
+    manifest.write_text(json.dumps({
+        "dag_repositories": {"etl-code": {"url": kwargs["url"], "conn_id": "dags_s3"}},
+        "team_cache": kwargs["team_cache"], "database": database}))
+    leading = Workspace.from_manifest(manifest, cache_root=tmp_path / "leader")
+    published = []
+    for extra in ((), ("report",)):
+        put(moto_server, bucket, {"etl.py": dag_file(*extra), "lib/__init__.py": b"",
+                                  "lib/names.py": HELPER})
+        leading.sync()
+        published.append(leading.publish("etl-code").version_id)
+    v1, v2 = published
+    store = GraphStore.for_cache(tmp_path / "leader", database, upgrade=True)
+    store.publish("etl-code", v1)  # the database says v1, though the pointer moved to v2
+
+    worker = Bundle(airflow, tmp_path / "worker",
+                    {"manifest": str(manifest), "repo_id": "etl-code"},
+                    env={"AIRFLOW_CONN_DAGS_S3": moto_server.connection()})
+    mark = moto_server.mark()
+    first = worker.parse()
+    assert (first["version"], first["dags"]) == (v1, {"etl": ["extract", "load"]})
+    store.publish("etl-code", v2)
+    moved = worker.parse("--refresh")
+    assert (moved["version"], moved["dags"]) == (v2, {"etl": ["extract", "load", "report"]})
+    assert at(moto_server.settled_requests_since(mark), bucket) == []
+
+
+def test_bad_team_cache_kwargs_name_the_bundle_and_the_kwarg(
+    airflow: AirflowEnv, tmp_path: Path
+) -> None:
+    bundle = Bundle(airflow, tmp_path / "cache",
+                    {"url": "s3://b/p", "team_cache": {"url": "s3://t/c", "bucket": "t"}})
+    assert ("dag bundle 'dags': kwargs.team_cache.bucket: " in bundle.parse()["error"])
+    both = Bundle(airflow, tmp_path / "cache", {"url": "s3://b/p", "manifest": "m.toml"})
+    assert "dag bundle 'dags': kwargs.url: give it in the manifest m.toml" in both.parse()["error"]
+    lead = Bundle(airflow, tmp_path / "cache", {"url": "s3://b/p", "team_role": "lead"})
+    assert "dag bundle 'dags': kwargs.team_role: 'lead' uploads to a team cache" in (
+        lead.parse()["error"])

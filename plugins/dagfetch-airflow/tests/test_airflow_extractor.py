@@ -72,7 +72,7 @@ def test_unbound_dags_loops_factories_and_airflow_errors_match_dagbag(
                                "raise RuntimeError('broken on purpose')\n",
         "b_after_failure.py": HEADER + "with DAG('after_failure'):\n"
                                        "    EmptyOperator(task_id='a')\n",
-        # the same dag_id in two files: the later file is an import error
+        # the same dag_id in two files: the later file is an import error, in Airflow's words
         "dup_1.py": HEADER + "with DAG('twice'):\n    EmptyOperator(task_id='a')\n",
         "dup_2.py": HEADER + "with DAG('twice'):\n    EmptyOperator(task_id='b')\n",
         # safe mode: a file not mentioning Airflow gives nothing, as in Airflow
@@ -93,6 +93,10 @@ def test_unbound_dags_loops_factories_and_airflow_errors_match_dagbag(
     assert bag["errors"]["cycle.py"] == message
     assert ours["errors"]["cycle.py"].rstrip().endswith(message)
     assert "broken on purpose" in ours["errors"]["a_fails.py"]
+    # a dag_id defined twice: Airflow's own message (AirflowDagDuplicatedIdException's)
+    assert bag["errors"]["dup_2.py"].startswith("AirflowDagDuplicatedIdException: Ignoring DAG "
+                                                "twice from ")
+    assert ours["errors"]["dup_2.py"] == bag["errors"]["dup_2.py"]
 
 
 def test_manifest_extractors_airflow_through_the_cli(airflow: AirflowEnv, tmp_path: Path) -> None:
