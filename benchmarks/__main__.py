@@ -1,4 +1,10 @@
-"""python -m benchmarks [--quick] [--only a,b] [--repeat N] [--out PATH]
+"""python -m benchmarks [--quick] [--only a,b] [--repeat N] [--out PATH] [--docs PATH]
+
+The full run (no ``--quick``, no ``--only``) writes ``benchmarks/results/full.json`` and
+regenerates the results section of ``docs/benchmarks.md`` from it (``benchmarks.report``);
+other runs write ``benchmarks/results/latest.json`` and touch no docs unless ``--docs`` says so.
+A scenario or a peer that fails is reported (in the output and the results' ``failures``),
+never fatal to the run.
 
 ``--only faults`` runs the fault classes instead (benchmarks/faults, docs/reliability.md);
 they are not part of the default run."""
@@ -7,11 +13,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import shlex
 import sys
 import tempfile
+import time
+import traceback
 from pathlib import Path
+from typing import Any
 
-from benchmarks.harness import Config, Row, Target, best_peers, table, write_json
+from benchmarks.harness import Config, Row, Target, best_peers, failure_text, table, write_json
+from benchmarks.report import DOCS, update_docs
 
 # scenario modules, each with a SCENARIOS mapping of name -> function(config)
 MODULES = [
@@ -34,8 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--repeat", type=int, default=None, help="measured runs per variant")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/latest.json"))
+    parser.add_argument("--out", type=Path, default=None, help="the results file (JSON)")
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="regenerate this file's results section (the full run: docs/benchmarks.md)",
+    )
     args = parser.parse_args(argv)
+    full = not args.quick and not args.only
+    out = args.out or Path("benchmarks/results", "full.json" if full else "latest.json")
+    docs = args.docs or (DOCS if full else None)
     if args.only == "faults":
         from benchmarks.faults.runner import main as faults_main
 
@@ -49,17 +70,36 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s) {unknown}; known: {', '.join(scenarios)}")
     rows: list[Row] = []
     targets: list[Target] = []
+    repeat = args.repeat or (3 if args.quick else 5)
+    run: dict[str, Any] = {
+        "command": " ".join(
+            ["python -m benchmarks", shlex.join(sys.argv[1:] if argv is None else argv)]
+        ).strip(),
+        "load average at start": [round(x, 2) for x in os.getloadavg()],
+        "durations s": {},
+        "failures": [],
+    }
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dagfetch-bench-") as tmp:
-        repeat = args.repeat or (3 if args.quick else 5)
         for name in wanted:
             config = Config(quick=args.quick, repeat=repeat, warmup=1, workdir=Path(tmp) / name)
             config.workdir.mkdir(parents=True)
             print(f"running {name} ...", file=sys.stderr, flush=True)
-            new_rows, new_targets = scenarios[name](config)
+            begun = time.monotonic()
+            try:
+                new_rows, new_targets = scenarios[name](config)
+            except Exception as exc:  # reported, never fatal: the other scenarios still run
+                traceback.print_exc(file=sys.stderr)
+                config.failures.append({"what": "the whole scenario", "error": failure_text(exc)})
+                new_rows, new_targets = [], []
+            run["durations s"][name] = round(time.monotonic() - begun, 1)
+            run["failures"].extend({"scenario": name, **f} for f in config.failures)
             rows.extend(new_rows)
             targets.extend(new_targets)
+            run["elapsed s"] = round(time.monotonic() - started, 1)
+            run["load average at end"] = [round(x, 2) for x in os.getloadavg()]
             # written after every scenario too, so a long run stopped half-way keeps its rows
-            write_json(args.out, rows, check(targets, rows), Config(args.quick, repeat, 1, Path()))
+            write_json(out, rows, check(targets, rows), Config(args.quick, repeat, 1, Path()), run)
     print(table(rows))
     results = check(targets, rows)
     best = best_peers(rows)
@@ -72,8 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         print("\ntargets:")
         for r in results:
             print(f"  [{'met' if r['met'] else 'NOT MET'}] {r['target']}: {r['measured']}")
-    write_json(args.out, rows, results, Config(args.quick, repeat, 1, Path()))
-    print(f"\nresults written to {args.out}", file=sys.stderr)
+    for f in run["failures"]:
+        print(f"  [FAILED] {f['scenario']}: {f['what']}: {f['error']}")
+    written = write_json(out, rows, results, Config(args.quick, repeat, 1, Path()), run)
+    print(f"\nresults written to {out} ({run['elapsed s']:.0f} s)", file=sys.stderr)
+    if docs is not None:
+        update_docs(docs, written, source=out)
+        print(f"results section of {docs} regenerated from {out}", file=sys.stderr)
     return 0
 
 
@@ -81,7 +126,10 @@ def check(targets: list[Target], rows: list[Row]) -> list[dict[str, object]]:
     results = []
     for t in targets:
         by_name = {r.name: r for r in rows if r.scenario == t.scenario}
-        met, detail = t.check(by_name)
+        try:
+            met, detail = t.check(by_name)
+        except KeyError as missing:  # a row the target compares was not measured (failed)
+            met, detail = False, f"not measured: no row {missing}"
         results.append(
             {"scenario": t.scenario, "target": t.description, "met": met, "measured": detail}
         )

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import platform
 import statistics
+import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
+
+T = TypeVar("T")
 
 
 @attrs.define
@@ -60,6 +64,25 @@ class Config:
     repeat: int
     warmup: int
     workdir: Path
+    # what failed in this scenario and was left out (a peer that did not install, a variant
+    # that crashed): reported in the results, never fatal to the run
+    failures: list[dict[str, str]] = attrs.field(factory=list)
+
+
+def attempt(config: Config, what: str, fn: Callable[[], T], default: T) -> T:
+    """Run one part of a scenario that may fail on its own (a peer, a whole-process variant):
+    a failure is printed, kept in ``config.failures`` (and so in the results file) and
+    ``default`` returned, so one broken peer does not lose the rest of the run."""
+    try:
+        return fn()
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        config.failures.append({"what": what, "error": failure_text(exc)})
+        return default
+
+
+def failure_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:600]
 
 
 def measure(
@@ -121,13 +144,18 @@ def measured_row(
     return Row(scenario, name, [wall for wall, _ in runs], baseline_for=baseline_for, extra=info)
 
 
-def cpu_extra(cpu: list[float], per: int | None = None) -> dict[str, Any]:
+def cpu_extra(
+    cpu: list[float], per: int | None = None, server: list[float] | None = None
+) -> dict[str, Any]:
     """``client CPU`` (median seconds), and per object with ``per``: CPU survives a slow
-    server where wall time does not."""
+    server where wall time does not; with ``server``, the test server's CPU in those runs
+    (on a 2-core machine its work competes with the client's for the same cores)."""
     median = statistics.median(cpu)
     info: dict[str, Any] = {"client CPU s": round(median, 3)}
     if per:
         info["client CPU us/object"] = round(median / per * 1e6, 1)
+    if server:
+        info["server CPU s"] = round(statistics.median(server), 3)
     return info
 
 
@@ -213,18 +241,26 @@ def environment() -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, rows: list[Row], targets: list[dict[str, Any]], config: Config) -> None:
+def write_json(
+    path: Path,
+    rows: list[Row],
+    targets: list[dict[str, Any]],
+    config: Config,
+    run: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write the results file; ``run`` adds what the run itself recorded (the command, each
+    scenario's duration, the load average, failures). Returns what was written."""
+    results = {
+        "environment": environment(),
+        "quick": config.quick,
+        "repeat": config.repeat,
+        **(run or {}),
+        "rows": [r.to_json() for r in rows],
+        "targets": targets,
+        "best_peers": best_peers(rows),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "environment": environment(),
-                "quick": config.quick,
-                "repeat": config.repeat,
-                "rows": [r.to_json() for r in rows],
-                "targets": targets,
-                "best_peers": best_peers(rows),
-            },
-            indent=1,
-        )
-    )
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(path)
+    return results

@@ -5,6 +5,7 @@ which a slow test server does not inflate the way it inflates wall time."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -23,13 +24,26 @@ def client_cpu() -> float:
     return own + children.ru_utime + children.ru_stime
 
 
-def cpu_recorded(fn: Callable[[], Any], into: list[float]) -> Callable[[], None]:
-    """``fn``, appending the client CPU time of each call to ``into``."""
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) another process has used so far: a test server's, to
+    show how much of a run's wall time the server's own work on the same cores takes."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_recorded(
+    fn: Callable[[], Any], into: list[float], server: tuple[int, list[float]] | None = None
+) -> Callable[[], None]:
+    """``fn``, appending the client CPU time of each call to ``into`` and, with
+    ``server=(pid, list)``, that process's CPU time during the call to the list."""
 
     def run() -> None:
+        before = process_cpu(server[0]) if server else 0.0
         start = client_cpu()
         fn()
         into.append(client_cpu() - start)
+        if server:
+            server[1].append(process_cpu(server[0]) - before)
 
     return run
 

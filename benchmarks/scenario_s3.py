@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.data import file_bytes, relpath
-from benchmarks.harness import Config, Row, Target, cpu_extra, ratio_target, row
+from benchmarks.harness import Config, Row, Target, attempt, cpu_extra, ratio_target, row
 from benchmarks.peers import airflow
 from benchmarks.peers import rows as peer_rows
 from benchmarks.process import cpu_recorded, dagfetch_cli, write_manifest
+from benchmarks.seeded_moto import seeded_moto
 from dagfetch.manifest import parse_manifest
 from dagfetch.workspace import Workspace
 from tests.servers.procs import environ
@@ -62,7 +63,7 @@ def s3(config: Config) -> tuple[list[Row], list[Target]]:
     # the issue's data: 2,000 files of 2 KB (scale curves: benchmarks/scenario_scale.py);
     # $DAGFETCH_BENCH_S3_FILES makes it smaller on a machine too loaded for moto to keep up
     count = 200 if config.quick else int(os.environ.get("DAGFETCH_BENCH_S3_FILES", 2_000))
-    with moto(config.workdir) as server:
+    with seeded_moto(config.workdir / "moto.log", [(BUCKET, PREFIX, count, FILE_SIZE)]) as server:
         return _run(config, server, count)
 
 
@@ -78,11 +79,6 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
     import s3fs
 
     client = server.client()
-    client.create_bucket(Bucket=BUCKET)
-    for i in range(count):
-        client.put_object(
-            Bucket=BUCKET, Key=f"{PREFIX}/{relpath(i)}", Body=file_bytes(i, FILE_SIZE)
-        )
     os.environ["DAGFETCH_CONN_BENCH"] = server.connection()
     repositories = {"r": {"url": f"s3://{BUCKET}/{PREFIX}", "conn_id": "bench"}}
     manifest = parse_manifest({"dag_repositories": repositories})
@@ -110,11 +106,20 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
         per: int | None = None,
         **kwargs: Any,
     ) -> Row:
-        """``row`` with the client CPU of the measured runs in ``extra``."""
+        """``row`` with the client CPU and moto's CPU of the measured runs in ``extra``."""
         cpu: list[float] = []
-        measured = row(scenario, name, cpu_recorded(fn, cpu), config, count=requests, **kwargs)
-        measured.extra.update(cpu_extra(cpu[config.warmup : config.warmup + config.repeat], per))
+        moto_cpu: list[float] = []
+        assert server.process.proc is not None
+        recorded = cpu_recorded(fn, cpu, (server.process.proc.pid, moto_cpu))
+        measured = row(scenario, name, recorded, config, count=requests, **kwargs)
+        runs = slice(config.warmup, config.warmup + config.repeat)
+        measured.extra.update(cpu_extra(cpu[runs], per, moto_cpu[runs]))
         return measured
+
+    def optional(what: str, make: Callable[..., Row], *args: Any, **kwargs: Any) -> list[Row]:
+        """A peer's row, ``make(*args, **kwargs)``: one that fails is reported (in the
+        results' failures), not fatal to the run."""
+        return attempt(config, what, lambda: [make(*args, **kwargs)], [])
 
     # -- cold -------------------------------------------------------------------------
     fresh: list[Path] = []
@@ -153,11 +158,15 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
     rows.append(
         timed(cold, "s3fs recursive get", s3fs_get, setup=setup, per=count, baseline_for=API)
     )
-    rows.append(timed(cold, "boto3 loop", boto3_loop, setup=setup, per=count, baseline_for=API))
+    if not config.quick:
+        rows += optional(
+            "boto3 loop", timed, cold, "boto3 loop", boto3_loop, setup=setup, per=count,
+            baseline_for=API,
+        )
     cli_cold = dagfetch_cli(manifest_file, lambda: target["dir"], "sync")
     if not config.quick:  # whole processes cost seconds each: CI measures the no-change one
         rows.append(timed(cold, CLI, cli_cold, setup=setup, per=count))
-    aws = None if config.quick else _awscli()
+    aws = None if config.quick else attempt(config, "awscli install", _awscli, None)
     aws_warm = work / "aws-warm"
     if aws is not None:
         env = {
@@ -186,19 +195,17 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
 
             return run
 
-        rows.append(
-            timed(
-                cold,
-                "aws s3 sync",
-                aws_sync_into(lambda: target["dir"]),
-                setup=setup,
-                per=count,
-                baseline_for=CLI,
-            )
+        rows += optional(
+            "aws s3 sync, cold", timed, cold, "aws s3 sync", aws_sync_into(lambda: target["dir"]),
+            setup=setup, per=count, baseline_for=CLI,
         )
         aws_sync_warm = aws_sync_into(lambda: aws_warm)
-        aws_sync_warm()
-    python = None if config.quick else airflow.airflow_python()
+        if not attempt(config, "aws s3 sync, first sync", lambda: [aws_sync_warm()], [None]):
+            aws = None
+    python = (
+        None if config.quick
+        else attempt(config, "Airflow install", airflow.airflow_python, None)
+    )
 
     def bundle(storage: Path) -> airflow.AirflowBundle:
         assert python is not None
@@ -214,10 +221,13 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
         )
 
     if python is not None:
-        rows.extend(
-            peer_rows.cold_rows(
+        rows += attempt(
+            config,
+            "Airflow S3DagBundle, cold",
+            lambda: peer_rows.cold_rows(
                 config, cold, AIRFLOW, bundle, new_dir, requests, api=API, cli=CLI, per=count
-            )
+            ),
+            [],
         )
     targets = [
         ratio_target(
@@ -244,7 +254,12 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
     cli_sync()
     warm_bundle = bundle(work / "airflow-warm") if python is not None else None
     if warm_bundle is not None:
-        warm_bundle.initialize()
+        started = attempt(
+            config, "Airflow S3DagBundle, first initialize", warm_bundle.initialize, None
+        )
+        if started is None:
+            warm_bundle.close()
+            warm_bundle = None
 
     def listing() -> None:
         fs.invalidate_cache()
@@ -274,14 +289,14 @@ def _run(config: Config, server: MotoServer, count: int) -> tuple[list[Row], lis
         if not config.quick or change is None:
             rows.append(timed(scenario, CLI_SYNC, cli_sync, setup=change))
         if aws is not None:
-            rows.append(
-                timed(scenario, "aws s3 sync", aws_sync_warm, setup=change, baseline_for=CLI_SYNC)
+            rows += optional(
+                f"aws s3 sync, {scenario}", timed, scenario, "aws s3 sync", aws_sync_warm,
+                setup=change, baseline_for=CLI_SYNC,
             )
         if warm_bundle is not None:
-            rows.append(
-                peer_rows.refresh_row(
-                    config, scenario, AIRFLOW, warm_bundle, change, requests, api=API_SYNC
-                )
+            rows += optional(
+                f"Airflow S3DagBundle, {scenario}", peer_rows.refresh_row, config, scenario,
+                AIRFLOW, warm_bundle, change, requests, api=API_SYNC,
             )
     targets.append(ratio_target("s3 no change", API_SYNC, "one raw s3fs listing", 1.2))
     targets.append(ratio_target("s3 one changed", API_SYNC, "listing + one GET", 1.5))

@@ -1,66 +1,91 @@
 """Scale curves: no-change and one-changed syncs of S3 and git at growing sizes, beside the
 raw operation they cannot beat (one listing; one ref lookup / one fetch), so a check is seen to
 grow with the listing only, with no per-version or per-record term; and the peak memory of a
-whole ``dagfetch sync`` process at the largest size.
+whole cold ``dagfetch sync`` process at every size.
 
-Sizes: 1,000 and 10,000 files (``--quick``: 200). 100,000 files is left out on a
-shared 2-core machine: moto lists 10,000 keys in about 2 s of its own CPU.
+Sizes: git at 1,000, 10,000 and 100,000 files, S3 at 1,000 and 10,000 (``--quick``: 200),
+or ``$DAGFETCH_BENCH_SCALE`` (comma-separated counts, both backends). S3 at 100,000 is left to
+``DAGFETCH_BENCH_SCALE=1000,10000,100000``: moto renders each listed key and serves each GET in
+Python, so a 100,000-key listing costs it about a minute of CPU and the cold sync that fills
+the cache about ten on 2 cores. The data is written without going through the servers' front doors:
+every bucket straight into moto's backend before it listens (:mod:`benchmarks.seeded_moto`),
+every repository through ``git fast-import``. The cold process that measures the memory also
+fills the cache the in-process syncs then check, so each size is fetched once.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from benchmarks.data import file_bytes, relpath
 from benchmarks.harness import Config, Row, Target, ratio_target, row
 from benchmarks.process import DAGFETCH, write_manifest
-from benchmarks.scenario_git import REPO, daemon, git_cli, make_repository
-from benchmarks.scenario_s3 import BUCKET, PREFIX, moto
+from benchmarks.scenario_git import REPO, daemon, git_cli
+from benchmarks.scenario_s3 import BUCKET, PREFIX
+from benchmarks.seeded_moto import seeded_moto
 from dagfetch.manifest import parse_manifest
 from dagfetch.workspace import Workspace
-from tests.servers.git import GitDaemon, git
+from tests.servers.git import GIT_ENV, GitDaemon, git
 from tests.servers.s3 import ACCESS_KEY, SECRET_KEY, MotoServer
 
 FILE_SIZE = 2048
+NO_CHANGE = "no-change sync"
 
 
-def sizes(config: Config) -> list[int]:
-    """1,000 and 10,000 files, or ``$DAGFETCH_BENCH_SCALE`` (comma-separated counts)."""
+def sizes(config: Config, largest: int = 100_000) -> list[int]:
+    """1,000 and 10,000 files and ``largest`` (if more), or ``$DAGFETCH_BENCH_SCALE``."""
     if config.quick:  # CI: one small size, so the quick run stays short
         return [200]
     given = os.environ.get("DAGFETCH_BENCH_SCALE")
-    return [int(n) for n in given.split(",")] if given else [1_000, 10_000]
+    if given:
+        return [int(n) for n in given.split(",")]
+    return sorted({1_000, 10_000, largest})
 
 
-def peak_memory(argv: list[str]) -> int:
-    """Peak resident memory (bytes) of the process ``argv``, from the kernel's accounting."""
+def repeat_at(config: Config, count: int) -> Config:
+    """Fewer runs at the largest sizes: a 100,000-key listing costs moto most of a minute."""
+    if count < 50_000:
+        return config
+    return Config(config.quick, min(config.repeat, 2), config.warmup, config.workdir,
+                  config.failures)
+
+
+def peak_memory(argv: list[str]) -> tuple[int, float]:
+    """Peak resident memory (bytes, from the kernel's accounting) and CPU seconds of the
+    process ``argv``."""
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise RuntimeError(f"{argv} failed with {process.returncode}")
-    return usage.ru_maxrss * 1024
+    return usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
-def memory_row(scenario: str, manifest: Path, home: Path) -> Row:
+def cold_process(scenario: str, manifest: Path, home: Path) -> Row:
+    """A cold ``dagfetch sync`` process into ``home``: its peak memory, CPU in ``extra``."""
     argv = [str(DAGFETCH), "--manifest", str(manifest), "--home", str(home), "sync"]
-    return Row(
-        scenario, "peak memory, cold dagfetch sync process", [float(peak_memory(argv))], unit="B"
-    )
+    peak, cpu = peak_memory(argv)
+    return Row(scenario, "peak memory, cold dagfetch sync process", [float(peak)], unit="B",
+               extra={"client CPU s": round(cpu, 2)})
+
+
+# -- S3 --------------------------------------------------------------------------------------
 
 
 def s3_scale(config: Config) -> tuple[list[Row], list[Target]]:
     rows: list[Row] = []
-    with moto(config.workdir) as server:
+    counts = sizes(config, largest=10_000)
+    seeds = [(f"{BUCKET}-{count}", PREFIX, count, FILE_SIZE) for count in counts]
+    with seeded_moto(config.workdir / "moto.log", seeds) as server:
         os.environ["DAGFETCH_CONN_BENCH"] = server.connection()
-        for count in sizes(config):
-            rows.extend(_s3_size(config, server, count))
+        for count in counts:
+            rows.extend(_s3_size(repeat_at(config, count), server, count))
     targets = [
-        ratio_target(f"s3 scale {count:,}", "no-change sync", "one raw s3fs listing", 1.2)
-        for count in sizes(config)
+        ratio_target(f"s3 scale {count:,}", NO_CHANGE, "one raw s3fs listing", 1.2)
+        for count in counts
     ]
     return rows, targets
 
@@ -73,17 +98,12 @@ def _s3_size(config: Config, server: MotoServer, count: int) -> list[Row]:
         key=ACCESS_KEY, secret=SECRET_KEY, client_kwargs={"endpoint_url": server.endpoint}
     )
     bucket = f"{BUCKET}-{count}"
-    client.create_bucket(Bucket=bucket)
-    for i in range(count):
-        client.put_object(
-            Bucket=bucket, Key=f"{PREFIX}/{relpath(i)}", Body=file_bytes(i, FILE_SIZE)
-        )
+    scenario = f"s3 scale {count:,}"
     repositories = {"r": {"url": f"s3://{bucket}/{PREFIX}", "conn_id": "bench"}}
-    ws = Workspace(
-        parse_manifest({"dag_repositories": repositories}),
-        cache_root=config.workdir / f"s3-{count}",
-    )
-    ws.sync_one("r")
+    manifest = write_manifest(config.workdir / f"s3-{count}.json", repositories)
+    home = config.workdir / f"s3-{count}"
+    memory = cold_process(scenario, manifest, home)
+    ws = Workspace(parse_manifest({"dag_repositories": repositories}), cache_root=home)
     generation = iter(range(1, 1_000_000))
 
     def change_one() -> None:
@@ -100,16 +120,21 @@ def _s3_size(config: Config, server: MotoServer, count: int) -> list[Row]:
     def sync() -> None:
         ws.sync_one("r")
 
-    scenario = f"s3 scale {count:,}"
-    rows = [
-        row(scenario, "no-change sync", sync, config, extra={"files": count}),
-        row(scenario, "one raw s3fs listing", listing, config, baseline_for="no-change sync"),
+    def requests(fn: Callable[[], object]) -> dict[str, int]:
+        mark = server.mark()
+        fn()
+        return {"GET requests": sum(1 for m, _, _ in server.requests_since(mark) if m == "GET")}
+
+    return [
+        row(scenario, NO_CHANGE, sync, config, extra={"files": count}, count=requests),
+        row(scenario, "one raw s3fs listing", listing, config, baseline_for=NO_CHANGE,
+            count=requests),
         row(scenario, "one-changed sync", sync, config, setup=change_one),
+        memory,
     ]
-    if count == sizes(config)[-1]:
-        manifest = write_manifest(config.workdir / f"s3-{count}.json", repositories)
-        rows.append(memory_row(scenario, manifest, config.workdir / f"s3-mem-{count}"))
-    return rows
+
+
+# -- git -------------------------------------------------------------------------------------
 
 
 def git_scale(config: Config) -> tuple[list[Row], list[Target]]:
@@ -118,26 +143,76 @@ def git_scale(config: Config) -> tuple[list[Row], list[Target]]:
         work = config.workdir / f"git-{count}"
         work.mkdir()
         with daemon(work) as server:
-            rows.extend(_git_size(config, server, work, count))
+            rows.extend(_git_size(repeat_at(config, count), server, work, count))
     return rows, []
 
 
+def fast_import(bare: Path, commands: Iterator[bytes]) -> None:
+    """Feed ``git fast-import`` in ``bare``: no working tree, no index, one pack."""
+    process = subprocess.Popen(
+        ["git", "fast-import", "--quiet", "--done"], cwd=bare, stdin=subprocess.PIPE,
+        env={**os.environ, **GIT_ENV, "GIT_DIR": str(bare)},
+    )
+    assert process.stdin is not None
+    for chunk in commands:
+        process.stdin.write(chunk)
+    process.stdin.write(b"done\n")
+    process.stdin.close()
+    if process.wait() != 0:
+        raise RuntimeError(f"git fast-import in {bare} failed with {process.returncode}")
+
+
+def _commit(
+    number: int, files: Iterator[tuple[str, bytes]], on_existing: bool = False
+) -> Iterator[bytes]:
+    """One commit on main; ``on_existing``: the first of a new fast-import, on the commit
+    main already names (within one stream a commit follows the previous one by itself)."""
+    message = f"commit {number}".encode()
+    yield (b"commit refs/heads/main\ncommitter bench <bench@example.com> %d +0000\n"
+           b"data %d\n%s\n" % (1_700_000_000 + number, len(message), message))
+    if on_existing:
+        yield b"from refs/heads/main^0\n"
+    for path, data in files:
+        yield b"M 100644 inline %s\ndata %d\n%s\n" % (path.encode(), len(data), data)
+
+
+def make_repository(bare: Path, count: int, commits: int) -> None:
+    """A bare repository of ``count`` files and ``commits`` commits, each after the first
+    changing 1% of the files, as :func:`benchmarks.scenario_git.make_repository` makes it
+    (which writes a working tree and commits it: minutes at 100,000 files)."""
+    git("init", "-q", "--bare", "-b", "main", bare)
+    step = max(1, count // 100)
+
+    def stream() -> Iterator[bytes]:
+        yield from _commit(0, ((relpath(i), file_bytes(i, FILE_SIZE)) for i in range(count)))
+        for c in range(1, commits):
+            changed = range(c % step, count, 100)
+            yield from _commit(
+                c, ((relpath(i), file_bytes(i, FILE_SIZE, generation=c)) for i in changed)
+            )
+
+    fast_import(bare, stream())
+
+
 def _git_size(config: Config, server: GitDaemon, work: Path, count: int) -> list[Row]:
-    author = work / "author"
-    make_repository(server.root, author, count, commits=3)
+    bare = server.root / REPO
+    make_repository(bare, count, commits=3)
     url = server.url(REPO)
+    scenario = f"git scale {count:,}"
     repositories = {"r": {"url": url}}
-    ws = Workspace(parse_manifest({"dag_repositories": repositories}), cache_root=work / "cache")
-    ws.sync_one("r")
+    manifest = write_manifest(work / "dagfetch.json", repositories)
+    home = work / "cache"
+    memory = cold_process(scenario, manifest, home)
+    ws = Workspace(parse_manifest({"dag_repositories": repositories}), cache_root=home)
     checkout = work / "checkout"
     git_cli("clone", "-q", "--depth", "1", url, checkout)
     generation = iter(range(3, 1_000_000))
 
     def new_commit() -> None:
         g = next(generation)
-        (author / relpath(count // 2)).write_bytes(file_bytes(count // 2, FILE_SIZE, generation=g))
-        git("commit", "-q", "-a", "-m", f"commit {g}", cwd=author)
-        git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=author)
+        i = count // 2
+        fast_import(bare, _commit(g, iter([(relpath(i), file_bytes(i, FILE_SIZE, g))]),
+                                  on_existing=True))
 
     def sync() -> None:
         ws.sync_one("r")
@@ -149,10 +224,9 @@ def _git_size(config: Config, server: GitDaemon, work: Path, count: int) -> list
         git_cli("fetch", "-q", "--depth", "1", "origin", "main", cwd=checkout)
         git_cli("reset", "-q", "--hard", "FETCH_HEAD", cwd=checkout)
 
-    scenario = f"git scale {count:,}"
-    rows = [
-        row(scenario, "no-change sync", sync, config, extra={"files": count}),
-        row(scenario, "git ls-remote", ls_remote, config, baseline_for="no-change sync"),
+    return [
+        row(scenario, NO_CHANGE, sync, config, extra={"files": count}),
+        row(scenario, "git ls-remote", ls_remote, config, baseline_for=NO_CHANGE),
         row(scenario, "one-commit sync", sync, config, setup=new_commit),
         row(
             scenario,
@@ -162,11 +236,8 @@ def _git_size(config: Config, server: GitDaemon, work: Path, count: int) -> list
             setup=new_commit,
             baseline_for="one-commit sync",
         ),
+        memory,
     ]
-    if count == sizes(config)[-1]:
-        manifest = write_manifest(work / "dagfetch.json", repositories)
-        rows.append(memory_row(scenario, manifest, work / "mem"))
-    return rows
 
 
 SCENARIOS: dict[str, Callable[[Config], tuple[list[Row], list[Target]]]] = {

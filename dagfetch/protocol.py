@@ -11,6 +11,12 @@ registered under a URL scheme in the entry-point group ``dagfetch.fetchers``. A 
   :meth:`Fetcher.list` would report, learned without building the listing (git: the ref's
   commit). When it equals the current version's, the sync stops there; otherwise ``list``
   follows on the same fetcher, which may reuse what ``remote_version`` learned.
+- may offer ``use_held_contents(read: HeldContents) -> None`` (:data:`HELD_CONTENTS`): before
+  ``remote_version`` and ``list``, the core hands it a reader of the files the cache already
+  holds, by the change token they were listed with. A transfer that sends changes as deltas
+  on content it thinks we hold (git's thin packs) can rebuild them locally instead of asking
+  the remote again. The bytes come from the local cache: check them against the token before
+  use (git hashes them to the blob id), and fall back to the remote when they do not match.
 
 A backend whose URLs can be written without ``scheme://`` (git's ``git@host:path``) also
 offers a :data:`UrlForm` in the entry-point group ``dagfetch.url_forms``: the manifest asks
@@ -120,6 +126,14 @@ FetcherFactory = Callable[[Source], Fetcher]
 
 REMOTE_VERSION = "remote_version"
 """The optional fetcher method the core asks before listing (see the module docstring)."""
+
+HELD_CONTENTS = "use_held_contents"
+"""The optional fetcher method the core hands a :data:`HeldContents` reader to, before it
+asks ``remote_version`` or ``list`` (see the module docstring)."""
+HeldContents = Callable[[str], bytes | None]
+"""Takes a change token the fetcher listed (git: a blob id) and returns the bytes of a file
+of the current version listed with it, or None when the cache holds none. The bytes are
+unchecked: a damaged cache can return wrong ones, so the fetcher verifies them."""
 
 URL_FORMS_GROUP = "dagfetch.url_forms"
 UrlForm = Callable[[str], str | None]

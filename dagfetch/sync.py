@@ -38,7 +38,12 @@ from dagfetch.errors import (
 )
 from dagfetch.manifest import RepositorySpec
 from dagfetch.models import Listing, RemoteFile, SyncResult, Version
-from dagfetch.protocol import REMOTE_VERSION, Fetcher, VersionedFetcher
+from dagfetch.protocol import (
+    HELD_CONTENTS,
+    REMOTE_VERSION,
+    Fetcher,
+    VersionedFetcher,
+)
 from dagfetch.redact import get_logger, mask, redact_url
 from dagfetch.selection import select_files
 
@@ -106,6 +111,7 @@ class Syncer:
         full: bool = False,
     ) -> SyncResult:
         current = self._readable_current(spec.id)
+        self._lend_held(fetcher, current)
         if not full and current is not None and current.backend_version is not None:
             seen = _remote_version(fetcher)
             if seen is not None and seen == current.backend_version:
@@ -172,6 +178,14 @@ class Syncer:
                         "from the remote", repo_id, version_id)
             return None
         return found.version
+
+    def _lend_held(self, fetcher: Fetcher, current: Version | None) -> None:
+        """Hand a fetcher that takes one (:data:`~dagfetch.protocol.HELD_CONTENTS`) the
+        reader of the current version's files by token: a delta the remote sends on one of
+        them is then rebuilt here, without asking the remote for its base."""
+        take = getattr(fetcher, HELD_CONTENTS, None)
+        if callable(take):
+            take(self.cache.objects.by_token(current))
 
     def _note(self, repo_id: str, **changes: object) -> None:
         """Record state best-effort: on the error path and after the switch, failing to
@@ -303,6 +317,8 @@ class Syncer:
         found: VersionRecord | None,
     ) -> Version:
         caps = fetcher.capabilities
+        current = self._readable_current(spec.id)
+        self._lend_held(fetcher, current)
         backend_version: str | None
         # a backend that lists any version by id (git) is asked for it; a versioned store
         # (S3 object versions) gets the recorded files, whose extra names each object version
@@ -329,7 +345,7 @@ class Syncer:
                 backend_version,
                 _fingerprint(files, backend_version),
                 None,
-                current=self._readable_current(spec.id),
+                current=current,
                 expected_version=version_id,
             )
         return built.version

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.report import render
 from tests.checkout import ROOT
 
 
@@ -82,3 +83,38 @@ def test_quick_benchmarks_run_and_report_every_scenario(tmp_path: Path) -> None:
     assert ("s3 no change", "dagfetch sync") in best
     assert ("git cold", "dagfetch cold sync") in best
     assert "targets:" in done.stdout
+    assert results["failures"] == []
+    assert set(results["durations s"]) >= {"s3", "git", "s3-scale", "git-scale"}
+    # the docs' tables are generated from this file: every backend's peers side by side
+    section = render(results, out)
+    assert "| s3 cold | dagfetch cold sync: **" in section
+    assert "| git no change | dagfetch sync: **" in section
+    assert "### Scale curves: S3" in section and "| 200 |" in section
+
+
+def test_a_seeded_moto_lists_and_pages_as_moto_does(tmp_path: Path) -> None:
+    """The benchmarks' moto serves flat listings from a sorted index of its keys (moto sorts
+    the whole bucket per page): after writes and deletes, pages must still be moto's own."""
+    from benchmarks.data import relpath
+    from benchmarks.seeded_moto import seeded_moto
+
+    with seeded_moto(tmp_path / "moto.log", [("seeded", "p", 250, 64)]) as server:
+        client = server.client()
+        client.put_object(Bucket="seeded", Key="p/zz-new.py", Body=b"new")
+        client.put_object(Bucket="seeded", Key=f"p/{relpath(3)}", Body=b"overwritten")
+        client.delete_object(Bucket="seeded", Key=f"p/{relpath(4)}")
+        client.put_object(Bucket="seeded", Key="q/elsewhere.py", Body=b"not under p/")
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket="seeded", Prefix="p/", PaginationConfig={"PageSize": 40}
+        )
+        keys = [(o["Key"], o["Size"]) for page in pages for o in page.get("Contents", [])]
+        after = client.list_objects_v2(Bucket="seeded", Prefix="p/", StartAfter=f"p/{relpath(247)}")
+        folders = client.list_objects_v2(Bucket="seeded", Prefix="p/dags/", Delimiter="/")
+    expected = {f"p/{relpath(i)}": 64 for i in range(250) if i != 4}
+    expected.update({"p/zz-new.py": 3, f"p/{relpath(3)}": 11})
+    assert keys == sorted(expected.items())
+    assert [o["Key"] for o in after["Contents"]] == [
+        f"p/{relpath(248)}", f"p/{relpath(249)}", "p/zz-new.py"
+    ]
+    assert [p["Prefix"] for p in folders["CommonPrefixes"]] == ["p/dags/d000/", "p/dags/d001/",
+                                                                "p/dags/d002/"]

@@ -17,6 +17,8 @@ import attrs
 
 from dagfetch.cache.layout import CacheLayout
 from dagfetch.errors import VerificationError
+from dagfetch.models import Version
+from dagfetch.protocol import HeldContents
 
 _CHUNK = 1 << 20
 _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
@@ -101,6 +103,32 @@ class ObjectStore:
         except OSError:
             return False
         return size is None or st.st_size == size
+
+    def read(self, sha256: str, size: int) -> bytes | None:
+        """The object's bytes, or None when the store lacks it or holds it at another size
+        (the bytes are not hashed: a caller that needs them right checks them)."""
+        try:
+            with open(os.path.join(self._objects, sha256[:2], sha256[2:]), "rb") as fh:
+                data = fh.read(size + 1)
+        except OSError:
+            return None
+        return data if len(data) == size else None
+
+    def by_token(self, version: Version | None) -> HeldContents:
+        """A reader of ``version``'s files by the change token each was listed with, what
+        the core lends a fetcher (:data:`~dagfetch.protocol.HELD_CONTENTS`). Unchecked
+        bytes: the fetcher checks them against the token. The index is built on the first
+        question, which most syncs never ask."""
+        held: dict[str, tuple[str, int]] = {}
+
+        def read(token: str) -> bytes | None:
+            if not held and version is not None:
+                held.update((f.token, (f.sha256, f.size)) for f in version.files
+                            if f.kind == "file" and f.token)
+            found = held.get(token)
+            return self.read(*found) if found is not None else None
+
+        return read
 
     def ingest(self, path: Path, sha256: str) -> None:
         """Move a verified file into the store (or drop it if the store has it already)."""

@@ -20,10 +20,12 @@ from dagfetch.errors import (
 from dagfetch.manifest import url_scheme
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.protocol import (
+    HELD_CONTENTS,
     Capabilities,
     Fetcher,
     FetcherFactory,
     FileDone,
+    HeldContents,
     Source,
     Written,
 )
@@ -50,6 +52,11 @@ class CountingFetcher:
 
     def list_version(self, version_id: str) -> Listing:
         return self.inner.list_version(version_id)  # type: ignore[attr-defined, no-any-return]
+
+    def use_held_contents(self, read: HeldContents) -> None:
+        take = getattr(self.inner, HELD_CONTENTS, None)
+        if callable(take):
+            take(read)
 
     def fetch(
         self, files: Sequence[RemoteFile], dest: Path, on_file_done: FileDone | None = None

@@ -445,3 +445,28 @@ def test_records_are_typed_values(tmp_path: Path) -> None:
         (first.version_id, True, False),
     ]
     assert cache.record("r", "0" * 32) is None
+
+
+def test_the_current_versions_files_are_read_back_by_token(
+    tmp_path: Path, repo: Path, manifest: Path
+) -> None:
+    """What the core lends a fetcher rebuilding deltas: bytes by change token, None for a
+    token it does not hold or an object of the wrong size (never a truncated copy)."""
+    ws = ws_for(manifest, tmp_path / "cache")
+    result = ws.sync_one("r")
+    found = ws.cache.record("r", result.version_id)
+    assert found is not None
+    version = found.version
+    read = ws.cache.objects.by_token(version)
+    for f in version.files:
+        same_token = {(repo / g.path).read_bytes() for g in version.files if g.token == f.token}
+        assert read(f.token) in same_token
+    assert read("no such token") is None
+    assert ws.cache.objects.by_token(None)(version.files[0].token) is None
+
+    target = version.files[0]
+    stored = ws.cache.layout.object_path(target.sha256)
+    os.chmod(stored, 0o644)
+    stored.write_bytes(b"truncated")
+    if all(g.sha256 == target.sha256 for g in version.files if g.token == target.token):
+        assert ws.cache.objects.by_token(version)(target.token) is None

@@ -17,7 +17,9 @@ With ``version_aware = true`` on S3, GCS or Azure, each listed object's version 
 the cache can be fetched again (``Capabilities.versioned``).
 
 Modules: :mod:`~.fetcher` (the fetcher), :mod:`~.downloads` (downloads and the retry
-policy), :mod:`~.http_index` (listing HTTP folders), :mod:`~.options` (its manifest options).
+policy), :mod:`~.reads` (one object's read, tied to its listing), :mod:`~.http_index`
+(listing HTTP folders), :mod:`~.timestamps` (botocore's timestamps, parsed faster),
+:mod:`~.options` (its manifest options).
 """
 
 from dagfetch.backends.fsspec.fetcher import FsspecFetcher

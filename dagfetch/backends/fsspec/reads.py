@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from dagfetch.backends.fsspec.timestamps import speed_up
 from dagfetch.errors import ChangedDuringSync
 from dagfetch.limits import FileBudget
 from dagfetch.models import RemoteFile
@@ -204,6 +205,17 @@ def read_chained(fs: Any, path: str, remote_file: RemoteFile, sink: Sink) -> Non
 
 # by store family (dagfetch.storage.families); any other: read_by_get_file
 READERS: dict[str, Reader] = {"s3": read_s3, "azure": read_azure, "http": read_http}
+
+
+async def prepare_s3(fs: Any) -> None:
+    """s3fs's client, made, with botocore's timestamps parsed the fast way
+    (:mod:`~dagfetch.backends.fsspec.timestamps`)."""
+    await fs.set_session()
+    speed_up(getattr(fs, "s3", None))
+
+
+# by store family: what to do to a file system before its first listing or download
+PREPARE: dict[str, Callable[[Any], Awaitable[None]]] = {"s3": prepare_s3}
 
 
 def read_memory(fs: Any, path: str, remote_file: RemoteFile, sink: Sink) -> None:

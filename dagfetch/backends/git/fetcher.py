@@ -7,7 +7,9 @@ connection when the ref moved (nothing more when nothing changed)::
              commit already in the local store? ask for nothing; read its tree there
              else fetch that commit (depth 1 by default; the server is told which commit
              we hold, so only new objects come): its pack is read once (``intake``),
-             commits and trees into the store, blobs onto the fetcher's shelf
+             commits and trees into the store, blobs onto the fetcher's shelf (a
+             delta on a blob the store gave away: its base is the cache's copy, lent
+             by the core through ``use_held_contents`` and checked against its id)
              -> one RemoteFile per blob (``listing``): token = blob id,
                 digest = git-blob:<id>
     fetch()  write the asked-for blobs from the shelf and return their sha256; the core
@@ -46,18 +48,24 @@ from dagfetch.backends.git.errors import (
     StoreCorrupt,
     WantRefused,
 )
-from dagfetch.backends.git.intake import BlobShelf
+from dagfetch.backends.git.intake import BlobShelf, git_blob_id
 from dagfetch.backends.git.listing import BlobsMissing, TreeLister
 from dagfetch.backends.git.options import GitOptions
 from dagfetch.backends.git.store import GitStore
 from dagfetch.backends.git.transport import lookup_ref, open_client, pick_ref
 from dagfetch.backends.git.urls import FULL_SHA, GitLocation, RefSpec, parse_location, parse_ref
-from dagfetch.cache.objects import git_blob_hasher
 from dagfetch.errors import FetchError, VersionUnavailableError
 from dagfetch.limits import ByteBudget
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.options import parse_options
-from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source, Written
+from dagfetch.protocol import (
+    BaseFetcher,
+    Capabilities,
+    FileDone,
+    HeldContents,
+    Source,
+    Written,
+)
 from dagfetch.redact import get_logger
 
 log = get_logger(__name__)
@@ -68,12 +76,6 @@ T = TypeVar("T")
 # id (protocol v0/v1 without uploadpack.allowReachableSHA1InWant); None = full history.
 DEEPEN_STEPS: tuple[int | None, ...] = (50, 1000, None)
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-
-
-def git_blob_id(data: bytes) -> str:
-    h = git_blob_hasher(len(data))
-    h.update(data)
-    return h.hexdigest()
 
 
 def write_new_file(path: str, data: bytes) -> None:
@@ -129,6 +131,12 @@ class GitFetcher(BaseFetcher):
         if self._resolved is None:
             self._resolved = self._resolve()
         return self._resolved
+
+    def use_held_contents(self, read: HeldContents) -> None:
+        """Take the core's reader of the files the cache holds, by blob id: a thin pack's
+        delta on a blob the store gave away is rebuilt from it, checked against the id,
+        instead of asking the remote for the base on a second connection."""
+        self.store.held = read
 
     def list(self) -> Listing:
         commit, self._resolved = self._resolved or self._resolve(), None

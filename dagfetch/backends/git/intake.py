@@ -23,11 +23,19 @@ from dulwich.object_format import SHA1
 from dulwich.objects import Blob, ObjectID, RawObjectID, ShaFile, sha_to_hex
 from dulwich.pack import PackData, UnpackedObjectIterator
 
+from dagfetch.cache.objects import git_blob_hasher
+
 # Bytes of received blobs kept in memory; beyond this they wait in files until the fetch.
 KEEP_BYTES = 32 << 20
 SPILL_PREFIX = "git-blobs-"
 
 GetRaw = Callable[[ObjectID], tuple[int, bytes]]
+
+
+def git_blob_id(data: bytes) -> str:
+    h = git_blob_hasher(len(data))
+    h.update(data)
+    return h.hexdigest()
 
 
 class BlobShelf:

@@ -43,8 +43,9 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from dagfetch.backends.git.errors import translate, translated
-from dagfetch.backends.git.intake import BlobShelf, read_pack, remove_dead_spills
+from dagfetch.backends.git.intake import BlobShelf, git_blob_id, read_pack, remove_dead_spills
 from dagfetch.oslock import exclusive_lock
+from dagfetch.protocol import HeldContents
 from dagfetch.redact import get_logger
 
 log = get_logger(__name__)
@@ -65,6 +66,8 @@ class GitStore:
         self.path = work_dir / "git"
         self.where = where
         self._repo: Repo | None = None
+        # the cache's files by blob id (the fetcher is handed it by the core): delta bases
+        self.held: HeldContents | None = None
 
     @contextmanager
     def open(self, timeout: float = 600.0) -> Iterator[GitStore]:
@@ -278,11 +281,11 @@ class GitStore:
                    protocol_version: int | None) -> builtins.list[ShaFile] | None:
         """The objects of the received pack, its blobs put on ``shelf``. A delta on a blob
         the store gave away (the server thinks we hold it: a file changed a little) needs
-        that base: it is asked for by id, on a second connection, and the pack read again;
-        None when the server will not send it."""
-        get_raw = self.repo.object_store.get_raw
+        that base: the cache's copy (:meth:`_base`) when it holds one, else it is asked for
+        by id, on a second connection, and the pack read again; None when the server will
+        not send it."""
         try:
-            return read_pack(spool, shelf, get_raw)
+            return read_pack(spool, shelf, self._base)
         except DeltaCycle:
             raise
         except UnresolvedDeltas as exc:
@@ -296,12 +299,28 @@ class GitStore:
                                   self.repo.get_graph_walker([]), base_spool.write,
                                   protocol_version=protocol_version)
                 if base_spool.tell():
-                    read_pack(base_spool, shelf, get_raw)
-            return read_pack(spool, shelf, get_raw)
+                    read_pack(base_spool, shelf, self._base)
+            return read_pack(spool, shelf, self._base)
         except Exception as exc:  # refused, hung up, still unresolved: take the slow road
             log.info("%s: the delta bases did not come (%s); fetching the commit whole",
                      where, translate(exc, where, conn_id=conn_id))
             return None
+
+    def _base(self, oid: ObjectID) -> tuple[int, bytes]:
+        """A delta base outside the pack: an object of the store, else the cache's copy of
+        the blob (:attr:`held`) if its bytes hash to ``oid``; KeyError when neither has it
+        (a damaged copy is not used: the remote is asked instead)."""
+        try:
+            return self.repo.object_store.get_raw(oid)
+        except KeyError:
+            data = self.held(oid.decode()) if self.held is not None else None
+            if data is None:
+                raise
+            if git_blob_id(data) != oid.decode():
+                log.warning("%s: the cached copy of blob %s is damaged; asking the remote "
+                            "for it", self.where, oid.decode())
+                raise
+        return Blob.type_num, data
 
     def _add(self, objects: builtins.list[ShaFile]) -> None:
         """Add the objects the store lacks as one pack (a fresh fetch brings trees again)."""

@@ -12,6 +12,16 @@ from airflow_env import AirflowEnv, ensure_venv
 # the repository's servers, when this folder runs on its own (with tests/ they are there already)
 pytest_plugins = ["tests.servers.git", "tests.servers.s3"]
 
+# Installing Airflow (first use in a fresh checkout) happens in the setup of whichever test
+# asks for the venv first; on a loaded machine it takes longer than the suite's 300 s timeout
+VENV_SETUP_TIMEOUT = 1500
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "airflow" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(VENV_SETUP_TIMEOUT))
+
 
 @pytest.fixture(scope="session")
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:

@@ -5,6 +5,7 @@ a forgotten size, a moved file, an evicted version. Every test talks to a real g
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -194,24 +195,53 @@ def test_wrong_remembered_size_fails_one_sync_then_heals(
     assert tree_files(ws.path(REPO)) == {**FILES, "dags/d1/f001.py": b"# changed\n"}
 
 
-def test_a_delta_on_a_blob_given_away_brings_its_base(
-    remote: GitRemote, git_servers: GitServers, tmp_path: Path
-) -> None:
-    big = b"".join(b"task_%04d = PythonOperator(task_id='t%04d')\n" % (i, i) for i in range(200))
-    remote.write("dags/big.py", big)
+BIG = b"".join(b"task_%04d = PythonOperator(task_id='t%04d')\n" % (i, i) for i in range(200))
+CHANGED = BIG.replace(b"t0100'", b"t0100_renamed'")
+
+
+def synced_then_changed(remote: GitRemote, tmp_path: Path) -> Workspace:
+    """A cache holding ``dags/big.py``, whose next commit changes it a little: the server
+    deltifies the new blob against the old one, which it thinks we hold (a thin pack)."""
+    remote.write("dags/big.py", BIG)
     remote.push()
     ws = make_ws(remote, tmp_path)
     ws.sync_one(REPO)
-    changed = big.replace(b"t0100'", b"t0100_renamed'")
-    remote.write("dags/big.py", changed)
+    remote.write("dags/big.py", CHANGED)
     remote.push()
+    return ws
+
+
+def test_a_delta_on_a_blob_given_away_is_rebuilt_from_the_cache(
+    remote: GitRemote, git_servers: GitServers, tmp_path: Path
+) -> None:
+    ws = synced_then_changed(remote, tmp_path)
     before = git_servers.daemon.requests(remote.bare.name)
-    # the server deltifies the new blob against the one it thinks we hold (a thin pack);
-    # the store gave that one away, so it is asked for by id on a second connection
+    # the store gave the base away; the content store holds its bytes, which hash to the
+    # base's id: one connection, as for any other new commit
     assert ws.sync_one(REPO).changed
-    assert git_servers.daemon.requests(remote.bare.name) - before == 2
-    assert (ws.path(REPO) / "dags/big.py").read_bytes() == changed
+    assert git_servers.daemon.requests(remote.bare.name) - before == 1
+    assert (ws.path(REPO) / "dags/big.py").read_bytes() == CHANGED
     assert stored_blobs(ws) == 0
+
+
+@pytest.mark.parametrize("damage", ["altered", "removed"])
+def test_a_base_the_cache_lost_or_damaged_comes_from_the_remote(
+    remote: GitRemote, git_servers: GitServers, tmp_path: Path, damage: str
+) -> None:
+    ws = synced_then_changed(remote, tmp_path)
+    cached = ws.cache.layout.object_path(hashlib.sha256(BIG).hexdigest())
+    if damage == "altered":  # same size, other bytes: only the blob id tells
+        os.chmod(cached, 0o644)
+        cached.write_bytes(BIG.replace(b"task_0007", b"task_0008"))
+    else:
+        cached.unlink()
+    before = git_servers.daemon.requests(remote.bare.name)
+    assert ws.sync_one(REPO).changed
+    # the base is asked for by id on a second connection; the delta applies to the right
+    # bytes, so the published file is the commit's
+    assert git_servers.daemon.requests(remote.bare.name) - before == 2
+    assert (ws.path(REPO) / "dags/big.py").read_bytes() == CHANGED
+    assert tree_files(ws.path(REPO)) == {**FILES, "dags/big.py": CHANGED}
 
 
 def test_the_cache_takes_the_fetchers_hashes_and_reads_nothing_back(
