@@ -12,15 +12,21 @@ from airflow_env import AirflowEnv
 pytestmark = pytest.mark.slow
 
 
-def compare(airflow: AirflowEnv, root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    both = airflow.script("compare_dagbag", root, timeout=280)
+def compare(airflow: AirflowEnv, root: Path,
+            files_per_child: int = 1) -> tuple[dict[str, Any], dict[str, Any]]:
+    both = airflow.script("compare_dagbag", root, files_per_child, timeout=280)
     return both["dagbag"], both["dagfetch"]
 
 
+#: a fork per file (the default), and the opt-in ``[extract] files_per_child``
+PER_CHILD = pytest.mark.parametrize("files_per_child", [1, 50])
+
+
+@PER_CHILD
 def test_example_dags_give_every_dag_dagbag_finds_with_its_tasks_and_edges(
-    airflow: AirflowEnv, example_dags: Path
+    airflow: AirflowEnv, example_dags: Path, files_per_child: int
 ) -> None:
-    bag, ours = compare(airflow, example_dags)
+    bag, ours = compare(airflow, example_dags, files_per_child)
     # the counts Airflow 3.3.2's shipped examples give: half of them never bound to a name
     assert len(bag["dags"]) == 90
     assert sum(len(d["tasks"]) for d in bag["dags"].values()) == 229
@@ -47,8 +53,9 @@ HEADER = ("from airflow.sdk import DAG, dag, task\n"
           "from airflow.providers.standard.operators.empty import EmptyOperator\n")
 
 
+@PER_CHILD
 def test_unbound_dags_loops_factories_and_airflow_errors_match_dagbag(
-    airflow: AirflowEnv, tmp_path: Path
+    airflow: AirflowEnv, tmp_path: Path, files_per_child: int
 ) -> None:
     root = write(tmp_path / "repo", {
         # DAGs bound to no name: a `with` block, a loop, a @dag function called at module level
@@ -78,7 +85,7 @@ def test_unbound_dags_loops_factories_and_airflow_errors_match_dagbag(
         # safe mode: a file not mentioning Airflow gives nothing, as in Airflow
         "plain.py": "X = 1\n",
     })
-    bag, ours = compare(airflow, root)
+    bag, ours = compare(airflow, root, files_per_child)
     assert sorted(bag["dags"]) == ["after_failure", "decorated", "from_factory", "loop_0",
                                    "loop_1", "loop_2", "no_name", "twice"]
     assert sorted(ours["dags"]) == sorted(bag["dags"])

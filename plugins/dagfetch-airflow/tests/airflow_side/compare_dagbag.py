@@ -1,6 +1,7 @@
 """Parse a folder with Airflow's DagBag and with dagfetch's ``airflow`` extractor; print both.
 
-Usage: compare_dagbag.py FOLDER. Prints one JSON line: for each side, dag_id -> {tasks: {id:
+Usage: compare_dagbag.py FOLDER [FILES_PER_CHILD] (dagfetch's ``[extract] files_per_child``,
+default 1). Prints one JSON line: for each side, dag_id -> {tasks: {id:
 kind}, edges, file} and the files with import errors (paths relative to FOLDER).
 """
 
@@ -34,8 +35,11 @@ def dagbag_side(root: Path) -> dict:
     return {"dags": dags, "errors": errors}
 
 
-def dagfetch_side(root: Path) -> dict:
-    result = extract_version(root, extractors=["airflow"])
+def dagfetch_side(root: Path, files_per_child: int = 1) -> dict:
+    from dagfetch.graphs.worker.settings import WorkerSettings
+
+    result = extract_version(root, extractors=["airflow"],
+                             settings=WorkerSettings(files_per_child=files_per_child))
     dags = {}
     for rel, graph in result.graphs:
         dags[graph.dag_id] = {
@@ -50,4 +54,5 @@ def dagfetch_side(root: Path) -> dict:
 
 if __name__ == "__main__":  # the extraction worker is spawned: it imports this file again
     root = Path(sys.argv[1]).resolve()
-    print(json.dumps({"dagbag": dagbag_side(root), "dagfetch": dagfetch_side(root)}))
+    per_child = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    print(json.dumps({"dagbag": dagbag_side(root), "dagfetch": dagfetch_side(root, per_child)}))
