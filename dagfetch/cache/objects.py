@@ -32,6 +32,18 @@ def git_blob_hasher(size: int) -> hashlib._Hash:
     return h
 
 
+def write_bytes(path: str, data: bytes, flags: int, mode: int) -> None:
+    """Write ``data`` to ``path``, opened with ``O_WRONLY | O_CREAT | flags`` and ``mode``:
+    three system calls for a small file, where ``Path.write_bytes`` makes several more."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags | getattr(os, "O_BINARY", 0), mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def _checker(expect_digest: str | None, size: int) -> tuple[hashlib._Hash | None, str, str]:
     """The hasher checking ``expect_digest`` (``algo:hex``) of ``size`` bytes, if it names
     an algorithm dagfetch checks; (hasher, algo, expected hex)."""
@@ -161,13 +173,7 @@ class ObjectStore:
             os.makedirs(folder, exist_ok=True)
             made.add(folder)
         tmp = os.path.join(folder, f".{sha256[2:]}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, READ_ONLY)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        write_bytes(tmp, data, os.O_TRUNC, READ_ONLY)
         os.replace(tmp, os.path.join(folder, sha256[2:]))
 
     def link_into(self, sha256: str, dest: str | Path) -> None:

@@ -54,6 +54,7 @@ from dagfetch.backends.git.options import GitOptions
 from dagfetch.backends.git.store import GitStore
 from dagfetch.backends.git.transport import lookup_ref, open_client, pick_ref
 from dagfetch.backends.git.urls import FULL_SHA, GitLocation, RefSpec, parse_location, parse_ref
+from dagfetch.cache.objects import write_bytes
 from dagfetch.errors import FetchError, VersionUnavailableError
 from dagfetch.limits import ByteBudget
 from dagfetch.models import Listing, RemoteFile
@@ -75,20 +76,6 @@ T = TypeVar("T")
 # Depths tried, in turn, to find a commit on a server that refuses to send a commit by its
 # id (protocol v0/v1 without uploadpack.allowReachableSHA1InWant); None = full history.
 DEEPEN_STEPS: tuple[int | None, ...] = (50, 1000, None)
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-
-
-def write_new_file(path: str, data: bytes) -> None:
-    """Create ``path`` (it must not exist) holding ``data``: three system calls."""
-    fd = os.open(path, _NEW_FILE, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
 class GitFetcher(BaseFetcher):
     """Fetch a git repository (any transport dulwich speaks) into the dagfetch cache."""
 
@@ -193,7 +180,7 @@ class GitFetcher(BaseFetcher):
                 if parent not in made:
                     os.makedirs(parent, exist_ok=True)
                     made.add(parent)
-                write_new_file(target, data)
+                write_bytes(target, data, os.O_EXCL, 0o644)  # the file must be new
                 written[f.path] = hashlib.sha256(data).hexdigest()
                 if on_file_done is not None:
                     on_file_done(f)
