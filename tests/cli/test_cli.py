@@ -177,6 +177,15 @@ def test_every_data_command_prints_its_documented_json(
     assert run(manifest, home, "unpin", "r", version_id, "--holder", "h")[0] == 3
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """Start the child with SIGINT at its default and unblocked, as a terminal's foreground
+    job starts. A process that inherits SIGINT ignored (a background job, nohup) rightly keeps
+    ignoring it; in the full suite this test's worker came to pass it on ignored or blocked
+    (seen twice in fresh-clone runs), and the watch then never saw the Ctrl-C sent here."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_sync_watch_json_prints_one_object_per_line_as_it_goes(tmp_path: Path) -> None:
     """Through a pipe, as a consumer reads it: each line must arrive while the watch runs."""
     repos = tmp_path / "repos"
@@ -190,7 +199,7 @@ def test_sync_watch_json_prints_one_object_per_line_as_it_goes(tmp_path: Path) -
     command = [sys.executable, "-m", "dagfetch", "--manifest", str(manifest),
                "--home", str(tmp_path / "home"), "sync", "--watch", "--json"]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_ctrl_c_as_in_a_terminal)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()],
                      daemon=True).start()
