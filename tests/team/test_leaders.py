@@ -14,6 +14,7 @@ from dagfetch.manifest import parse_manifest
 from dagfetch.team import Uploaded
 from dagfetch.team.documents import pointer_key
 from dagfetch.team.objects import TeamObjects
+from dagfetch.team.upload import read_document
 from dagfetch.workspace import Workspace
 from tests.team.conftest import Origin, Team
 from tests.team.test_follow import files, tree
@@ -86,8 +87,15 @@ def test_leaders_publishing_at_once_leave_one_pointer_the_loser_reports_the_winn
     expected = {a: files(30), b: {**files(30), **CHANGED}}
     assert tree(Path(followed.version.path)) == expected[final]
     assert any(r.moved for r in results.values())
-    for result in results.values():  # a loser knows who won; the winner's is the pointer
-        assert result.pointer == final
+    objects = first.team_cache.objects  # type: ignore[union-attr]
+    for result in results.values():
+        if result.moved and result.version_id != final:
+            # no race after all: it moved first and the other leader read its pointer before
+            # moving on from it (the barrier starts both, it cannot make them overlap)
+            document = read_document(objects, "r", final)
+            assert document is not None and document.previous == result.version_id
+        else:  # a loser knows who won; the winner's is the pointer
+            assert result.pointer == final
 
 
 def test_a_leader_that_read_the_pointer_before_another_moved_it_never_moves_it_back(
