@@ -12,7 +12,7 @@ import pytest
 from dagfetch.graphs.extract import extract_version, resolve_extractors
 from dagfetch.graphs.worker.pool import WorkerPool
 from dagfetch.graphs.worker.settings import WorkerSettings
-from dagfetch.graphs.worker.zygote import imported_names
+from dagfetch.graphs.worker.imports import imported_names
 from tests.graphs.dagfiles import chain_dag, repo_files
 from tests.graphs.test_graph_extract import write_tree
 
@@ -94,6 +94,24 @@ def test_a_module_the_version_provides_is_never_imported_by_the_worker(tmp_path:
     result = extract_version(root, extractors=["tests.graphs.preloading_extractor:graphs"],
                              settings=ONE)
     assert [g.dag_id for _, g in result.graphs] == ["warm-child"]
+
+
+def test_a_module_the_worker_imports_later_is_hidden_from_a_version_that_provides_it(
+    tmp_path: Path,
+) -> None:
+    # the worker lists what a version hides once, and again when its modules changed: here
+    # the second version makes it import tests.graphs.warm_module, which the first provides
+    provides = write_tree(tmp_path / "provides", {
+        "probe.py": WARM_PROBE, "tests/__init__.py": b"", "tests/graphs/__init__.py": b"",
+        "tests/graphs/warm_module.py": b"import os\nIMPORTED_IN = os.getpid()\n"})
+    imports = write_tree(tmp_path / "imports", {"probe.py": WARM_PROBE})
+    extractors = ["tests.graphs.preloading_extractor:graphs"]
+    with pool_for(extractors) as pool:
+        found = [[g.dag_id for _, g in extract_version(root, extractors=extractors,
+                                                       settings=ONE, pool=pool).graphs]
+                 for root in (provides, imports, provides)]
+        assert pool.started == 1
+    assert found == [["warm-child"], ["warm-worker"], ["warm-child"]]
 
 
 def test_imported_names_reads_module_level_imports_without_running_the_file(

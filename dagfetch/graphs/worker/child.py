@@ -33,6 +33,17 @@ _READ = 65536
 COMMANDS_FD = 4
 
 
+class VersionNames:
+    """What the worker knows of a version folder's module names, handed to its children:
+    the folder's top-level names and the loaded modules they hide (see
+    :func:`dagfetch.importing.version_imports`)."""
+
+    __slots__ = ("hidden", "top_level")
+
+    def __init__(self, top_level: frozenset[str], hidden: tuple[str, ...]) -> None:
+        self.top_level, self.hidden = top_level, hidden
+
+
 class FileParser:
     """The extractors and limits a forked child parses with."""
 
@@ -43,7 +54,7 @@ class FileParser:
         self.files_per_child: int = int(config.get("files_per_child", 1))
         self.extractors: list[Any] = []
 
-    def run_child(self, root: str, rel: str | None, top_level: frozenset[str], result_w: int,
+    def run_child(self, root: str, rel: str | None, names: VersionNames, result_w: int,
                   stderr_w: int, commands_r: int | None) -> NoReturn:
         """In the forked child: parse ``rel``, or (``commands_r``) the files named there."""
         me = os.getpid()
@@ -68,9 +79,9 @@ class FileParser:
             limits.limit_processes(self.max_processes)
             if commands_r is not None:
                 limits.become_subreaper()  # what the files leave behind stays countable
-                self._serve(root, top_level, me)
+                self._serve(root, names, me)
             assert rel is not None
-            message = self._run(root, rel, top_level)
+            message = self._run(root, rel, names)
         except BaseException:  # the file's own failures are caught in _result: this is ours
             if rel is None:  # no file asked for yet: the first one's error is this death
                 with contextlib.suppress(BaseException):
@@ -86,23 +97,25 @@ class FileParser:
                     _write(protocol.encode(message))
             os._exit(0)
 
-    def _run(self, root: str, rel: str, top_level: frozenset[str]) -> dict[str, Any]:
+    def _run(self, root: str, rel: str, names: VersionNames) -> dict[str, Any]:
         from dagfetch.importing import import_file, version_imports
 
         folder = Path(root).resolve()
         # the child ends after this file: no need to put sys.modules back
-        with version_imports(folder, top_level=top_level, throwaway=True):
+        with version_imports(folder, top_level=names.top_level, throwaway=True,
+                             hidden=names.hidden):
             outcome = import_file(folder, rel)
         return self._result(rel, outcome)
 
-    def _serve(self, root: str, top_level: frozenset[str], me: int) -> NoReturn:
+    def _serve(self, root: str, names: VersionNames, me: int) -> NoReturn:
         """Parse the files named on :data:`COMMANDS_FD` in turn, each answered on its own."""
         from dagfetch.importing import belongs_to, import_file, version_imports
 
         folder = Path(root).resolve()
         prefix = str(folder) + os.sep
         buffer = bytearray()
-        with version_imports(folder, top_level=top_level, throwaway=True):
+        top_level = names.top_level
+        with version_imports(folder, top_level=top_level, throwaway=True, hidden=names.hidden):
             path, cwd = list(sys.path), os.getcwd()
             known = set(sys.modules)
             while (line := read_line(COMMANDS_FD, buffer)) is not None:

@@ -31,7 +31,6 @@ started, and one worker serves any number of files and versions: a long-lived pr
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import gc
 import importlib
@@ -45,8 +44,9 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
-from dagfetch.graphs.worker import limits, protocol
-from dagfetch.graphs.worker.child import FileParser, read_line
+from dagfetch.graphs.worker import hugepages, limits, protocol
+from dagfetch.graphs.worker.child import FileParser, VersionNames, read_line
+from dagfetch.graphs.worker.imports import imported_names
 
 STDERR_TAIL_BYTES = 4096
 _READ = 65536
@@ -105,6 +105,8 @@ class _Zygote:
         self.timeout = self.parser.timeout
         #: version folder -> its top-level module names (a version's folder never changes)
         self.top_level: dict[str, frozenset[str]] = {}
+        #: version folder -> its names for a child, and the state of sys.modules they are of
+        self.names: dict[str, tuple[VersionNames, tuple[int, int]]] = {}
         #: packages whose modules DAG files import are imported here first (see warm_up)
         self.packages: frozenset[str] = frozenset()
         self.tried: set[str] = set()
@@ -143,8 +145,10 @@ class _Zygote:
         # never walk it (walking it would copy the whole heap into every child)
         gc.collect()
         gc.freeze()
+        # fewer page-table entries for each fork to copy and each child's exit to unmap
+        hugepages.collapse()
 
-    def names_of(self, root: str) -> frozenset[str]:
+    def top_level_of(self, root: str) -> frozenset[str]:
         """``root``'s top-level module names, listed once per version, not once per file or
         per module (see :mod:`dagfetch.importing`)."""
         from dagfetch.importing import top_level_names
@@ -153,8 +157,24 @@ class _Zygote:
         if names is None:
             if len(self.top_level) >= 16:  # versions come and go in a long-lived worker
                 self.top_level.clear()
+                self.names.clear()
             names = self.top_level[root] = frozenset(top_level_names(Path(root)))
         return names
+
+    def names_of(self, root: str) -> VersionNames:
+        """``root``'s names for its children: its top-level names and the loaded modules
+        they hide, found here once for as long as ``sys.modules`` stays as it is (the worker
+        only adds to it, but for an import that failed, and each import it tries counts), so
+        that no child walks ``sys.modules`` (the walk copies the pages it touches)."""
+        from dagfetch.importing import shadowed_names
+
+        state = (len(sys.modules), len(self.tried))
+        known = self.names.get(root)
+        if known is None or known[1] != state:
+            top_level = self.top_level_of(root)
+            known = self.names[root] = (VersionNames(top_level, shadowed_names(top_level)),
+                                        state)
+        return known[0]
 
     def warm_up(self, path: Path, top_level: frozenset[str]) -> None:
         """Import the modules of preloaded packages that ``path`` imports, unless the version
@@ -172,23 +192,24 @@ class _Zygote:
                 fresh = True
         if fresh:
             gc.freeze()  # as after load(): the children never collect what came with it
+            hugepages.collapse()
 
     # -- one file ----------------------------------------------------------------------------
 
     def parse(self, root: str, rel: str) -> dict[str, Any]:
-        top_level = self.names_of(root)
         if self.packages:
-            self.warm_up(Path(root, rel), top_level)
+            self.warm_up(Path(root, rel), self.top_level_of(root))
+        names = self.names_of(root)  # after warm_up: what it imported may be hidden too
         if self.parser.files_per_child > 1:
-            return self._parse_in_batch(root, rel, top_level)
-        child = self._fork(root, top_level, rel)
+            return self._parse_in_batch(root, rel, names)
+        child = self._fork(root, names, rel)
         try:
             return self._watch(rel, child)[0]
         finally:
             child.close()
             limits.kill_descendants()
 
-    def _parse_in_batch(self, root: str, rel: str, top_level: frozenset[str]) -> dict[str, Any]:
+    def _parse_in_batch(self, root: str, rel: str, names: VersionNames) -> dict[str, Any]:
         """``rel`` parsed by the child of several files of ``root`` (started when there is
         none). A child that failed a file, that says it is no longer alone, or that parsed
         its share is ended: the next file gets a fresh one."""
@@ -197,7 +218,7 @@ class _Zygote:
             self.end_batch()  # another version, or it died between two files: not rel's doing
             child = None
         if child is None:
-            child = self.batch = self._fork(root, top_level, None)
+            child = self.batch = self._fork(root, names, None)
             child.ask(rel)  # a child that is gone already: its death is rel's error
         message, ended = self._watch(rel, child)
         if ended or child.files >= self.parser.files_per_child:
@@ -210,7 +231,7 @@ class _Zygote:
             child.close()
             limits.kill_descendants()
 
-    def _fork(self, root: str, top_level: frozenset[str], rel: str | None) -> _Child:
+    def _fork(self, root: str, names: VersionNames, rel: str | None) -> _Child:
         """A fresh child for ``rel`` (None: for the files named to it one by one)."""
         result_r, result_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
@@ -221,7 +242,7 @@ class _Zygote:
             os.close(stderr_r)
             if commands_w is not None:
                 os.close(commands_w)
-            self.parser.run_child(root, rel, top_level, result_w, stderr_w, commands_r)
+            self.parser.run_child(root, rel, names, result_w, stderr_w, commands_r)
         os.close(result_w)
         os.close(stderr_w)
         if commands_r is not None:
@@ -290,35 +311,6 @@ class _Zygote:
             child.kill()
             return _error(rel, f"{protocol.INVALID}: {problem}", tail), True
         return messages[0], last or child.status is not None
-
-
-MAX_SCANNED_BYTES = 1 << 20
-
-
-def imported_names(path: Path) -> set[str]:
-    """The absolute module names that a Python file's module-level ``import`` statements
-    name (also inside a module-level ``if``, ``try`` or ``with``; not those run only when a
-    function is called), read with :mod:`ast`, never run; nothing for a file that is too
-    large or does not parse."""
-    try:
-        if path.stat().st_size > MAX_SCANNED_BYTES:
-            return set()
-        statements = list(ast.parse(path.read_bytes(), str(path)).body)
-    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
-        return set()
-    names: set[str] = set()
-    while statements:
-        node = statements.pop()
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
-        elif isinstance(node, (ast.If, ast.Try, ast.With)):
-            for field in ("body", "orelse", "finalbody", "handlers"):
-                statements.extend(getattr(node, field, ()))
-        elif isinstance(node, ast.ExceptHandler):
-            statements.extend(node.body)
-    return names
 
 
 def _pidfd(pid: int) -> int | None:

@@ -197,9 +197,14 @@ class AirflowExtractor:
         """Build, check and drop one small DAG, in the warm worker before any DAG file: Airflow
         imports its timetables, assets and serialization models on the first DAG it builds,
         which would otherwise cost every forked child that work again. Airflow's own code
-        only, never a DAG file's; what it registers is forgotten."""
+        only, never a DAG file's; what it registers is forgotten. Also makes the worker's
+        forks skip Airflow's at-fork disposal of connection pools that hold nothing
+        (:mod:`dagfetch_airflow.forking`)."""
         from airflow.sdk import DAG, task
 
+        from dagfetch_airflow import forking
+
+        forking.install()  # the worker's forks skip Airflow's disposal of its empty pools
         registry = _install_registry()
         for schedule in ({"schedule": None}, {}):  # no schedule: Airflow's default timetable
             with DAG("_dagfetch_warm_up", **schedule) as warm:  # type: ignore[arg-type]

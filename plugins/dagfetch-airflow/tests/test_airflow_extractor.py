@@ -120,3 +120,20 @@ def test_manifest_extractors_airflow_through_the_cli(airflow: AirflowEnv, tmp_pa
     shown = airflow.run([*base, "graph", "show", "unbound", "--json"], check=False)
     assert shown.returncode == 0, shown.stderr
     assert "EmptyOperator" in shown.stdout
+
+
+def test_forks_skip_airflows_pool_disposal_only_while_the_pools_hold_nothing(
+    airflow: AirflowEnv,
+) -> None:
+    forks = airflow.script("fork_pools")
+    # no connection yet: the child keeps the parent's engines and their (empty) pools
+    for side in ("child", "parent"):
+        for name in ("engine", "async_engine"):
+            assert forks["empty"][side][name] == {"same_engine": True, "same_pool": True}
+    # the sync engine holds a connection: Airflow's hook gave the child a new pool for it, and
+    # only for it
+    connected = forks["connected"]
+    assert connected["child"]["engine"] == {"same_engine": True, "same_pool": False}
+    assert connected["child"]["async_engine"] == {"same_engine": True, "same_pool": True}
+    for name in ("engine", "async_engine"):
+        assert connected["parent"][name] == {"same_engine": True, "same_pool": True}
