@@ -56,7 +56,7 @@ def shadowed_names(top_level: Collection[str]) -> tuple[str, ...]:
 @contextmanager
 def version_imports(
     root: str | Path, *, top_level: Collection[str] | None = None, throwaway: bool = False,
-    hidden: Collection[str] | None = None,
+    hidden: Collection[str] | None = None, resolved: bool = False,
 ) -> Iterator[None]:
     """Make ``root`` the place where its own top-level module names are imported from.
     ``top_level``: the version's :func:`top_level_names`, when the caller knows them (a
@@ -67,8 +67,10 @@ def version_imports(
     the memory they sit in). ``hidden``: the names in ``sys.modules`` that ``top_level``
     covers (:func:`shadowed_names`), when the caller knows them: a forked child is given
     them by its worker, since walking ``sys.modules`` in the child would copy the pages of
-    every loaded module's entry (4 ms and 1,300 page copies with Airflow loaded)."""
-    root = Path(root).resolve()
+    every loaded module's entry (4 ms and 1,300 page copies with Airflow loaded).
+    ``resolved``: ``root`` is an absolute path without symbolic links already (a worker
+    resolves a version's folder once for all its children)."""
+    root = Path(root) if resolved else Path(root).resolve()
     prefix = str(root) + os.sep
     # listed once: with thousands of modules loaded (Airflow) a listing per module was the
     # bulk of the extraction time, and it grew with the number of files at the root

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dagfetch.importing import dag_files, import_version, version_imports
+from dagfetch.importing import dag_files, import_version, shadowed_names, version_imports
 
 
 def make_version(root: Path, team: str) -> Path:
@@ -77,3 +77,21 @@ def test_a_version_folder_is_listed_once_however_many_modules_are_loaded(
     imported = importing.import_version(tmp_path)
     assert imported.errors == {}
     assert len(listings) == 1
+
+
+def test_the_modules_a_version_hides_may_be_listed_by_the_caller(tmp_path: Path) -> None:
+    # as an extraction worker does once for the children it forks (no walk of sys.modules)
+    outside, utils = types.ModuleType("lib"), types.ModuleType("lib.utils")
+    sys.modules.update({"lib": outside, "lib.utils": utils, "library": outside})
+    try:
+        root = make_version(tmp_path / "v", "inside")
+        hidden = shadowed_names({"lib", "etl"})
+        assert sorted(hidden) == ["lib", "lib.utils"]  # not "library"
+        with version_imports(root.resolve(), top_level={"lib", "etl"}, hidden=hidden,
+                             resolved=True):
+            assert "lib" not in sys.modules and "lib.utils" not in sys.modules
+            assert sys.modules["library"] is outside
+        assert sys.modules["lib"] is outside and sys.modules["lib.utils"] is utils
+    finally:
+        for name in ("lib", "lib.utils", "library"):
+            sys.modules.pop(name, None)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from dagfetch.graphs.extract import extract_version, resolve_extractors
+from dagfetch.graphs.worker.imports import imported_names
 from dagfetch.graphs.worker.pool import WorkerPool
 from dagfetch.graphs.worker.settings import WorkerSettings
-from dagfetch.graphs.worker.imports import imported_names
 from tests.graphs.dagfiles import chain_dag, repo_files
 from tests.graphs.test_graph_extract import write_tree
 

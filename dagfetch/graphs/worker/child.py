@@ -34,14 +34,14 @@ COMMANDS_FD = 4
 
 
 class VersionNames:
-    """What the worker knows of a version folder's module names, handed to its children:
-    the folder's top-level names and the loaded modules they hide (see
+    """What the worker knows of a version folder, handed to its children: the folder
+    resolved, its top-level module names and the loaded modules they hide (see
     :func:`dagfetch.importing.version_imports`)."""
 
-    __slots__ = ("hidden", "top_level")
+    __slots__ = ("folder", "hidden", "top_level")
 
-    def __init__(self, top_level: frozenset[str], hidden: tuple[str, ...]) -> None:
-        self.top_level, self.hidden = top_level, hidden
+    def __init__(self, folder: Path, top_level: frozenset[str], hidden: tuple[str, ...]) -> None:
+        self.folder, self.top_level, self.hidden = folder, top_level, hidden
 
 
 class FileParser:
@@ -54,8 +54,8 @@ class FileParser:
         self.files_per_child: int = int(config.get("files_per_child", 1))
         self.extractors: list[Any] = []
 
-    def run_child(self, root: str, rel: str | None, names: VersionNames, result_w: int,
-                  stderr_w: int, commands_r: int | None) -> NoReturn:
+    def run_child(self, rel: str | None, names: VersionNames, result_w: int, stderr_w: int,
+                  commands_r: int | None) -> NoReturn:
         """In the forked child: parse ``rel``, or (``commands_r``) the files named there."""
         me = os.getpid()
         message: dict[str, Any] | None = None
@@ -79,9 +79,9 @@ class FileParser:
             limits.limit_processes(self.max_processes)
             if commands_r is not None:
                 limits.become_subreaper()  # what the files leave behind stays countable
-                self._serve(root, names, me)
+                self._serve(names, me)
             assert rel is not None
-            message = self._run(root, rel, names)
+            message = self._run(rel, names)
         except BaseException:  # the file's own failures are caught in _result: this is ours
             if rel is None:  # no file asked for yet: the first one's error is this death
                 with contextlib.suppress(BaseException):
@@ -97,25 +97,26 @@ class FileParser:
                     _write(protocol.encode(message))
             os._exit(0)
 
-    def _run(self, root: str, rel: str, names: VersionNames) -> dict[str, Any]:
+    def _run(self, rel: str, names: VersionNames) -> dict[str, Any]:
         from dagfetch.importing import import_file, version_imports
 
-        folder = Path(root).resolve()
+        folder = names.folder
         # the child ends after this file: no need to put sys.modules back
         with version_imports(folder, top_level=names.top_level, throwaway=True,
-                             hidden=names.hidden):
+                             hidden=names.hidden, resolved=True):
             outcome = import_file(folder, rel)
         return self._result(rel, outcome)
 
-    def _serve(self, root: str, names: VersionNames, me: int) -> NoReturn:
+    def _serve(self, names: VersionNames, me: int) -> NoReturn:
         """Parse the files named on :data:`COMMANDS_FD` in turn, each answered on its own."""
         from dagfetch.importing import belongs_to, import_file, version_imports
 
-        folder = Path(root).resolve()
+        folder = names.folder
         prefix = str(folder) + os.sep
         buffer = bytearray()
         top_level = names.top_level
-        with version_imports(folder, top_level=top_level, throwaway=True, hidden=names.hidden):
+        with version_imports(folder, top_level=top_level, throwaway=True, hidden=names.hidden,
+                             resolved=True):
             path, cwd = list(sys.path), os.getcwd()
             known = set(sys.modules)
             while (line := read_line(COMMANDS_FD, buffer)) is not None:

@@ -162,18 +162,19 @@ class _Zygote:
         return names
 
     def names_of(self, root: str) -> VersionNames:
-        """``root``'s names for its children: its top-level names and the loaded modules
-        they hide, found here once for as long as ``sys.modules`` stays as it is (the worker
-        only adds to it, but for an import that failed, and each import it tries counts), so
-        that no child walks ``sys.modules`` (the walk copies the pages it touches)."""
+        """What ``root``'s children need of it: the folder resolved, its top-level names and
+        the loaded modules they hide, found here once for as long as ``sys.modules`` stays as
+        it is (the worker only adds to it, but for an import that failed, and each import it
+        tries counts), so that no child walks ``sys.modules`` (the walk copies the pages it
+        touches)."""
         from dagfetch.importing import shadowed_names
 
         state = (len(sys.modules), len(self.tried))
         known = self.names.get(root)
         if known is None or known[1] != state:
             top_level = self.top_level_of(root)
-            known = self.names[root] = (VersionNames(top_level, shadowed_names(top_level)),
-                                        state)
+            known = self.names[root] = (
+                VersionNames(Path(root).resolve(), top_level, shadowed_names(top_level)), state)
         return known[0]
 
     def warm_up(self, path: Path, top_level: frozenset[str]) -> None:
@@ -242,7 +243,7 @@ class _Zygote:
             os.close(stderr_r)
             if commands_w is not None:
                 os.close(commands_w)
-            self.parser.run_child(root, rel, names, result_w, stderr_w, commands_r)
+            self.parser.run_child(rel, names, result_w, stderr_w, commands_r)
         os.close(result_w)
         os.close(stderr_w)
         if commands_r is not None:
