@@ -28,7 +28,7 @@ MAPS = """\
 
 def test_only_the_aligned_parts_of_private_writable_anonymous_mappings_are_advised() -> None:
     mb = 1 << 20
-    assert hugepages.anonymous_ranges(MAPS) == [
+    assert hugepages.anonymous_ranges(MAPS, 2 * mb) == [
         (0x01000000, 0x01000000 + 6 * mb),  # the heap, its last 1 MB not a whole huge page
         (0x7f0000200000, 0x7f0000400000),  # 4 MB from 1 MB: the one aligned 2 MB in it
     ]  # not the binary, a shared or file mapping, a read-only one, nor the stack
@@ -60,24 +60,55 @@ print(json.dumps({"advised": advised, "huge_kb": huge, "copied_kb": copied}))
 """
 
 
+SPARSE = """
+import json, mmap
+from dagfetch.graphs.worker import hugepages
+
+def rss():
+    with open("/proc/self/smaps_rollup") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("Rss:"))
+
+sparse = mmap.mmap(-1, 16 << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+for offset in range(0, len(sparse), 2 << 20):
+    sparse[offset] = 1  # one small page in each 2 MB: mostly unused, as a thread's stack
+before = rss()
+hugepages.collapse()
+print(json.dumps({"grown_kb": rss() - before}))
+"""
+
+
 def _kernel() -> tuple[int, ...]:
     return tuple(int(part) for part in platform.release().split("-")[0].split(".")[:2])
 
 
-def test_a_child_writing_into_shared_huge_pages_copies_small_pages(tmp_path: Path) -> None:
+def _needs_collapse() -> None:
     settings = Path("/sys/kernel/mm/transparent_hugepage/enabled")
     if not sys.platform.startswith("linux") or _kernel() < (6, 1) or not settings.exists() \
             or "[never]" in settings.read_text():
         pytest.skip("MADV_COLLAPSE needs Linux 6.1 or later with transparent huge pages")
-    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                          check=True, cwd=Path(__file__).resolve().parents[2],
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
-    probe = json.loads(done.stdout)
+
+
+def _run(code: str) -> str:
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}
+                          ).stdout
+
+
+def test_a_child_writing_into_shared_huge_pages_copies_small_pages() -> None:
+    _needs_collapse()
+    probe = json.loads(_run(PROBE))
     assert probe["advised"] >= 1
     assert probe["huge_kb"] >= 8 * 1024  # most of the 16 MB is on huge pages
     # eight writes, 2 MB apart: eight 4 KB pages copied (and a few of the interpreter's
     # own), never eight 2 MB huge pages
     assert probe["copied_kb"] < 1024
+
+
+def test_mostly_unused_memory_is_left_on_small_pages() -> None:
+    _needs_collapse()
+    probe = json.loads(_run(SPARSE))
+    assert probe["grown_kb"] < 2048  # not the 16 MB that whole huge pages would make resident
 
 
 def test_collapse_never_fails_where_it_cannot_work(monkeypatch: pytest.MonkeyPatch) -> None:
