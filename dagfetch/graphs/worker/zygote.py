@@ -8,7 +8,9 @@ JSON lines on stdin and writes :mod:`~dagfetch.graphs.worker.protocol` messages 
 1. the first line configures it (extractor references, ``sys.path``, time limit); it loads
    the extractors, imports what they ``preload`` (Airflow, once), freezes what it holds out of
    the garbage collector's reach (so a child's collections do not copy the warm interpreter's
-   memory page by page), and says ``ready``;
+   memory page by page), puts its heap on huge pages where the kernel can (fewer page-table
+   entries for each fork to copy: :mod:`~dagfetch.graphs.worker.hugepages`), and says
+   ``ready``;
 2. each further line names one DAG file and its version folder. Before forking, the worker
    reads the file's ``import`` statements (with :mod:`ast`: it never runs the file) and
    imports those of the *installed* packages that ``preload`` names (``airflow.providers.
