@@ -3,7 +3,8 @@
 A fork copies one page-table entry per 4 KB page the worker has mapped, and the child's exit
 unmaps them all again: with Airflow imported that is about 23,000 entries, a few
 milliseconds of CPU per forked child, paid by every DAG file. Once the worker has loaded
-what it keeps (after ``gc.freeze()``), :func:`collapse` asks the kernel
+what it keeps and parsed a few files (see ``COLLAPSE_AT_FILE`` in
+:mod:`~dagfetch.graphs.worker.zygote`), :func:`collapse` asks the kernel
 (``madvise(MADV_COLLAPSE)``, Linux 6.1 and later) to back the heap's aligned 2 MB ranges
 with huge pages, each one entry at the level above: the fork copies far fewer entries, and
 the exit unmaps as few. Copy-on-write is unchanged for the child: its first write into a

@@ -8,9 +8,9 @@ JSON lines on stdin and writes :mod:`~dagfetch.graphs.worker.protocol` messages 
 1. the first line configures it (extractor references, ``sys.path``, time limit); it loads
    the extractors, imports what they ``preload`` (Airflow, once), freezes what it holds out of
    the garbage collector's reach (so a child's collections do not copy the warm interpreter's
-   memory page by page), puts its heap on huge pages where the kernel can (fewer page-table
-   entries for each fork to copy: :mod:`~dagfetch.graphs.worker.hugepages`), and says
-   ``ready``;
+   memory page by page), and says ``ready``; once it has parsed a few files, it puts its heap
+   on huge pages where the kernel can (fewer page-table entries for each fork to copy:
+   :mod:`~dagfetch.graphs.worker.hugepages`);
 2. each further line names one DAG file and its version folder. Before forking, the worker
    reads the file's ``import`` statements (with :mod:`ast`: it never runs the file) and
    imports those of the *installed* packages that ``preload`` names (``airflow.providers.
@@ -52,6 +52,9 @@ from dagfetch.graphs.worker.imports import imported_names
 
 STDERR_TAIL_BYTES = 4096
 _READ = 65536
+#: the heap goes on huge pages before the fork of this file: collapsing costs 15 to 45 ms
+#: once and saves about 3 ms a fork, so a worker that parses a few files never pays for it
+COLLAPSE_AT_FILE = 16
 
 
 class _Child:
@@ -114,6 +117,7 @@ class _Zygote:
         self.tried: set[str] = set()
         #: the child parsing several files of one version in turn (files_per_child > 1)
         self.batch: _Child | None = None
+        self.files = 0  # parsed so far
 
     def send(self, message: dict[str, Any]) -> None:
         data = protocol.encode(message)
@@ -147,8 +151,6 @@ class _Zygote:
         # never walk it (walking it would copy the whole heap into every child)
         gc.collect()
         gc.freeze()
-        # fewer page-table entries for each fork to copy and each child's exit to unmap
-        hugepages.collapse()
 
     def top_level_of(self, root: str) -> frozenset[str]:
         """``root``'s top-level module names, listed once per version, not once per file or
@@ -164,11 +166,9 @@ class _Zygote:
         return names
 
     def names_of(self, root: str) -> VersionNames:
-        """What ``root``'s children need of it: the folder resolved, its top-level names and
-        the loaded modules they hide, found here once for as long as ``sys.modules`` stays as
-        it is (the worker only adds to it, but for an import that failed, and each import it
-        tries counts), so that no child walks ``sys.modules`` (the walk copies the pages it
-        touches)."""
+        """What ``root``'s children need: the folder resolved, its top-level names and the
+        loaded modules they hide, found once while ``sys.modules`` keeps its size and no
+        import was tried (a failed one removes), so no child walks it (copying its pages)."""
         from dagfetch.importing import shadowed_names
 
         state = (len(sys.modules), len(self.tried))
@@ -195,7 +195,8 @@ class _Zygote:
                 fresh = True
         if fresh:
             gc.freeze()  # as after load(): the children never collect what came with it
-            hugepages.collapse()
+            if self.files >= COLLAPSE_AT_FILE:
+                hugepages.collapse()  # what came with it too
 
     # -- one file ----------------------------------------------------------------------------
 
@@ -203,6 +204,10 @@ class _Zygote:
         if self.packages:
             self.warm_up(Path(root, rel), self.top_level_of(root))
         names = self.names_of(root)  # after warm_up: what it imported may be hidden too
+        self.files += 1
+        if self.files == COLLAPSE_AT_FILE:
+            # fewer page-table entries for each fork to copy and each child's exit to unmap
+            hugepages.collapse()
         if self.parser.files_per_child > 1:
             return self._parse_in_batch(root, rel, names)
         child = self._fork(root, names, rel)
