@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any
 
 _ENGINES = ("engine", "async_engine")
 _taken: dict[str, Any] = {}
+#: held from before a fork to after it: two threads forking at once would otherwise see each
+#: other's engines taken out, and one child could keep none
+_forking = threading.Lock()
 _installed = False
 
 
@@ -37,6 +41,7 @@ def _pool_is_empty(engine: Any) -> bool:
 
 
 def _before() -> None:
+    _forking.acquire()
     settings = sys.modules.get("airflow.settings")
     if settings is None:
         return
@@ -52,11 +57,13 @@ def _before() -> None:
 
 
 def _after() -> None:
+    """In the parent and in the child (its only thread is the one that forked)."""
     settings = sys.modules.get("airflow.settings")
     if _taken and settings is not None:
         for name, engine in _taken.items():
             setattr(settings, name, engine)
     _taken.clear()
+    _forking.release()
 
 
 def install() -> bool:
