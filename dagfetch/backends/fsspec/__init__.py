@@ -18,7 +18,8 @@ the cache can be fetched again (``Capabilities.versioned``).
 
 Modules: :mod:`~.fetcher` (the fetcher), :mod:`~.downloads` (downloads and the retry
 policy), :mod:`~.reads` (one object's read, tied to its listing), :mod:`~.http_index`
-(listing HTTP folders), :mod:`~.timestamps` (botocore's timestamps, parsed faster),
+(listing HTTP folders), :mod:`~.timestamps` and :mod:`~.s3client` (botocore's timestamps
+parsed faster, its User-Agent header built once per client),
 :mod:`~.options` (its manifest options).
 """
 
