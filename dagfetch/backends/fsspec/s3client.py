@@ -48,7 +48,7 @@ class FastParsers:
 
 
 def _fast_timestamps(client: Any) -> None:
-    endpoint = getattr(client, "_endpoint", None)
+    endpoint: Any = getattr(client, "_endpoint", None)
     factory = getattr(endpoint, "_response_parser_factory", None)
     if factory is None or isinstance(factory, FastParsers) or not hasattr(
         factory, "create_parser"
@@ -59,14 +59,14 @@ def _fast_timestamps(client: Any) -> None:
 
 def _features() -> frozenset[str]:
     """The feature ids botocore registered for the request being prepared."""
-    from botocore.context import get_context
+    from botocore.context import get_context  # type: ignore[import-untyped]
 
     context = get_context()
     return frozenset(context.features) if context is not None else frozenset()
 
 
 def _reused_user_agent(client: Any) -> None:
-    creator = getattr(client, "_user_agent_creator", None)
+    creator: Any = getattr(client, "_user_agent_creator", None)
     build = getattr(creator, "to_string", None)
     if build is None or getattr(build, "reuses", False):
         return
