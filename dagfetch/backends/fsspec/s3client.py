@@ -43,7 +43,10 @@ class FastParsers:
         return parser
 
     def __getattr__(self, name: str) -> Any:
-        # anything else a caller asks of the factory (set_parser_defaults, ...) is its own
+        # anything else a caller asks of the factory (set_parser_defaults, ...) is its own;
+        # "factory" itself is not (a copy being built has none yet: no endless recursion)
+        if name == "factory":
+            raise AttributeError(name)
         return getattr(self.factory, name)
 
 

@@ -113,3 +113,19 @@ def test_the_user_agent_sent_is_botocores_own_built_once_per_feature_set(
         assert with_feature == build(creator) and creator.to_string() is with_feature
     plain = creator.to_string()
     assert plain == build(creator) and plain != with_feature and creator.to_string() is plain
+
+
+def test_the_parser_factory_keeps_the_rest_of_botocores_factory() -> None:
+    import copy
+
+    from botocore.parsers import ResponseParserFactory
+
+    from dagfetch.backends.fsspec.s3client import FastParsers
+
+    factory = FastParsers(ResponseParserFactory())
+    factory.set_parser_defaults(blob_parser=bytes)  # delegated to botocore's factory
+    parser = factory.create_parser("rest-xml")
+    assert parser._blob_parser is bytes and isinstance(parser._timestamp_parser, FastTimestamps)
+    assert factory.create_parser("rest-xml")._timestamp_parser is parser._timestamp_parser
+    assert isinstance(copy.copy(factory).create_parser("rest-xml")._timestamp_parser,
+                      FastTimestamps)
