@@ -29,6 +29,7 @@ from dagfetch.backends.fsspec.downloads import (
     http_status,
     problem,
 )
+from dagfetch.backends.fsspec.markers import folders_of, is_folder_marker
 from dagfetch.backends.fsspec.options import FsspecOptions
 from dagfetch.backends.fsspec.reads import (
     PREPARE,
@@ -197,7 +198,7 @@ class FsspecFetcher(BaseFetcher):
             raise RemoteNotFoundError(f"{self._where()}: not found") from None
         except Exception as exc:
             raise FetchError(f"{self._where()}: listing failed: {problem(exc)}") from None
-        folders = _folders_of(found)
+        folders = folders_of(found)
         files = [
             f for f in (self._remote_file(n, i, folders) for n, i in found.items()) if f is not None
         ]
@@ -296,7 +297,7 @@ class FsspecFetcher(BaseFetcher):
             return RemoteFile(rel, 0, f"link:{target}", kind="symlink", target=target)
         if info.get("type") not in (None, "file"):
             return None
-        if _is_folder_marker(rel, info, folders):
+        if is_folder_marker(rel, info, folders):
             return None
         described = self.family.describe(info, self.version_aware)
         size = info.get("size")
@@ -415,25 +416,3 @@ class FsspecFetcher(BaseFetcher):
         )
         return written
 
-
-def _folders_of(found: dict[str, dict[str, Any]]) -> set[str]:
-    """Every folder the listed names imply (``a``, ``a/b`` for ``a/b/c.py``)."""
-    folders = {""}
-    for rel in found:
-        parts = rel.strip("/").split("/")
-        for end in range(1, len(parts)):
-            folders.add("/".join(parts[:end]))
-    return folders
-
-
-def _is_folder_marker(rel: str, info: dict[str, Any], folders: set[str]) -> bool:
-    """A zero-byte object standing for a folder ("dags/", "dags/sub/"), which the AWS
-    console's "Create folder" and many upload tools write. fsspec strips the trailing slash
-    from some names, so the stored key is checked too, and an empty object named like a
-    folder of other listed files (or like the root) is one as well."""
-    names = (rel, str(info.get("listed_name") or ""), str(info.get("Key") or ""),
-             str(info.get("name") or ""))
-    if any(name.endswith("/") for name in names if name):
-        return True
-    clean = rel.strip("/")
-    return info.get("size") in (0, None) and (clean in folders or clean in ("", "."))
