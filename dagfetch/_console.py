@@ -51,8 +51,8 @@ def exit_now(code: object) -> NoReturn:
         status = 1
     others = [t for t in threading.enumerate()
               if t is not threading.current_thread() and not t.daemon and t.is_alive()]
-    if others:
-        sys.exit(status)
+    if others or sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(status)  # a profiler, coverage or a debugger writes its findings at exit
     atexit._run_exitfuncs()  # the handlers run once: the call clears them
     try:
         sys.stdout.flush()

@@ -56,3 +56,13 @@ def test_the_commands_exit_code_and_message_survive(tmp_path: Path) -> None:
     assert "missing.toml" in done.stderr
     done, _ = _run(tmp_path, "", "no-such-command")
     assert done.returncode == 2 and "No such command" in done.stderr
+
+
+def test_a_profiler_still_writes_its_findings(tmp_path: Path) -> None:
+    """`python -m cProfile -m dagfetch`: the profile is written when the process exits, so a
+    process under a profiler or tracer exits as Python would."""
+    out = tmp_path / "profile.out"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "dagfetch",
+                           "--version"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
