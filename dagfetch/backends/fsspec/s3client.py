@@ -60,27 +60,20 @@ def _fast_timestamps(client: Any) -> None:
     endpoint._response_parser_factory = FastParsers(factory)
 
 
-def _features() -> frozenset[str]:
-    """The feature ids botocore registered for the request being prepared."""
-    from botocore.context import get_context  # type: ignore[import-untyped]
-
-    context = get_context()
-    return frozenset(context.features) if context is not None else frozenset()
-
-
 def _reused_user_agent(client: Any) -> None:
     creator: Any = getattr(client, "_user_agent_creator", None)
     build = getattr(creator, "to_string", None)
     if build is None or getattr(build, "reuses", False):
         return
-    try:
-        _features()
-    except (ImportError, AttributeError):
+    try:  # the request's feature ids live in botocore's request context
+        from botocore.context import get_context  # type: ignore[import-untyped]
+    except ImportError:
         return  # a botocore without request contexts: its header is left to it
     built: dict[frozenset[str], str] = {}
 
     def to_string() -> str:
-        features = _features()
+        context = get_context()
+        features = frozenset(context.features) if context is not None else frozenset()
         header = built.get(features)
         if header is None:
             header = built[features] = build()
