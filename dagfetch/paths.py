@@ -50,11 +50,14 @@ def safe_relpath(path: str) -> str:
         raise UnsafePathError(path, "path names the repository root")
     if ".." in parts:
         raise UnsafePathError(path, "'..' component escapes the repository")
-    longest = max(parts, key=lambda part: len(part.encode("utf-8", "surrogateescape")))
-    if len(longest.encode("utf-8", "surrogateescape")) > NAME_MAX:
-        raise UnsafePathError(
-            path, f"a name of {len(longest.encode('utf-8', 'surrogateescape'))} bytes; file "
-            f"systems take {NAME_MAX} at most")
+    for part in parts:
+        # every listed path comes here: a name of at most NAME_MAX // 4 characters cannot
+        # exceed NAME_MAX bytes (4 at most each), so only longer ones are encoded
+        if len(part) > NAME_MAX // 4:
+            size = len(part.encode("utf-8", "surrogateescape"))
+            if size > NAME_MAX:
+                raise UnsafePathError(
+                    path, f"a name of {size} bytes; file systems take {NAME_MAX} at most")
     return "/".join(parts)
 
 

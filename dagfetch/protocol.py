@@ -99,9 +99,11 @@ class Fetcher(Protocol):
         """Write each file's bytes to ``dest / file.path`` (parents may need creating).
 
         May return the sha256 of the bytes it wrote, by path, for files it checked against
-        their listing's digest itself (git checks each blob's id): the cache then takes
-        those hashes and does not read the files back (it still checks their sizes). None,
-        or a path left out: the cache hashes the file.
+        their listing's digest itself (git checks each blob's id) or whose listing gives
+        none (the fsspec backend hashes what it writes to S3 downloads as it writes it):
+        the cache then takes those hashes and does not read the files back (it still checks
+        their sizes). None, or a path left out: the cache hashes the file (and checks the
+        listing's digest).
 
         Raise :class:`dagfetch.errors.FetchError` (or a subclass) on failure; partial output
         in ``dest`` is cleaned up by the caller.

@@ -22,6 +22,7 @@ The parts: :mod:`~dagfetch.cache.records` (records, state, ``current``),
 from __future__ import annotations
 
 import errno
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -33,7 +34,6 @@ import attrs
 from dagfetch.cache.layout import CacheLayout, check_version_id, default_cache_root
 from dagfetch.cache.locks import DEFAULT_LOCK_TIMEOUT, CacheLocks
 from dagfetch.cache.objects import ObjectStore
-from dagfetch.cache.pins import PinStore
 from dagfetch.cache.publish import (
     PlannedFile,
     Published,
@@ -56,9 +56,10 @@ from dagfetch.errors import CacheError, VersionNotFoundError
 from dagfetch.models import Version
 from dagfetch.redact import get_logger
 
-if TYPE_CHECKING:  # gc and audit are imported when asked for: a sync uses neither
+if TYPE_CHECKING:  # gc, audit and pins are imported when asked for: a sync uses none
     from dagfetch.cache.audit import Auditor, VerifyReport
     from dagfetch.cache.gc import Collector, GcReport
+    from dagfetch.cache.pins import PinStore
 
 # GcReport and PlannedFile lived here in 0.1.0; importing them from here keeps working
 __all__ = ["GcReport", "PlannedFile", "VersionCache", "VersionEntry", "VersionRecord"]
@@ -99,8 +100,14 @@ class VersionCache:
         self.objects = ObjectStore(self.layout)
         self.records = RecordStore(self.layout)
         self.locks = CacheLocks(self.layout, lock_timeout)
-        self._pins = PinStore(self.layout)
         self._publisher = Publisher(self.layout, self.objects, self.records, self.locks)
+
+    @functools.cached_property
+    def _pins(self) -> PinStore:
+        # a sync that finds nothing new never reads a pin: imported on first use
+        from dagfetch.cache.pins import PinStore
+
+        return PinStore(self.layout)
 
     @property
     def root(self) -> Path:

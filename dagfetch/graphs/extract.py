@@ -222,28 +222,23 @@ def _dedupe(
     template: str | None,
 ) -> list[tuple[str, Graph]]:
     """One graph per dag_id: within a file the first extractor wins; a dag_id that a second
-    file defines again makes that file an import error (as Airflow does), worded by
-    ``template`` (its ``{file}`` and ``{other}`` are full paths, as in Airflow's message)."""
+    file defines again is left out and makes that file an import error, worded by
+    ``template`` (its ``{file}`` and ``{other}`` are full paths, as in Airflow's message).
+    The file's other DAGs are kept, as Airflow's ``DagBag`` keeps them; of two such dag_ids
+    in one file, the message names the last, as ``DagBag``'s does."""
     owner: dict[str, str] = {}
     out: list[tuple[str, Graph]] = []
     for rel in sorted(found):
-        mine: list[tuple[str, Graph]] = []
-        problem = None
         for graph in found[rel]:
-            if graph.dag_id in owner:
-                other = owner[graph.dag_id]
-                problem = duplicate_text(template, graph.dag_id, str(root / rel),
-                                         str(root / other)) if template else (
+            other = owner.get(graph.dag_id)
+            if other == rel:
+                continue
+            if other is not None:
+                errors[rel] = duplicate_text(template, graph.dag_id, str(root / rel),
+                                             str(root / other)) if template else (
                     f"DAG {graph.dag_id!r} is already defined in {other}; "
                     "dag_id must be unique across the repository")
-                break
-            if any(g.dag_id == graph.dag_id for _, g in mine):
                 continue
-            mine.append((rel, graph))
-        if problem:
-            errors[rel] = problem
-            continue
-        for rel_, graph in mine:
-            owner[graph.dag_id] = rel_
-        out.extend(mine)
+            owner[graph.dag_id] = rel
+            out.append((rel, graph))
     return out

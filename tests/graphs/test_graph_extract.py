@@ -84,6 +84,19 @@ def test_a_dag_id_defined_twice_is_an_import_error_of_the_second_file(tmp_path: 
     assert "already defined in first.py" in result.errors["second.py"]
 
 
+def test_a_file_defining_a_dag_id_again_keeps_its_other_dags(tmp_path: Path) -> None:
+    """As Airflow's DagBag: the duplicate is left out, the file is an import error, and the
+    DAGs it defines besides stay recorded."""
+    files = repo_files(first=chain_dag("etl", ["a"]))
+    files["second.py"] = (b"from lib.dagshape import DAG, BashOperator\n"
+                          b"again = DAG('etl')\nb = BashOperator(again, 'b')\n"
+                          b"report = DAG('report')\nc = BashOperator(report, 'c')\n")
+    result = extract_version(write_tree(tmp_path / "v", files))
+    assert sorted((p, g.dag_id) for p, g in result.graphs) == [("first.py", "etl"),
+                                                              ("second.py", "report")]
+    assert "already defined in first.py" in result.errors["second.py"]
+
+
 def test_a_plugin_extractor_from_the_entry_point_group(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

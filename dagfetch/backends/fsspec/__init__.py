@@ -16,10 +16,11 @@ With ``version_aware = true`` on S3, GCS or Azure, each listed object's version 
 ``RemoteFile.extra`` and downloads ask for exactly that version, so a version evicted from
 the cache can be fetched again (``Capabilities.versioned``).
 
-Modules: :mod:`~.fetcher` (the fetcher), :mod:`~.downloads` (downloads and the retry
-policy), :mod:`~.reads` (one object's read, tied to its listing), :mod:`~.http_index`
-(listing HTTP folders), :mod:`~.timestamps` (botocore's timestamps, parsed faster),
-:mod:`~.options` (its manifest options).
+Modules: :mod:`~.fetcher` (the fetcher), :mod:`~.markers` (folder markers in listings),
+:mod:`~.downloads` (downloads and the retry policy), :mod:`~.reads` (one object's read, tied
+to its listing), :mod:`~.http_index` (listing HTTP folders), :mod:`~.timestamps` and
+:mod:`~.s3client` (botocore's timestamps parsed faster, its User-Agent header built once per
+client), :mod:`~.options` (its manifest options).
 """
 
 from dagfetch.backends.fsspec.fetcher import FsspecFetcher

@@ -29,6 +29,7 @@ from dagfetch.backends.fsspec.downloads import (
     http_status,
     problem,
 )
+from dagfetch.backends.fsspec.markers import folders_of, is_folder_marker
 from dagfetch.backends.fsspec.options import FsspecOptions
 from dagfetch.backends.fsspec.reads import (
     PREPARE,
@@ -50,7 +51,7 @@ from dagfetch.limits import ByteBudget
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.options import parse_options
 from dagfetch.paths import safe_relpath
-from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source
+from dagfetch.protocol import BaseFetcher, Capabilities, FileDone, Source, Written
 from dagfetch.redact import get_logger, redact_url
 from dagfetch.storage import VERSION_KEY, open_filesystem, url_protocols
 
@@ -197,7 +198,7 @@ class FsspecFetcher(BaseFetcher):
             raise RemoteNotFoundError(f"{self._where()}: not found") from None
         except Exception as exc:
             raise FetchError(f"{self._where()}: listing failed: {problem(exc)}") from None
-        folders = _folders_of(found)
+        folders = folders_of(found)
         files = [
             f for f in (self._remote_file(n, i, folders) for n, i in found.items()) if f is not None
         ]
@@ -296,7 +297,7 @@ class FsspecFetcher(BaseFetcher):
             return RemoteFile(rel, 0, f"link:{target}", kind="symlink", target=target)
         if info.get("type") not in (None, "file"):
             return None
-        if _is_folder_marker(rel, info, folders):
+        if is_folder_marker(rel, info, folders):
             return None
         described = self.family.describe(info, self.version_aware)
         size = info.get("size")
@@ -334,12 +335,17 @@ class FsspecFetcher(BaseFetcher):
 
     def fetch(
         self, files: Sequence[RemoteFile], dest: Path, on_file_done: FileDone | None = None
-    ) -> None:
+    ) -> Written:
+        """Download ``files`` into ``dest``; returns the sha256 of each file whose bytes all
+        went through its :class:`Sink` and whose listing gives no digest (a digest is
+        checked by the cache reading the file back), so the cache does not hash it again."""
         jobs = [(f, self._remote_path(f), dest / f.path) for f in files]
-        for _, _, local in jobs:
-            local.parent.mkdir(parents=True, exist_ok=True)
+        folders = {os.path.dirname(local) for _, _, local in jobs}  # one mkdir per folder
+        for folder in sorted(folders):
+            os.makedirs(folder, exist_ok=True)
+        written: dict[str, str] = {}
         if not jobs:
-            return
+            return written
         budget = ByteBudget(self.limits, repo_field=self.source.field)
         reader = (None if self.chained else READERS.get(self.family.name)) or functools.partial(
             read_by_get_file, get_kwargs={} if self.chained else self.family.download_kwargs
@@ -348,6 +354,11 @@ class FsspecFetcher(BaseFetcher):
         def sink_for(job: Job) -> Sink:
             remote_file, _, local = job
             return Sink(local, budget.file(remote_file.path, remote_file.size))
+
+        def done(remote_file: RemoteFile, sink: Sink) -> None:
+            sha = None if remote_file.digest else sink.sha256()
+            if sha is not None:
+                written[remote_file.path] = sha
 
         if self.is_async:
 
@@ -360,6 +371,7 @@ class FsspecFetcher(BaseFetcher):
                     raise
                 finally:
                     sink.close()
+                done(job[0], sink)
 
             async def download() -> None:
                 await self._prepare()
@@ -373,54 +385,34 @@ class FsspecFetcher(BaseFetcher):
                 )
 
             self._run(download, "the download")
-        else:
+            return written
 
-            def copy(job: Job) -> None:
-                sink = sink_for(job)
-                try:
-                    if self.chained:
-                        read_chained(self.fs, job[1], job[0], sink)
-                    elif self.is_local:
-                        read_local(self.root, job[0], sink)
-                    else:
-                        read_memory(self.fs, job[1], job[0], sink)
-                except BaseException:
-                    sink.budget.refund()
-                    raise
-                finally:
-                    sink.close()
+        def copy(job: Job) -> None:
+            sink = sink_for(job)
+            try:
+                if self.chained:
+                    read_chained(self.fs, job[1], job[0], sink)
+                elif self.is_local:
+                    read_local(self.root, job[0], sink)
+                else:
+                    read_memory(self.fs, job[1], job[0], sink)
+            except BaseException:
+                sink.budget.refund()
+                raise
+            finally:
+                sink.close()
+            done(job[0], sink)
 
-            timeout, _ = self._timeout()
-            download_threads(
-                jobs,
-                copy,
-                concurrency=self.concurrency,
-                timeout=timeout,
-                retry=self.retry,
-                failed=self._failed,
-                on_file_done=on_file_done,
-                where=self._where(),
-            )
+        timeout, _ = self._timeout()
+        download_threads(
+            jobs,
+            copy,
+            concurrency=self.concurrency,
+            timeout=timeout,
+            retry=self.retry,
+            failed=self._failed,
+            on_file_done=on_file_done,
+            where=self._where(),
+        )
+        return written
 
-
-def _folders_of(found: dict[str, dict[str, Any]]) -> set[str]:
-    """Every folder the listed names imply (``a``, ``a/b`` for ``a/b/c.py``)."""
-    folders = {""}
-    for rel in found:
-        parts = rel.strip("/").split("/")
-        for end in range(1, len(parts)):
-            folders.add("/".join(parts[:end]))
-    return folders
-
-
-def _is_folder_marker(rel: str, info: dict[str, Any], folders: set[str]) -> bool:
-    """A zero-byte object standing for a folder ("dags/", "dags/sub/"), which the AWS
-    console's "Create folder" and many upload tools write. fsspec strips the trailing slash
-    from some names, so the stored key is checked too, and an empty object named like a
-    folder of other listed files (or like the root) is one as well."""
-    names = (rel, str(info.get("listed_name") or ""), str(info.get("Key") or ""),
-             str(info.get("name") or ""))
-    if any(name.endswith("/") for name in names if name):
-        return True
-    clean = rel.strip("/")
-    return info.get("size") in (0, None) and (clean in folders or clean in ("", "."))

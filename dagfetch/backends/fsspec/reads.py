@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dagfetch.backends.fsspec.timestamps import speed_up
+from dagfetch.backends.fsspec.s3client import speed_up
 from dagfetch.errors import ChangedDuringSync
 from dagfetch.limits import FileBudget
 from dagfetch.models import RemoteFile
@@ -40,20 +40,34 @@ CHUNK = 256 * 1024
 
 
 class Sink:
-    """A local file written chunk by chunk, each chunk counted before it is written."""
+    """A local file written chunk by chunk, each chunk counted before it is written and
+    hashed as it is written, so the cache need not read the file back to hash it."""
 
     def __init__(self, local: Path, budget: FileBudget) -> None:
         self.local = local
         self.budget = budget
+        self._sha = hashlib.sha256()
+        self._whole = True  # every byte of the file went through write()
         self._fh = open(local, "wb")  # noqa: SIM115 - closed by close(), on every path
 
     def write(self, data: bytes) -> int:
         self.budget.add(len(data))
+        self._sha.update(data)
         return self._fh.write(data)
 
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()
+
+    def hand_over(self) -> None:
+        """Close the file for a file system that writes it itself: its bytes are not seen
+        here, so :meth:`sha256` has none to give."""
+        self._whole = False
+        self.close()
+
+    def sha256(self) -> str | None:
+        """The sha256 of what :meth:`write` wrote (None after :meth:`hand_over`)."""
+        return self._sha.hexdigest() if self._whole else None
 
 
 def _changed(remote_file: RemoteFile, why: str) -> ChangedDuringSync:
@@ -188,7 +202,7 @@ async def read_by_get_file(
     a read stops within one chunk past a limit); then the bytes are checked against the
     listed MD5 when there is one (GCS gives it for every object but composite ones, whose
     generation is their token)."""
-    sink.close()
+    sink.hand_over()
     await fs._get_file(path, str(sink.local), callback=_counting_callback(sink.budget),
                        **(get_kwargs or {}))
     _check_written(remote_file, sink)
@@ -198,7 +212,7 @@ def read_chained(fs: Any, path: str, remote_file: RemoteFile, sink: Sink) -> Non
     """A chained URL (``simplecache::s3://...``): the chain's own ``get_file``, which reaches
     the store (a cache's ``open`` would serve the bytes it kept from before); bytes it does
     not report as they arrive are counted once written."""
-    sink.close()
+    sink.hand_over()
     fs.get_file(path, str(sink.local), callback=_counting_callback(sink.budget))
     _check_written(remote_file, sink)
 
@@ -208,8 +222,8 @@ READERS: dict[str, Reader] = {"s3": read_s3, "azure": read_azure, "http": read_h
 
 
 async def prepare_s3(fs: Any) -> None:
-    """s3fs's client, made, with botocore's timestamps parsed the fast way
-    (:mod:`~dagfetch.backends.fsspec.timestamps`)."""
+    """s3fs's client, made, and made cheaper per request (botocore's timestamps parsed the
+    fast way, its User-Agent header built once: :mod:`~dagfetch.backends.fsspec.s3client`)."""
     await fs.set_session()
     speed_up(getattr(fs, "s3", None))
 

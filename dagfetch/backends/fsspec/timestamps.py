@@ -7,7 +7,7 @@ seconds, more than dagfetch's own work on the listing) and a tenth of a small ob
 S3 writes them in two fixed forms, ISO 8601 in XML bodies (``2026-12-01T16:34:54.000Z``) and
 the HTTP date in headers (``Tue, 01 Dec 2026 16:34:54 GMT``); those are parsed by the standard
 library into the same instant, timezone-aware as botocore's are, and anything else goes to the
-parser botocore had.
+parser botocore had. :mod:`~dagfetch.backends.fsspec.s3client` gives them to s3fs's client.
 """
 
 from __future__ import annotations
@@ -38,12 +38,3 @@ class FastTimestamps:
                 pass
         return self.fallback(value)
 
-
-def speed_up(client: Any) -> None:
-    """Give ``client``'s response parser :class:`FastTimestamps` (once; a client without
-    the parser botocore gives it is left alone)."""
-    parser = getattr(client, "_response_parser", None)
-    current = getattr(parser, "_timestamp_parser", None)
-    if current is None or isinstance(current, FastTimestamps):
-        return
-    parser._timestamp_parser = FastTimestamps(current)  # type: ignore[union-attr]

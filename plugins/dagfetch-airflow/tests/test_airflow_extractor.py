@@ -79,20 +79,24 @@ def test_unbound_dags_loops_factories_and_airflow_errors_match_dagbag(
                                "raise RuntimeError('broken on purpose')\n",
         "b_after_failure.py": HEADER + "with DAG('after_failure'):\n"
                                        "    EmptyOperator(task_id='a')\n",
-        # the same dag_id in two files: the later file is an import error, in Airflow's words
+        # the same dag_id in two files: the later file is an import error, in Airflow's words,
+        # and its other DAGs are kept
         "dup_1.py": HEADER + "with DAG('twice'):\n    EmptyOperator(task_id='a')\n",
-        "dup_2.py": HEADER + "with DAG('twice'):\n    EmptyOperator(task_id='b')\n",
+        "dup_2.py": HEADER + "with DAG('twice'):\n    EmptyOperator(task_id='b')\n"
+                             "with DAG('beside_twice'):\n    EmptyOperator(task_id='c')\n",
         # safe mode: a file not mentioning Airflow gives nothing, as in Airflow
         "plain.py": "X = 1\n",
     })
     bag, ours = compare(airflow, root, files_per_child)
-    assert sorted(bag["dags"]) == ["after_failure", "decorated", "from_factory", "loop_0",
-                                   "loop_1", "loop_2", "no_name", "twice"]
+    assert sorted(bag["dags"]) == ["after_failure", "beside_twice", "decorated", "from_factory",
+                                   "loop_0", "loop_1", "loop_2", "no_name", "twice"]
     assert sorted(ours["dags"]) == sorted(bag["dags"])
     for dag_id, expected in bag["dags"].items():
         assert ours["dags"][dag_id]["tasks"] == expected["tasks"], dag_id
         assert ours["dags"][dag_id]["edges"] == expected["edges"], dag_id
     assert ours["dags"]["twice"]["file"] == bag["dags"]["twice"]["file"] == "dup_1.py"
+    assert ours["dags"]["beside_twice"]["file"] == bag["dags"]["beside_twice"]["file"] \
+        == "dup_2.py"
     assert ours["dags"]["from_factory"]["file"] == "uses_factory.py"
     assert sorted(ours["errors"]) == sorted(bag["errors"]) == ["a_fails.py", "cycle.py",
                                                                "dup_2.py"]

@@ -329,36 +329,3 @@ def test_server_stopped_mid_sync_keeps_current_and_next_sync_recovers(
     finally:
         server.stop()
 
-
-# -- timestamps ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("value", [
-    "2026-12-01T16:34:54.000Z", "2026-12-01T16:34:54Z", "2026-12-01T16:34:54.123456Z",
-    "Tue, 01 Dec 2026 16:34:54 GMT", "2026-12-01T16:34:54+02:00", 1_700_000_000,
-])
-def test_fast_timestamps_are_the_instants_botocore_parses(value: object) -> None:
-    from botocore.utils import parse_timestamp
-
-    from dagfetch.backends.fsspec.timestamps import FastTimestamps
-
-    fast = FastTimestamps(parse_timestamp)(value)
-    assert fast == parse_timestamp(value) and fast.tzinfo is not None
-
-
-def test_a_sync_lists_with_fast_timestamps_and_the_same_last_modified(
-    conn_env: MotoServer, tmp_path: Path
-) -> None:
-    from dagfetch.backends.fsspec.timestamps import FastTimestamps
-
-    remote = S3Remote(conn_env, PLAIN)
-    remote.write("dags/a.py", b"a")
-    ws = one_repository(remote, tmp_path)
-    fetcher = ws.fetcher_for(ws.manifest.get("r"))
-    listing = fetcher.list()
-    assert [f.path for f in listing.files] == ["dags/a.py"]
-    fs = fetcher.fs  # type: ignore[attr-defined]
-    assert isinstance(fs.s3._response_parser._timestamp_parser, FastTimestamps)
-    listed = fs.info(f"{PLAIN}/{remote.key('dags/a.py')}")["LastModified"]
-    head = remote.client.head_object(Bucket=PLAIN, Key=remote.key("dags/a.py"))
-    assert listed == head["LastModified"]

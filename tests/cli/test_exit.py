@@ -1,0 +1,68 @@
+"""The executable ends without the interpreter's teardown, and still as sys.exit would: the
+atexit handlers run, the streams are flushed, a running thread is waited for, the exit code
+is the command's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PRELUDE = """
+import atexit, sys, threading, time
+from pathlib import Path
+marker = Path(sys.argv[1])
+"""
+
+
+def _run(tmp_path: Path, body: str, *argv: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    marker = tmp_path / "marker"
+    script = PRELUDE + textwrap.dedent(body) + (
+        f"\nsys.argv = ['dagfetch', *{list(argv)!r}]\n"
+        "from dagfetch._console import run\nrun()\n")
+    done = subprocess.run([sys.executable, "-c", script, str(marker)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    return done, marker
+
+
+def test_atexit_handlers_run_and_buffered_output_is_flushed(tmp_path: Path) -> None:
+    done, marker = _run(tmp_path, """
+        atexit.register(lambda: marker.write_text("atexit ran"))
+        sys.stdout.write("buffered, never flushed by the script")
+    """, "--version")
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "atexit ran"
+    assert done.stdout.startswith("buffered, never flushed by the script")
+    assert "dagfetch, version" in done.stdout
+
+
+def test_a_thread_still_running_is_waited_for(tmp_path: Path) -> None:
+    done, marker = _run(tmp_path, """
+        def late() -> None:
+            time.sleep(0.5)
+            marker.write_text("thread finished")
+        threading.Thread(target=late).start()
+    """, "--version")
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "thread finished"
+
+
+def test_the_commands_exit_code_and_message_survive(tmp_path: Path) -> None:
+    done, _ = _run(tmp_path, "", "--manifest", str(tmp_path / "missing.toml"), "status")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "missing.toml" in done.stderr
+    done, _ = _run(tmp_path, "", "no-such-command")
+    assert done.returncode == 2 and "No such command" in done.stderr
+
+
+def test_a_profiler_still_writes_its_findings(tmp_path: Path) -> None:
+    """`python -m cProfile -m dagfetch`: the profile is written when the process exits, so a
+    process under a profiler or tracer exits as Python would."""
+    out = tmp_path / "profile.out"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "dagfetch",
+                           "--version"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
