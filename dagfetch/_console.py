@@ -6,12 +6,15 @@ at any moment of a command, start-up included, prints no traceback and exits wit
 (128 + SIGINT), as shells and ``timeout`` expect. ``sync --watch`` ends on Ctrl-C by design
 and exits 0.
 
-A finished command ends the process without the interpreter's teardown (:func:`exit_now`).
+Start-up runs with a higher threshold for the garbage collector (:data:`START_UP_GC_THRESHOLD`),
+and a finished command ends the process without the interpreter's teardown
+(:func:`exit_now`): together a quarter of a no-change ``dagfetch sync``.
 """
 
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 import threading
@@ -20,8 +23,18 @@ from typing import NoReturn
 EXIT_INTERRUPTED = 130
 
 
+#: the collector's first threshold for the command line (Python's default: 700)
+START_UP_GC_THRESHOLD = 50_000
+
+
 def run() -> NoReturn:
     """Run the command line on ``sys.argv``."""
+    # Importing click, fsspec, attrs and dagfetch allocates a few hundred thousand objects
+    # that live as long as the process: at the default threshold the collector runs some 65
+    # times on the way and walks them, about 10 ms of a no-change sync. With this threshold
+    # start-up passes without a collection; a long-running command (`sync --watch`, `serve`)
+    # still collects, every 50,000 new objects instead of every 700.
+    gc.set_threshold(START_UP_GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
         _run()
     except KeyboardInterrupt:

@@ -66,3 +66,18 @@ def test_a_profiler_still_writes_its_findings(tmp_path: Path) -> None:
                            "--version"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert out.stat().st_size > 0
+
+
+def test_start_up_runs_without_a_collection(tmp_path: Path) -> None:
+    """Importing the command line allocates objects that live as long as the process: the
+    collector's first threshold is raised so start-up does not walk them again and again."""
+    done, marker = _run(tmp_path, """
+        import gc
+        collections = []
+        # counted from the moment run() raises the threshold, before it imports click
+        gc.callbacks.append(lambda phase, info: phase == "stop"
+                            and gc.get_threshold()[0] != 700 and collections.append(info))
+        atexit.register(lambda: marker.write_text(f"{len(collections)} {gc.get_threshold()[0]}"))
+    """, "--help")
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "0 50000"
