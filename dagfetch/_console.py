@@ -13,12 +13,14 @@ and a finished command ends the process without the interpreter's teardown
 
 from __future__ import annotations
 
-import atexit
-import gc
-import os
 import sys
-import threading
-from typing import NoReturn
+
+# Only sys at import: a Ctrl-C while this module is imported, before run() is in place,
+# would print a traceback (typing alone takes milliseconds to import). The type checker
+# reads the names below; the running program never imports them here.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 EXIT_INTERRUPTED = 130
 
@@ -34,15 +36,27 @@ def run() -> NoReturn:
     # times on the way and walks them, about 10 ms of a no-change sync. With this threshold
     # start-up passes without a collection; a long-running command (`sync --watch`, `serve`)
     # still collects, every 50,000 new objects instead of every 700.
+    import gc  # built in, as os and atexit below: no file is read
+
     gc.set_threshold(START_UP_GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
         _run()
     except KeyboardInterrupt:
-        sys.stderr.write("\n")
-        exit_now(EXIT_INTERRUPTED)
+        _interrupted()
+    except RuntimeError as exc:
+        # Python 3.11 wraps what a class body's __set_name__ raises, a Ctrl-C included, in
+        # a RuntimeError: a Ctrl-C while a module defines such a class is still a Ctrl-C
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _interrupted()
+        raise
     except SystemExit as done:
         exit_now(done.code)
     exit_now(0)
+
+
+def _interrupted() -> NoReturn:
+    sys.stderr.write("\n")
+    exit_now(EXIT_INTERRUPTED)
 
 
 def exit_now(code: object) -> NoReturn:
@@ -57,6 +71,10 @@ def exit_now(code: object) -> NoReturn:
     still running, or a stream that cannot be flushed (a closed pipe), gets Python's own
     exit, which waits for the thread and reports the stream as it always did.
     """
+    import atexit
+    import os
+    import threading
+
     if code is None or isinstance(code, int):
         status = code or 0
     else:  # sys.exit("message"): the message on stderr, status 1
