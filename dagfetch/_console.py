@@ -36,10 +36,10 @@ def run() -> NoReturn:
     # times on the way and walks them, about 10 ms of a no-change sync. With this threshold
     # start-up passes without a collection; a long-running command (`sync --watch`, `serve`)
     # still collects, every 50,000 new objects instead of every 700.
-    import gc  # built in, as os and atexit below: no file is read
-
-    gc.set_threshold(START_UP_GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
+        import gc
+
+        gc.set_threshold(START_UP_GC_THRESHOLD, *gc.get_threshold()[1:])
         _run()
     except KeyboardInterrupt:
         _interrupted()
@@ -68,12 +68,13 @@ def exit_now(code: object) -> NoReturn:
     once. What the teardown does that matters is done here first: the ``atexit`` handlers
     run (logging flushes its handlers; ``weakref.finalize`` stops extraction workers and
     removes temporary folders) and the standard streams are flushed. A non-daemon thread
-    still running, or a stream that cannot be flushed (a closed pipe), gets Python's own
-    exit, which waits for the thread and reports the stream as it always did.
+    still running, a profiler or tracer (``python -m cProfile``, coverage, a debugger), or a
+    stream that cannot be flushed (a closed pipe) gets Python's own exit, which waits for
+    the thread, lets the tool write what it found and reports the stream as it always did.
     """
     import atexit
     import os
-    import threading
+    import threading  # loaded by then (click uses it)
 
     if code is None or isinstance(code, int):
         status = code or 0
