@@ -9,9 +9,6 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-import dagfetch.cache.publish as publish
 from dagfetch.testing import one_repository
 from tests.backends.fsspec.test_s3 import PLAIN, S3Remote, buckets, conn_env  # noqa: F401
 from tests.servers.s3 import MotoServer
@@ -53,18 +50,11 @@ def test_a_chained_url_leaves_hashing_to_the_cache(tmp_path: Path) -> None:
 
 
 def test_an_s3_sync_hashes_each_download_once_and_publishes_its_bytes(
-    conn_env: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    conn_env: MotoServer, tmp_path: Path, cache_read_backs: list[Path]  # noqa: F811
 ) -> None:
     remote = S3Remote(conn_env, PLAIN)
     remote.write_many(FILES)
-    read_back: list[Path] = []
-    hash_file = publish.hash_file
-
-    def counted(path: Path, expect_digest: str | None = None) -> tuple[str, int]:
-        read_back.append(path)
-        return hash_file(path, expect_digest)
-
-    monkeypatch.setattr(publish, "hash_file", counted)
+    read_back = cache_read_backs
     ws = one_repository(remote, tmp_path)
     written, _ = _fetched(ws, tmp_path)
     assert written == {path: _sha(data) for path, data in FILES.items()}

@@ -19,7 +19,6 @@ from dulwich.repo import Repo
 from dagfetch.backends.git import GitFetcher, intake
 from dagfetch.backends.git import fetcher as git_fetcher
 from dagfetch.backends.git.store import SIZES_FILE, GitStore
-from dagfetch.cache import objects, publish
 from dagfetch.errors import FetchError, VerificationError
 from dagfetch.workspace import Workspace
 from tests.backends.git.helpers import REPO, make_ws, store_path, tree_files
@@ -245,16 +244,9 @@ def test_a_base_the_cache_lost_or_damaged_comes_from_the_remote(
 
 
 def test_the_cache_takes_the_fetchers_hashes_and_reads_nothing_back(
-    remote: GitRemote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    remote: GitRemote, tmp_path: Path, cache_read_backs: list[Path]
 ) -> None:
-    read_back: list[Path] = []
-    real = objects.hash_file
-
-    def counting(path: Path, expect_digest: str | None = None) -> tuple[str, int]:
-        read_back.append(path)
-        return real(path, expect_digest)
-
-    monkeypatch.setattr(publish, "hash_file", counting)
+    read_back = cache_read_backs
     ws = make_ws(remote, tmp_path)
     ws.sync_one(REPO)
     assert read_back == []  # each blob hashed once, in memory, when written
