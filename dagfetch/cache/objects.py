@@ -164,16 +164,18 @@ class ObjectStore:
             os.makedirs(folder, exist_ok=True)
             os.replace(path, target)
 
-    def adopt(self, path: str, sha256: str, size: int) -> bool:
+    def adopt(self, path: str, sha256: str, size: int, *, read_only: bool = False) -> bool:
         """Make a verified file, already at its place in a tree being built, the store's
         object: hard-linked in as it is (a complete file appears under the object's name in
         one step), or, when the store holds the object already at ``size`` bytes, replaced in
         the tree by a link to that one (contents are stored once). Returns whether ``path``
         is still there: False only where links fail and the file was moved into the store
-        (the tree's copy is then made from it). The caller holds the objects lock."""
+        (the tree's copy is then made from it). ``read_only``: its mode is the store's already
+        (no chmod). The caller holds the objects lock."""
         folder = f"{self._objects}/{sha256[:2]}"
         target = f"{folder}/{sha256[2:]}"
-        os.chmod(path, READ_ONLY)
+        if not read_only:
+            os.chmod(path, READ_ONLY)
         try:
             os.link(path, target)
             return True

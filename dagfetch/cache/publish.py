@@ -34,7 +34,7 @@ import attrs
 
 from dagfetch.cache.layout import CURRENT, CacheLayout, check_version_id
 from dagfetch.cache.locks import CacheLocks
-from dagfetch.cache.objects import ObjectStore, hash_bytes, hash_file
+from dagfetch.cache.objects import READ_ONLY, ObjectStore, hash_bytes, hash_file
 from dagfetch.cache.records import RecordStore, utcnow
 from dagfetch.cache.trees import (
     build_tree,
@@ -79,6 +79,7 @@ class Download:
     sha256: str
     size: int = -1
     file: str = ""
+    read_only: bool = False  # written with the store's mode by the fetcher: no chmod needed
 
 
 @attrs.frozen
@@ -148,8 +149,10 @@ def verify(planned: Sequence[PlannedFile], *, backend_version: str | None) -> Ve
             sha, size = _check_bytes(remote, item.data), len(item.data)
             blobs[sha] = item.data
         elif item.downloaded is not None:
-            sha, size = _check_download(remote, item.downloaded, item.sha256)
-            downloads.append(Download(item.downloaded, sha, size, remote.path))
+            sha, size, mode = _check_download(remote, item.downloaded, item.sha256)
+            downloads.append(
+                Download(item.downloaded, sha, size, remote.path, stat.S_IMODE(mode) == READ_ONLY)
+            )
         elif item.sha256 is not None:
             held = item.held
             if (
@@ -184,8 +187,8 @@ def _check_bytes(remote: RemoteFile, data: bytes) -> str:
 
 def _check_download(
     remote: RemoteFile, downloaded: str | Path, written: str | None = None
-) -> tuple[str, int]:
-    """(sha256, size) of a download that matches its listing entry. ``written``: the sha256
+) -> tuple[str, int, int]:
+    """(sha256, size, mode) of a download that matches its listing entry. ``written``: the sha256
     the fetcher computed from the bytes it wrote (having checked them against the listing's
     digest): the file is not read back, only its size checked. A symlink is no download."""
     try:
@@ -205,7 +208,7 @@ def _check_download(
         raise VerificationError(
             f"{remote.path}: got {size} bytes, the listing said {remote.size}"
         )
-    return sha, size
+    return sha, size, st.st_mode
 
 
 @attrs.frozen
@@ -269,7 +272,8 @@ class Publisher:
             for download in verified.downloads:
                 if str(download.path) == f"{tree}/{download.file}":
                     # written where the tree needs it: linked into the store from there
-                    if self.objects.adopt(str(download.path), download.sha256, download.size):
+                    if self.objects.adopt(str(download.path), download.sha256, download.size,
+                                          read_only=download.read_only):
                         present.add(download.file)
                 else:
                     self.objects.ingest(Path(download.path), download.sha256)

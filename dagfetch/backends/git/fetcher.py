@@ -180,7 +180,8 @@ class GitFetcher(BaseFetcher):
                 if parent not in made:
                     os.makedirs(parent, exist_ok=True)
                     made.add(parent)
-                write_bytes(target, data, os.O_EXCL, 0o644)  # the file must be new
+                # the file must be new; read-only as the cache keeps it (saves a chmod each)
+                write_bytes(target, data, os.O_EXCL, 0o444)
                 written[f.path] = hashlib.sha256(data).hexdigest()
                 if on_file_done is not None:
                     on_file_done(f)
