@@ -166,6 +166,7 @@ class GitFetcher(BaseFetcher):
             self._ensure_blobs(store, files)
             written.clear()
             made: set[str] = set()
+            root = os.fspath(dest)
             for f in files:
                 data = self._checked_blob(store, f)
                 if len(data) != f.size:
@@ -175,8 +176,9 @@ class GitFetcher(BaseFetcher):
                 # sizes were checked on the listing; this holds when they were remembered
                 # wrong (the size file is only a cache), before a byte is written
                 budget.file(f.path, -1).add(len(data))
-                target = os.path.join(dest, f.path)
-                parent = os.path.dirname(target)
+                # plain strings (paths passed the core's checks: relative, "/"-separated)
+                target = f"{root}/{f.path}"
+                parent = target[: target.rfind("/")]
                 if parent not in made:
                     os.makedirs(parent, exist_ok=True)
                     made.add(parent)
