@@ -88,7 +88,7 @@ def check_listing(
         if depth > limits.max_path_depth:
             raise _refuse(repo_field, path, f"{depth} levels deep", "max_path_depth",
                           limits.max_path_depth)
-        length = len(path.encode("utf-8", "surrogateescape"))
+        length = len(path) if path.isascii() else len(path.encode("utf-8", "surrogateescape"))
         if length > limits.max_path_length:
             raise _refuse(repo_field, path, f"a path of {length} bytes", "max_path_length",
                           limits.max_path_length)

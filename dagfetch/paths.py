@@ -14,9 +14,8 @@ NAME_MAX = 255  # bytes of one name on Linux, macOS and Windows file systems
 # characters a reviewer cannot see, or sees as something else: C0 controls and DEL, C1
 # controls (U+0080-U+009F), and the bidirectional overrides, embeddings, isolates and marks
 # that reorder how a name is shown (``evil\u202eyp.txt`` shows as ``eviltxt.py``)
-_INVISIBLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
+_INVISIBLE_CHARS = "\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARS}]")
 
 
 def _invisible(text: str) -> str | None:
@@ -29,6 +28,12 @@ def _invisible(text: str) -> str | None:
     return f"{kind} U+{ord(char):04X}"
 
 
+# a path that is clean as it is: names of 1 to NAME_MAX // 4 characters, none invisible, no
+# backslash, joined by single slashes (a "." or ".." name starts with a dot: see below)
+_NAME = f"[^/\\\\{_INVISIBLE_CHARS}]{{1,{NAME_MAX // 4}}}"
+_CLEAN = re.compile(f"(?:{_NAME}/)*{_NAME}")
+
+
 def safe_relpath(path: str) -> str:
     """Return ``path`` normalized to a clean relative ``a/b/c`` form, or raise UnsafePathError.
 
@@ -36,6 +41,13 @@ def safe_relpath(path: str) -> str:
     backslashes (they mean a separator on Windows readers), NUL and other C0 and C1 control
     characters, DEL, and bidirectional controls (U+202A-U+202E, U+2066-U+2069, marks).
     """
+    # every listed path comes here: most are clean already, which one regular expression
+    # says (a name starting with a dot, "." and ".." among them, or a drive takes the long way)
+    if (
+        path[:1] != "." and "/." not in path and path[1:2] != ":"
+        and _CLEAN.fullmatch(path) is not None
+    ):
+        return path
     if not path:
         raise UnsafePathError(path, "empty path")
     invisible = _invisible(path)
@@ -88,11 +100,22 @@ def check_no_twins(paths: Iterable[str]) -> None:
     or by Unicode normalization (``A.py`` and ``a.py``; ``é`` as one code point or two):
     checked out on macOS or Windows they are one file, and which one wins is an accident."""
     seen: dict[str, str] = {}
+    folders: set[str] = set()
     for path in paths:
-        parts = path.split("/")
-        for end in range(1, len(parts) + 1):
-            name = "/".join(parts[:end])
-            key = name_key(name)
+        # each folder is checked once, the first time a path below it comes (every listed
+        # path comes here), then only the names below it
+        names = [path]
+        cut = path.rfind("/")
+        while cut > 0:
+            folder = path[:cut]
+            if folder in folders:
+                break
+            folders.add(folder)
+            names.append(folder)
+            cut = path.rfind("/", 0, cut)
+        for name in reversed(names):
+            # an ASCII name's key is its lower case: no normalization form changes it
+            key = name.lower() if name.isascii() else name_key(name)
             other = seen.setdefault(key, name)
             if other != name:
                 raise UnsafePathError(

@@ -61,9 +61,14 @@ def _check_link_chains(files: dict[str, RemoteFile]) -> None:
 
 
 def _check_no_file_dir_clash(files: dict[str, RemoteFile]) -> None:
+    folders: set[str] = set()  # checked already: not a file
     for path in files:
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            parent = "/".join(parts[:i])
+        parents = []
+        cut = path.rfind("/")
+        while cut > 0 and path[:cut] not in folders:
+            parents.append(path[:cut])
+            cut = path.rfind("/", 0, cut)
+        for parent in reversed(parents):  # the outermost clash is the one named
             if parent in files:
                 raise UnsafePathError(path, f"{parent!r} is both a file and a folder")
+            folders.add(parent)

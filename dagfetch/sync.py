@@ -37,12 +37,13 @@ from dagfetch.errors import (
     VersionUnavailableError,
 )
 from dagfetch.manifest import RepositorySpec
-from dagfetch.models import Listing, RemoteFile, SyncResult, Version
+from dagfetch.models import CachedFile, Listing, RemoteFile, SyncResult, Version
 from dagfetch.protocol import (
     HELD_CONTENTS,
     REMOTE_VERSION,
     Fetcher,
     VersionedFetcher,
+    Written,
 )
 from dagfetch.redact import get_logger, mask, redact_url
 from dagfetch.selection import select_files
@@ -222,36 +223,34 @@ class Syncer:
         expected_version: str | None = None,
     ) -> _Built:
         """Download what the current version cannot lend, verify, check, publish."""
-        known = _known_contents(current)
-        planned: list[PlannedFile] = []
+        known = _known_contents(current) if fetcher.capabilities.incremental else {}
+        has = self.cache.objects.has
+        # the fetcher writes each download where the version's tree needs it: the tree is
+        # completed around the downloads (publish), never moved there file by file
+        tree = str(staging.downloads)
+        slots: list[PlannedFile | None] = []  # None: a download, planned once it is written
         to_download: list[RemoteFile] = []
         for f in files:
             if f.kind == "symlink":
-                planned.append(PlannedFile(f))
+                slots.append(PlannedFile(f))
                 continue
-            sha = known.get(_content_key(f))
-            if (
-                sha is not None
-                and fetcher.capabilities.incremental
-                and self.cache.objects.has(sha, f.size)
-            ):
-                planned.append(PlannedFile(f, sha256=sha))
+            held = known.get((f.path, f.size, f.token))
+            if held is not None and has(held.sha256, f.size):
+                slots.append(PlannedFile(f, sha256=held.sha256, held=held))
             else:
                 to_download.append(f)
-                planned.append(PlannedFile(f, downloaded=staging.downloads / f.path))
+                slots.append(None)
         nbytes = sum(max(f.size, 0) for f in to_download)
         if observer is not None:
             observer.started(spec.id, len(to_download), nbytes)
         staging.downloads.mkdir(parents=True, exist_ok=True)
+        written: Written | None = None
         if to_download:
             done = (lambda f: observer.file_done(spec.id, f)) if observer is not None else None
+            # hashes the fetcher computed from the bytes it wrote, when it gives them
             written = fetcher.fetch(to_download, staging.downloads, done)
-            if written:  # hashes the fetcher computed from the bytes it wrote
-                planned = [
-                    attrs.evolve(p, sha256=written.get(p.remote.path))
-                    if p.downloaded is not None else p
-                    for p in planned
-                ]
+        got = iter(to_download)
+        planned = [p if p is not None else _download(next(got), tree, written) for p in slots]
         verified = self.cache.verify(planned, backend_version=backend_version)
         _check_version_id(
             spec, verified.version_id, must_equal=must_equal, expected_version=expected_version
@@ -371,17 +370,18 @@ def _check_version_id(
         )
 
 
-def _known_contents(current: Version | None) -> dict[tuple[str, int, str], str]:
-    """(path, size, token) -> sha256 of the current version's files: what an incremental
-    sync need not fetch. (Reading every kept version here made each sync cost
-    O(versions x files); a file reverting to an older state is simply fetched again.)"""
+def _known_contents(current: Version | None) -> dict[tuple[str, int, str], CachedFile]:
+    """(path, size, token) -> the current version's file: what an incremental sync need
+    not fetch. (Reading every kept version here made each sync cost O(versions x files); a
+    file reverting to an older state is simply fetched again.)"""
     if current is None:
         return {}
-    return {(f.path, f.size, f.token): f.sha256 for f in current.files if f.kind == "file"}
+    return {(f.path, f.size, f.token): f for f in current.files if f.kind == "file"}
 
 
-def _content_key(f: RemoteFile) -> tuple[str, int, str]:
-    return (f.path, f.size, f.token)
+def _download(f: RemoteFile, tree: str, written: Written | None) -> PlannedFile:
+    return PlannedFile(f, sha256=written.get(f.path) if written else None,
+                       downloaded=f"{tree}/{f.path}")
 
 
 # errors of the local disk, not of the remote

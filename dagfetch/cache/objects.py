@@ -21,7 +21,8 @@ from dagfetch.models import Version
 from dagfetch.protocol import HeldContents
 
 _CHUNK = 1 << 20
-_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
+# the errors of a file system that refuses hard links (the cache copies instead)
+NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EACCES}
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 
 
@@ -109,9 +110,9 @@ class ObjectStore:
     def has(self, sha256: str, size: int | None = None) -> bool:
         """Whether the store holds the object (of ``size`` bytes, when given: a truncated or
         grown object is not reused, so damage does not spread into the next version)."""
-        # plain strings: a sync asks this once per file of the version
+        # plain strings, no os.path.join: a sync asks this once per file of the version
         try:
-            st = os.stat(os.path.join(self._objects, sha256[:2], sha256[2:]))
+            st = os.stat(f"{self._objects}/{sha256[:2]}/{sha256[2:]}")
         except OSError:
             return False
         return size is None or st.st_size == size
@@ -163,6 +164,76 @@ class ObjectStore:
             os.makedirs(folder, exist_ok=True)
             os.replace(path, target)
 
+    def adopt(self, path: str, sha256: str, size: int, *, read_only: bool = False) -> bool:
+        """Make a verified file, already at its place in a tree being built, the store's
+        object: hard-linked in as it is (a complete file appears under the object's name in
+        one step), or, when the store holds the object already at ``size`` bytes, replaced in
+        the tree by a link to that one (contents are stored once). Returns whether ``path``
+        is still there: False only where links fail and the file was moved into the store
+        (the tree's copy is then made from it). ``read_only``: its mode is the store's already
+        (no chmod). The caller holds the objects lock."""
+        folder = f"{self._objects}/{sha256[:2]}"
+        target = f"{folder}/{sha256[2:]}"
+        if not read_only:
+            os.chmod(path, READ_ONLY)
+        try:
+            os.link(path, target)
+            return True
+        except FileNotFoundError:
+            if not os.path.lexists(path):
+                raise
+            os.makedirs(folder, exist_ok=True)
+            try:
+                os.link(path, target)
+                return True
+            except FileExistsError:  # pragma: no cover - we hold the objects lock
+                pass
+            except OSError as exc:
+                if exc.errno not in NO_LINK:
+                    raise
+                return self._move_in(path, target)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            if exc.errno not in NO_LINK:
+                raise
+            return self._move_in(path, target)
+        try:
+            same = os.stat(target).st_size == size
+        except FileNotFoundError:  # pragma: no cover - we hold the objects lock
+            same = False
+        if same:
+            os.unlink(path)
+            self.link_into(sha256, path)
+            return True
+        # a damaged object of the wrong size: the verified file replaces it, atomically
+        tmp = f"{folder}/.{sha256[2:]}.tmp"
+        try:
+            os.link(path, tmp)
+        except FileExistsError:
+            os.unlink(tmp)  # a killed replacement's: we hold the lock, nobody else writes it
+            os.link(path, tmp)
+        except OSError as exc:
+            if exc.errno not in NO_LINK:
+                raise
+            return self._move_in(path, target)
+        os.replace(tmp, target)
+        return True
+
+    @staticmethod
+    def _move_in(path: str, target: str) -> bool:
+        """Where links fail: the verified file becomes the object (an existing object of the
+        same size is kept); the tree gets a copy later."""
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        try:
+            if os.stat(target).st_size == os.stat(path).st_size:
+                os.unlink(path)
+                return False
+        except FileNotFoundError:
+            pass
+        os.replace(path, target)
+        return False
+
     def write(self, sha256: str, data: bytes, made: set[str]) -> None:
         """Store verified bytes held in memory as the object: written read-only to a
         temporary name beside it, then renamed (a reader never sees a partial object). The
@@ -182,7 +253,7 @@ class ObjectStore:
         try:
             os.link(source, dest)
         except OSError as exc:
-            if exc.errno not in _NO_LINK:
+            if exc.errno not in NO_LINK:
                 raise
             shutil.copyfile(source, dest)
             os.chmod(dest, READ_ONLY)

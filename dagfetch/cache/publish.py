@@ -4,8 +4,10 @@
    checks it against what the listing promised (its size, the store's digest where it gives
    one) and checks that each symlink stays inside the version. It writes nothing and returns
    the verified file list, named by :func:`version_id_for`.
-2. :meth:`Publisher.publish` moves (or writes) the new contents into the object store, builds
-   the tree of hard links in staging, renames it into place and writes its record.
+2. :meth:`Publisher.publish` links the new contents into the object store (a download
+   stays where the fetcher wrote it, in the staging tree; bytes held in memory are
+   written), completes the tree with hard links to the contents the store held already,
+   renames it into place and writes its record.
 
 Between the two, :mod:`dagfetch.sync` decides whether that version may be published (an
 immutable source must not change, a refetch must give the version asked for): the cache
@@ -32,7 +34,7 @@ import attrs
 
 from dagfetch.cache.layout import CURRENT, CacheLayout, check_version_id
 from dagfetch.cache.locks import CacheLocks
-from dagfetch.cache.objects import ObjectStore, hash_bytes, hash_file
+from dagfetch.cache.objects import READ_ONLY, ObjectStore, hash_bytes, hash_file
 from dagfetch.cache.records import RecordStore, utcnow
 from dagfetch.cache.trees import (
     build_tree,
@@ -57,20 +59,27 @@ class PlannedFile:
     """One file of a version being built: already in the object store (``sha256``), just
     downloaded (``downloaded``, with ``sha256`` when the fetcher hashed what it wrote), or
     fetched into memory (``data``: many small files cost one write each, never a write and a
-    read back); a symlink needs none."""
+    read back); a symlink needs none. ``held``: the file as the current version holds it
+    (same path, size and token; ``sha256`` is its), reused as it is when the listing says
+    nothing else about it."""
 
     remote: RemoteFile
     sha256: str | None = None
-    downloaded: Path | None = None
+    downloaded: str | Path | None = None
     data: bytes | None = None
+    held: CachedFile | None = None
 
 
 @attrs.frozen
 class Download:
-    """A verified download, waiting in staging to be moved into the object store."""
+    """A verified download, waiting in staging to become an object: ``path`` is where the
+    fetcher wrote it, normally ``file`` in the staging tree."""
 
-    path: Path
+    path: str | Path
     sha256: str
+    size: int = -1
+    file: str = ""
+    read_only: bool = False  # written with the store's mode by the fetcher: no chmod needed
 
 
 @attrs.frozen
@@ -88,7 +97,9 @@ class VerifiedFiles:
 @attrs.frozen
 class Staging:
     """A sync's private folder, from :meth:`Publisher.staging`: the fetcher downloads into
-    ``downloads``, publish builds the tree in ``tree`` and renames it out."""
+    ``downloads``, which is also the ``tree`` publish completes around the downloads (links
+    to the files the store holds) and renames out: a download is never moved, only linked
+    into the object store."""
 
     repo_id: str
     path: Path
@@ -99,7 +110,7 @@ class Staging:
 
     @property
     def tree(self) -> Path:
-        return self.path / "tree"
+        return self.downloads
 
 
 @attrs.frozen
@@ -138,9 +149,19 @@ def verify(planned: Sequence[PlannedFile], *, backend_version: str | None) -> Ve
             sha, size = _check_bytes(remote, item.data), len(item.data)
             blobs[sha] = item.data
         elif item.downloaded is not None:
-            sha, size = _check_download(remote, item.downloaded, item.sha256)
-            downloads.append(Download(item.downloaded, sha))
+            sha, size, mode = _check_download(remote, item.downloaded, item.sha256)
+            downloads.append(
+                Download(item.downloaded, sha, size, remote.path, stat.S_IMODE(mode) == READ_ONLY)
+            )
         elif item.sha256 is not None:
+            held = item.held
+            if (
+                held is not None and held.sha256 == item.sha256 and held.path == remote.path
+                and held.size == remote.size and held.token == remote.token
+                and held.kind == remote.kind and held.extra == remote.extra
+            ):
+                files.append(held)  # equal to what would be built: shared, not rebuilt
+                continue
             sha, size = item.sha256, remote.size
         else:
             raise CacheError(f"{remote.path}: neither downloaded nor known")
@@ -165,13 +186,13 @@ def _check_bytes(remote: RemoteFile, data: bytes) -> str:
 
 
 def _check_download(
-    remote: RemoteFile, downloaded: Path, written: str | None = None
-) -> tuple[str, int]:
-    """(sha256, size) of a download that matches its listing entry. ``written``: the sha256
+    remote: RemoteFile, downloaded: str | Path, written: str | None = None
+) -> tuple[str, int, int]:
+    """(sha256, size, mode) of a download that matches its listing entry. ``written``: the sha256
     the fetcher computed from the bytes it wrote (having checked them against the listing's
-    digest): the file is not read back, only its size checked."""
+    digest): the file is not read back, only its size checked. A symlink is no download."""
     try:
-        st = os.stat(downloaded)
+        st = os.lstat(downloaded)
     except OSError:
         st = None
     if st is None or not stat.S_ISREG(st.st_mode):
@@ -180,14 +201,14 @@ def _check_download(
         sha, size = written, st.st_size
     else:
         try:
-            sha, size = hash_file(downloaded, remote.digest)
+            sha, size = hash_file(Path(downloaded), remote.digest)
         except VerificationError as exc:
             raise VerificationError(f"{remote.path}: {exc}") from None
     if 0 <= remote.size != size:
         raise VerificationError(
             f"{remote.path}: got {size} bytes, the listing said {remote.size}"
         )
-    return sha, size
+    return sha, size, st.st_mode
 
 
 @attrs.frozen
@@ -246,13 +267,21 @@ class Publisher:
             existing = self.records.get(repo_id, version_id)
             if existing is not None and existing.present and is_complete(marker, final):
                 return Published(existing.version, new=False)
+            tree = str(staging.tree)
+            present: set[str] = set()
             for download in verified.downloads:
-                self.objects.ingest(download.path, download.sha256)
+                if str(download.path) == f"{tree}/{download.file}":
+                    # written where the tree needs it: linked into the store from there
+                    if self.objects.adopt(str(download.path), download.sha256, download.size,
+                                          read_only=download.read_only):
+                        present.add(download.file)
+                else:
+                    self.objects.ingest(Path(download.path), download.sha256)
             made: set[str] = set()
             for sha256, data in verified.blobs:
                 self.objects.write(sha256, data, made)
-            build_tree(self.objects, str(staging.tree), verified.files)
-            make_read_only(staging.tree)
+            build_tree(self.objects, tree, verified.files, present=present)
+            make_read_only(staging.tree, verified.files)  # and nothing else the fetcher left
             # an orphan, the tree of an evicted version of this id, or an unmarked one
             retire_tree(final, marker, self.layout.trash(repo_id))
             move_into_place(staging.tree, final)

@@ -58,28 +58,43 @@ class VersionRecord:
 
 
 def version_to_json(
-    version: Version, *, evicted: bool = False, base: Version | None = None, depth: int = 0
+    version: Version, *, evicted: bool = False, base: Version | None = None, depth: int = 0,
+    delta: Delta | None = None,
 ) -> dict[str, Any]:
-    """The record of ``version``: a full file list, or its differences from ``base``."""
+    """The record of ``version``: a full file list, or its differences from ``base``
+    (``delta``: those differences, when the caller has them already)."""
     data = _header(version, evicted)
     if base is None:
         data["files"] = [f.to_json() for f in version.files]
         data["depth"] = 0
         return data
-    before = {f.path: f for f in base.files}
-    paths = {f.path for f in version.files}
+    changed, removed = delta if delta is not None else differences(version, base)
     data["base"] = base.version_id
     data["depth"] = depth
-    data["changed"] = [f.to_json() for f in version.files if before.get(f.path) != f]
-    data["removed"] = sorted(set(before) - paths)
+    data["changed"] = [f.to_json() for f in changed]
+    data["removed"] = removed
     return data
+
+
+# the files of a version not in its base as they are, and the paths of the base it lacks
+Delta = tuple[list[CachedFile], list[str]]
+
+
+def differences(version: Version, base: Version) -> Delta:
+    """What a delta record of ``version`` on ``base`` holds."""
+    before = {f.path: f for f in base.files}
+    # files shared by the two versions are often the very same objects (the sync took them
+    # from the base's record): `is` answers those without comparing field by field
+    changed = [f for f in version.files if (b := before.get(f.path)) is not f and b != f]
+    if len(before) == len(version.files) - len(changed):
+        return changed, []  # every path of the base is still there
+    paths = {f.path for f in version.files}
+    return changed, sorted(set(before) - paths)
 
 
 def delta_is_worth_it(version: Version, base: Version) -> bool:
     """A delta pays off while it is well under the full list."""
-    before = {f.path: f for f in base.files}
-    changed = sum(1 for f in version.files if before.get(f.path) != f)
-    return changed * 2 < len(version.files)
+    return len(differences(version, base)[0]) * 2 < len(version.files)
 
 
 def files_from_json(
@@ -202,6 +217,10 @@ class RecordStore:
         data = self.raw(repo_id, version_id)
         if data is None:
             return None
+        return self._record(repo_id, version_id, data)
+
+    def _record(self, repo_id: str, version_id: str, data: dict[str, Any]) -> VersionRecord | None:
+        """:meth:`get`, given the record's JSON as :meth:`raw` read it."""
         try:
             if data.get("repo_id") != repo_id or data.get("version_id") != version_id:
                 raise UnreadableMetadata("it names another repository or version")
@@ -315,10 +334,13 @@ class RecordStore:
     def _to_json(self, version: Version, delta_on: str | None) -> dict[str, Any]:
         base_data = self.raw(version.repo_id, delta_on) if delta_on else None
         if delta_on and base_data is not None and base_data.get("depth", 0) < MAX_CHAIN:
-            base = self.get(version.repo_id, delta_on)
-            if base is not None and delta_is_worth_it(version, base.version):
-                depth = base_data.get("depth", 0) + 1
-                return version_to_json(version, base=base.version, depth=depth)
+            base = self._record(version.repo_id, delta_on, base_data)  # read once, above
+            if base is not None:
+                delta = differences(version, base.version)
+                if len(delta[0]) * 2 < len(version.files):  # well under the full list
+                    depth = base_data.get("depth", 0) + 1
+                    return version_to_json(version, base=base.version, depth=depth,
+                                           delta=delta)
         return version_to_json(version)
 
     def touch(self, version: Version) -> None:

@@ -17,47 +17,144 @@ import errno
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from dagfetch.cache.objects import ObjectStore
+from dagfetch.cache.objects import NO_LINK, ObjectStore
 from dagfetch.errors import CacheError
 from dagfetch.models import CachedFile
+from dagfetch.redact import get_logger
+
+log = get_logger(__name__)
 
 READ_ONLY_FOLDER = 0o555
 
 
-def build_tree(objects: ObjectStore, tree: str, files: Iterable[CachedFile]) -> None:
+def build_tree(
+    objects: ObjectStore, tree: str, files: Iterable[CachedFile], *,
+    present: Collection[str] = (),
+) -> None:
     """Create ``tree`` holding ``files``: hard links to their objects (copies where the file
-    system refuses links) and symlinks. Every object must be in the store already."""
-    # the hot loop of every sync (one pass per file of the version): plain strings and one
-    # mkdir per folder keep it close to `cp -al`
+    system refuses links) and symlinks. Every object must be in the store already. Files
+    whose path is in ``present`` are in the tree already (downloads, written in place)."""
+    # the hot loop of every sync (one pass per file of the version): plain strings, no
+    # os.path.join, one mkdir per folder and one system call per file keep it close to
+    # `cp -al`
+    os.makedirs(tree, exist_ok=True)
     made = {tree}
-    os.mkdir(tree)
+    store = str(objects.layout.objects)
+    link = os.link
     for f in files:
-        dest = os.path.join(tree, f.path)
-        parent = os.path.dirname(dest)
+        path = f.path
+        if path in present:
+            continue
+        dest = f"{tree}/{path}"
+        parent = dest[: dest.rfind("/")]
         if parent not in made:
             os.makedirs(parent, exist_ok=True)
             made.add(parent)
-        if f.kind == "symlink":
-            os.symlink(f.target or "", dest)
-            continue
+        sha = f.sha256
         try:
-            objects.link_into(f.sha256, dest)
-        except FileNotFoundError:
-            raise CacheError(f"{f.path}: object {f.sha256} vanished from the cache") from None
+            if f.kind == "symlink":
+                os.symlink(f.target or "", dest)
+            else:
+                link(f"{store}/{sha[:2]}/{sha[2:]}", dest)
+        except OSError as exc:
+            _place_slowly(objects, f, dest, exc)
 
 
-def make_read_only(tree: Path) -> None:
+def _place_slowly(objects: ObjectStore, f: CachedFile, dest: str, exc: OSError) -> None:
+    """What a failed link or symlink in :func:`build_tree` becomes: a copy where the file
+    system refuses links, a clear error for an object that vanished, and a stray entry a
+    fetcher left where the tree needs this file removed first."""
+    if isinstance(exc, FileExistsError):
+        log.debug("removing %s, which the fetcher wrote and the version does not hold", dest)
+        _remove_entry(dest)
+    elif not isinstance(exc, FileNotFoundError) and exc.errno not in NO_LINK:
+        raise exc
+    if f.kind == "symlink":
+        os.symlink(f.target or "", dest)
+        return
+    try:
+        objects.link_into(f.sha256, dest)
+    except FileNotFoundError:
+        raise CacheError(f"{f.path}: object {f.sha256} vanished from the cache") from None
+
+
+def _remove_entry(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        remove_tree(Path(path))
+    else:
+        os.unlink(path)
+
+
+def make_read_only(tree: Path, files: Iterable[CachedFile] | None = None) -> None:
     """Make every folder below ``tree`` read-only (``tree`` itself stays writable until
-    :func:`move_into_place`: a folder moved to another parent must be writable)."""
-    for dirpath, dirnames, _ in os.walk(tree):
-        for d in dirnames:
-            full = os.path.join(dirpath, d)
-            if not os.path.islink(full):
-                os.chmod(full, READ_ONLY_FOLDER)
+    :func:`move_into_place`: a folder moved to another parent must be writable). Given the
+    version's ``files``, first remove whatever else is there (a tree built where a fetcher
+    wrote its downloads holds only what the listing named, nothing the fetcher left)."""
+    folders: list[str] = []
+    entries, empty = _walk(str(tree), folders)
+    if files is not None:
+        wanted = files if isinstance(files, Collection) else list(files)
+        if entries != len(wanted) or empty:
+            _remove_strays(str(tree), wanted)
+            folders.clear()
+            _walk(str(tree), folders)
+    for folder in folders:
+        os.chmod(folder, READ_ONLY_FOLDER)
+
+
+def _walk(top: str, folders: list[str]) -> tuple[int, bool]:
+    """Collect the folders below ``top`` (symlinks not followed); the number of entries
+    that are not folders, and whether a folder below ``top`` is empty."""
+    count = 0
+    empty = False
+    pending = [top]
+    while pending:
+        folder = pending.pop()
+        seen = False
+        with os.scandir(folder) as it:
+            for entry in it:
+                seen = True
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+                    pending.append(entry.path)
+                else:
+                    count += 1
+        empty = empty or (not seen and folder != top)
+    return count, empty
+
+
+def _remove_strays(tree: str, files: Iterable[CachedFile]) -> None:
+    """Remove every entry below ``tree`` that is not one of ``files`` nor a folder holding
+    one (the fetcher's leftovers: scratch files, empty folders)."""
+    keep: set[str] = set()
+    folders: set[str] = set()
+    for f in files:
+        keep.add(f.path)
+        parts = f.path.split("/")
+        for end in range(1, len(parts)):
+            folders.add("/".join(parts[:end]))
+    for dirpath, dirnames, filenames in os.walk(tree, topdown=True):
+        rel = os.path.relpath(dirpath, tree)
+        prefix = "" if rel == "." else f"{rel.replace(os.sep, '/')}/"
+        for name in list(dirnames):
+            path = f"{prefix}{name}"
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                dirnames.remove(name)
+                if path not in keep:
+                    os.unlink(full)
+            elif path not in folders:
+                dirnames.remove(name)
+                log.debug("removing %s, which the fetcher left in the tree", full)
+                remove_tree(Path(full))
+        for name in filenames:
+            if f"{prefix}{name}" not in keep:
+                log.debug("removing %s, which the fetcher left in the tree", name)
+                os.unlink(os.path.join(dirpath, name))
 
 
 def move_into_place(tree: Path, final: Path) -> None:

@@ -431,6 +431,42 @@ def test_publish_renames_the_tree_out_of_staging_and_deletes_nothing_there(
     assert not again.new and again.version == version
 
 
+def test_the_tree_holds_the_listed_files_only_whatever_the_fetcher_left_beside_them(
+    tmp_path: Path,
+) -> None:
+    cache = VersionCache(tmp_path / "cache")
+    kept = _publish(cache, {"lib/kept.py": b"kept\n"})  # its object is in the store already
+    with cache.repo_lock("r"), cache.staging("r") as staging:
+        planned = _plan(staging, {"a.py": b"a\n", "lib/b.py": b"b\n"})
+        planned.append(PlannedFile(RemoteFile("lib/kept.py", 5, "t-kept"),
+                                   sha256=kept.version.files[0].sha256))
+        # what a careless fetcher leaves in its download folder, which is the tree
+        (staging.downloads / "lib" / ".b.py.part").write_bytes(b"half")
+        (staging.downloads / "scratch" / "empty").mkdir(parents=True)
+        (staging.downloads / "lib" / "kept.py").write_bytes(b"not what the store holds")
+        published = cache.publish(
+            staging, cache.verify(planned, backend_version=None), source_url="test",
+            fingerprint="f", refetchable=False,
+        )
+    tree = Path(published.version.path)
+    found = sorted(str(p.relative_to(tree)) for p in tree.rglob("*"))
+    assert found == ["a.py", "lib", "lib/b.py", "lib/kept.py"]
+    assert (tree / "lib" / "kept.py").read_bytes() == b"kept\n"
+    # each file is its object: hard links, read-only, the downloads too
+    for name in ("a.py", "lib/b.py", "lib/kept.py"):
+        st = (tree / name).stat()
+        assert st.st_nlink == 3 if name == "lib/kept.py" else st.st_nlink == 2
+        assert st.st_mode & 0o222 == 0
+
+
+def test_a_download_equal_to_a_stored_object_becomes_a_link_to_it(tmp_path: Path) -> None:
+    cache = VersionCache(tmp_path / "cache")
+    first = _publish(cache, {"a.py": b"same\n"}).version
+    second = _publish(cache, {"b.py": b"same\n"}).version
+    one, other = Path(first.path) / "a.py", Path(second.path) / "b.py"
+    assert os.path.samefile(one, other) and one.stat().st_nlink == 3  # stored once
+
+
 def test_records_are_typed_values(tmp_path: Path) -> None:
     cache = VersionCache(tmp_path / "cache")
     first = _publish(cache, {"a.py": b"1\n"}).version

@@ -166,6 +166,7 @@ class GitFetcher(BaseFetcher):
             self._ensure_blobs(store, files)
             written.clear()
             made: set[str] = set()
+            root = os.fspath(dest)
             for f in files:
                 data = self._checked_blob(store, f)
                 if len(data) != f.size:
@@ -175,12 +176,14 @@ class GitFetcher(BaseFetcher):
                 # sizes were checked on the listing; this holds when they were remembered
                 # wrong (the size file is only a cache), before a byte is written
                 budget.file(f.path, -1).add(len(data))
-                target = os.path.join(dest, f.path)
-                parent = os.path.dirname(target)
+                # plain strings (paths passed the core's checks: relative, "/"-separated)
+                target = f"{root}/{f.path}"
+                parent = target[: target.rfind("/")]
                 if parent not in made:
                     os.makedirs(parent, exist_ok=True)
                     made.add(parent)
-                write_bytes(target, data, os.O_EXCL, 0o644)  # the file must be new
+                # the file must be new; read-only as the cache keeps it (saves a chmod each)
+                write_bytes(target, data, os.O_EXCL, 0o444)
                 written[f.path] = hashlib.sha256(data).hexdigest()
                 if on_file_done is not None:
                     on_file_done(f)

@@ -12,6 +12,7 @@ a later listing of an old commit need.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import uuid
@@ -19,9 +20,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from dulwich.errors import ApplyDeltaError
 from dulwich.object_format import SHA1
 from dulwich.objects import Blob, ObjectID, RawObjectID, ShaFile, sha_to_hex
-from dulwich.pack import PackData, UnpackedObjectIterator
+from dulwich.pack import (
+    DELTA_TYPES,
+    OFS_DELTA,
+    PackData,
+    UnpackedObject,
+    UnresolvedDeltas,
+    apply_delta,
+)
 
 from dagfetch.cache.objects import git_blob_hasher
 
@@ -122,32 +131,108 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# the start of an object's header, by type number, as git hashes it ("blob 12\0...")
+_HEADERS = {1: b"commit ", 2: b"tree ", 3: b"blob ", 4: b"tag "}
+
+
 def read_pack(spool: IO[bytes], shelf: BlobShelf, get_raw: GetRaw) -> list[ShaFile]:
     """Walk the complete pack in ``spool`` once: blobs go on ``shelf``, the other objects
     are returned for the store. A delta on an object outside the pack (a thin pack) is
     resolved from the shelf or ``get_raw`` (the store); dulwich's ``UnresolvedDeltas`` says
-    its base is not here. Raises dulwich's errors on damage (the caller translates them)."""
+    its base is not here. Raises dulwich's errors on damage (the caller translates them).
+
+    Each object is inflated once, in pack order (dulwich's own walk inflates every object
+    twice: once to find where the next begins, once to resolve it), and a delta is resolved
+    as soon as its base is known: a pack lists a delta's base before it, but for a base
+    named by id (possibly outside the pack) that comes later, the delta waits for the end.
+    Bases are read back from the shelf or the returned objects, so no more is held in memory
+    than the shelf holds."""
     spool.seek(0)
     data = PackData("received pack", SHA1, file=spool)
     try:
         data.check()  # the trailing checksum over the whole pack
+        others: list[ShaFile] = []
+        kept: dict[bytes, tuple[int, bytes]] = {}  # id -> the pack's commits, trees, tags
+        types: dict[bytes, int] = {}  # id -> type of every object the pack gave
+        at: dict[int, bytes] = {}  # offset -> id, for offset deltas
 
-        def outside(sha: RawObjectID | ObjectID) -> tuple[int, bytes]:
-            hexsha = ObjectID(sha_to_hex(RawObjectID(sha)) if len(sha) == 20 else sha)
+        def body(sha: bytes) -> tuple[int, bytes]:
+            found = kept.get(sha)
+            if found is not None:
+                return found
+            held = shelf.get(sha.decode())
+            if held is None:  # pragma: no cover - a blob of this pack is on the shelf
+                raise KeyError(sha)
+            return Blob.type_num, held[0]
+
+        def add(offset: int, type_num: int, raw: bytes) -> None:
+            header = _HEADERS.get(type_num)
+            if header is None:
+                raise AssertionError(f"an object of unknown type {type_num} in the pack")
+            h = hashlib.sha1(header + b"%d\x00" % len(raw), usedforsecurity=False)
+            h.update(raw)
+            hexsha = h.hexdigest()
+            sha = ObjectID(hexsha.encode())
+            at[offset] = sha
+            types[sha] = type_num
+            if type_num == Blob.type_num:
+                shelf.put(hexsha, raw)
+            else:
+                kept[sha] = (type_num, raw)
+                others.append(ShaFile.from_raw_chunks(type_num, [raw], sha=sha))
+
+        def resolve(unpacked: UnpackedObject) -> bool:
+            """Add a delta whose base is known by now; False when it is not (yet)."""
+            base = unpacked.delta_base
+            assert unpacked.offset is not None and base is not None
+            if unpacked.pack_type_num == OFS_DELTA:
+                assert isinstance(base, int)
+                found = at.get(unpacked.offset - base)
+                if found is None:
+                    return False
+                type_num, source = body(found)
+            else:
+                assert isinstance(base, bytes)
+                hexsha = ObjectID(sha_to_hex(RawObjectID(base)))
+                if hexsha in types:
+                    type_num, source = body(hexsha)
+                else:
+                    try:
+                        type_num, source = get_outside(hexsha)
+                    except KeyError:
+                        return False
+            raw = b"".join(apply_delta(source, unpacked.decomp_chunks))
+            if type_num != Blob.type_num and not raw:
+                # as dulwich refuses it: only a blob may be empty (a commit or tree of no
+                # bytes would pass the parsers and name an object git fsck rejects)
+                raise ApplyDeltaError(f"delta resolved to empty payload for type {type_num}")
+            add(unpacked.offset, type_num, raw)
+            return True
+
+        def get_outside(hexsha: ObjectID) -> tuple[int, bytes]:
             found = shelf.get(hexsha.decode())
             if found is not None:
                 return Blob.type_num, found[0]
             return get_raw(hexsha)  # KeyError when the store lacks it too
 
-        others: list[ShaFile] = []
-        for unpacked in UnpackedObjectIterator.for_pack_data(data, resolve_ext_ref=outside):
-            type_num, chunks = unpacked.obj_type_num, unpacked.obj_chunks
-            assert type_num is not None and chunks is not None
-            sha = sha_to_hex(unpacked.sha())
-            if type_num == Blob.type_num:
-                shelf.put(sha.decode(), b"".join(chunks))
-            else:
-                others.append(ShaFile.from_raw_chunks(type_num, chunks, sha=sha))
+        waiting: list[UnpackedObject] = []
+        for unpacked in data.iter_unpacked(include_comp=False):
+            type_num = unpacked.pack_type_num
+            if type_num in DELTA_TYPES:
+                if not resolve(unpacked):
+                    waiting.append(unpacked)
+                continue
+            assert unpacked.offset is not None and unpacked.decomp_chunks is not None
+            add(unpacked.offset, type_num, b"".join(unpacked.decomp_chunks))
+        while waiting:  # deltas on bases named by id that came later, or not at all
+            left = [u for u in waiting if not resolve(u)]
+            if len(left) == len(waiting):
+                missing: list[bytes] = sorted({sha_to_hex(RawObjectID(u.delta_base))
+                                               for u in left if isinstance(u.delta_base, bytes)})
+                if not missing:
+                    raise AssertionError(f"{len(left)} offset deltas on no object of the pack")
+                raise UnresolvedDeltas(missing)
+            waiting = left
         return others
     finally:
         data.close()

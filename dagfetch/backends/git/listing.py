@@ -107,7 +107,18 @@ class TreeLister:
                             f"{field}.max_path_depth")
                     pending.append((sha, f"{path}/", depth + 1))
                     continue
-                self._entry(store, path, mode, sha.decode(), out, lfs, known, seen)
+                blob_id = sha.decode()
+                if mode & 0o170000 == stat.S_IFREG:
+                    # the common entry, inline (one pass per file of every listing): a file
+                    found = seen.get(blob_id) or known.get(blob_id)
+                    if found is None:
+                        found = self._size(store, blob_id)
+                    seen[blob_id] = found
+                    if found[1]:
+                        lfs.append(path)
+                    out.append(RemoteFile(path, found[0], blob_id, f"git-blob:{blob_id}"))
+                else:
+                    self._entry(store, path, mode, blob_id, out, lfs, known, seen)
                 if len(out) > limits.max_files:
                     raise LimitExceeded(
                         path, f"more than max_files = {limits.max_files} files in commit "
@@ -133,13 +144,17 @@ class TreeLister:
             # a blob under many paths (shared trees) is read once per listing
             found = seen.get(blob_id) or known.get(blob_id)
             if found is None:
-                data = self._read(store, blob_id)
-                found = (len(data), len(data) < LFS_POINTER_MAX and data.startswith(LFS_MAGIC))
+                found = self._size(store, blob_id)
             seen[blob_id] = found
             size, is_lfs = found
             if is_lfs:
                 lfs.append(path)
             out.append(RemoteFile(path, size, blob_id, f"git-blob:{blob_id}"))
+
+    def _size(self, store: GitStore, blob_id: str) -> tuple[int, bool]:
+        """A blob's size and whether it looks like a Git LFS pointer, from its bytes."""
+        data = self._read(store, blob_id)
+        return len(data), len(data) < LFS_POINTER_MAX and data.startswith(LFS_MAGIC)
 
     def _read(self, store: GitStore, blob_id: str) -> bytes:
         data = self.blob(store, blob_id)
