@@ -53,6 +53,10 @@ log = get_logger(__name__)
 TIP = Ref(b"refs/heads/dagfetch-tip")
 _SPOOL = 8 << 20
 SIZES_FILE = "dagfetch-blob-sizes.json"
+# Every fetch adds one pack; a lookup tries each pack's index in turn, so a long `--watch`
+# run would slow down pack by pack. Past this many the store is repacked into one (it holds
+# commits and trees only, so that is small). git's own gc.autoPackLimit is 50.
+PACK_LIMIT = 20
 
 # blob id (hex) -> (size, looks like a Git LFS pointer)
 BlobSizes = dict[str, tuple[int, bool]]
@@ -328,6 +332,10 @@ class GitStore:
         new = [(obj, None) for obj in objects if obj.id not in store]
         if new:
             store.add_objects(new)
+        if len(store.packs) > PACK_LIMIT:
+            # the new pack is written before the old ones go, so a process killed here
+            # leaves duplicates (harmless) or a tmp_pack_* that the next open removes
+            store.repack()
 
     def set_tip(self, sha: str) -> None:
         """Remember ``sha`` as the newest commit we hold (negotiation starts from it)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from dagfetch.backends.git.store import PACK_LIMIT
 from dagfetch.errors import (
     FetchError,
     ManifestError,
@@ -24,6 +25,7 @@ from tests.backends.git.helpers import (
     make_ws,
     pack_objects,
     snapshot,
+    store_path,
     tree_files,
 )
 from tests.servers.git import GitRemote, GitServers, git
@@ -181,6 +183,31 @@ def test_one_of_a_thousand_files_changes(daemon_remote: GitRemote, tmp_path: Pat
     record = json.loads(ws.cache.layout.record(REPO, second.version_id or "").read_text())
     assert record["base"] == first.version_id
     assert [f["path"] for f in record["changed"]] == ["dags/f0500.py"]
+
+
+def test_a_long_run_of_new_commits_keeps_the_store_to_a_few_packs(
+    daemon_remote: GitRemote, tmp_path: Path
+) -> None:
+    """Each fetch adds a pack; a watch loop of many commits must not pile them up (every
+    lookup tries every pack), and the consolidated store still serves incremental fetches."""
+    seed(daemon_remote, BASE)
+    ws = make_ws(daemon_remote, tmp_path, keep_versions=2)
+    ws.sync_one(REPO)
+    pack_dir = store_path(ws) / "objects" / "pack"
+    most = 0
+    for i in range(PACK_LIMIT + 5):
+        seed(daemon_remote, {"dag_a.py": f"# generation {i}\n".encode()})
+        result = ws.sync_one(REPO)
+        assert result.changed
+        most = max(most, len(list(pack_dir.glob("*.pack"))))
+    assert most <= PACK_LIMIT
+    assert len(list(pack_dir.glob("*.pack"))) < PACK_LIMIT
+    last = f"# generation {PACK_LIMIT + 4}\n".encode()
+    assert tree_files(ws.path(REPO)) == {**BASE, "dag_a.py": last}
+    # the consolidated store still holds the tip's trees: the next commit brings one blob
+    seed(daemon_remote, {"new.py": b"n\n"})
+    result = ws.sync_one(REPO)
+    assert result.changed and (result.downloaded, result.reused) == (1, 2)
 
 
 # -- old commits -------------------------------------------------------------------------------
