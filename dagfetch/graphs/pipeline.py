@@ -173,14 +173,16 @@ class GraphPipeline:
         result = extract_version(root, files=files, extractors=refs,
                                  settings=settings, carried=carried, pool=pool,
                                  duplicate_message=previous.duplicate_message
+                                 if previous is not None else None,
+                                 carried_checked=previous.secrets_checked
                                  if previous is not None else None)
         made = PreviousExtraction(version_id, hashes, result.outcomes, extractors, settings,
-                                  result.duplicate_message)
+                                  result.duplicate_message, result.secrets_checked)
         extraction = self.store.record_extraction(repo_id, version_id, result.graphs,
                                                   result.errors, file_count=result.files,
                                                   file_hashes=hashes)
         self._previous[repo_id] = made
-        carryover.save(workspace.cache.root, repo_id, made)  # for the next process
+        carryover.save(workspace.cache.root, repo_id, made, previous)  # for the next process
         return extraction
 
     def _kept(self, repo_id: str, extractors: tuple[str, ...] | None,
