@@ -7,6 +7,7 @@ told about, wherever it shows up (a lower library's exception text, a log record
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -79,6 +80,13 @@ class SecretsMasker:
     def mask(self, text: str) -> str:
         pattern = self._pattern
         return pattern.sub(MASK, text) if pattern is not None else text
+
+    def fingerprint(self) -> str:
+        """A digest of the secrets registered so far (never the secrets themselves): equal
+        fingerprints, the same masking, so text checked once need not be checked again."""
+        with self._lock:
+            known = sorted(self._secrets)
+        return hashlib.sha256("\0".join(known).encode()).hexdigest()
 
 
 masker = SecretsMasker()

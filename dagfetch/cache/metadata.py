@@ -18,13 +18,18 @@ from dagfetch.errors import CacheError
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
+    # dumps, not dump: json.dump streams through the pure-Python encoder, which made writing
+    # a 2,000-file version record a tenth of a cold sync
+    write_text_atomic(path, json.dumps(data, separators=(",", ":"), sort_keys=True))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (JSON its caller encoded) to ``path`` atomically, flushed to disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            # dumps, not dump: json.dump streams through the pure-Python encoder, which
-            # made writing a 2,000-file version record a tenth of a cold sync
-            fh.write(json.dumps(data, separators=(",", ":"), sort_keys=True))
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -33,7 +33,7 @@ from typing import Any
 
 import attrs
 
-from dagfetch.cache.metadata import write_json_atomic
+from dagfetch.cache.metadata import write_text_atomic
 from dagfetch.graphs.model import Graph
 from dagfetch.graphs.worker.protocol import FileResult, is_worker_failure
 from dagfetch.graphs.worker.settings import WorkerSettings
@@ -54,6 +54,12 @@ class PreviousExtraction:
     extractors: tuple[str, ...] | None
     settings: WorkerSettings
     duplicate_message: str | None = None  # the extractors' wording (see extract_version)
+    #: see ExtractResult.secrets_checked (kept in memory only: a new process checks again)
+    secrets_checked: str | None = attrs.field(default=None, repr=False)
+    #: each outcome's JSON as :func:`save` wrote it, by file, beside the outcome it encodes:
+    #: the next save re-encodes only the outcomes that are not these very objects
+    encoded: dict[str, tuple[FileResult, str]] = attrs.field(factory=dict, eq=False,
+                                                             repr=False)
 
 
 def carried_outcomes(
@@ -99,20 +105,29 @@ def document_path(cache_root: Path, repo_id: str) -> Path:
     return cache_root / ".dagfetch" / "carryover" / f"{name}.json"
 
 
-def save(cache_root: Path, repo_id: str, previous: PreviousExtraction) -> None:
-    """Keep ``previous`` for the next process; a failure to write costs only that."""
-    data = {
+def save(cache_root: Path, repo_id: str, previous: PreviousExtraction,
+         before: PreviousExtraction | None = None) -> None:
+    """Keep ``previous`` for the next process; a failure to write costs only that. The
+    outcomes ``previous`` carried over from ``before`` (the same objects) are not encoded
+    again: their JSON is ``before``'s."""
+    head = json.dumps({
         "format": FORMAT, "repo_id": repo_id, "version_id": previous.version_id,
         "environment": environment_fingerprint(), "extractors": previous.extractors,
         "settings": _settings_key(previous.settings),
         "duplicate_message": previous.duplicate_message,
         "file_hashes": dict(previous.file_hashes),
-        "outcomes": {rel: {"graphs": [g.to_json() for g in outcome.graphs],
-                           "error": outcome.error}
-                     for rel, outcome in previous.outcomes.items()},
-    }
+    }, separators=(",", ":"), sort_keys=True)
+    known = before.encoded if before is not None else {}
+    encoded = previous.encoded
+    for rel, outcome in previous.outcomes.items():
+        kept = known.get(rel)
+        encoded[rel] = kept if kept is not None and kept[0] is outcome else (
+            outcome, json.dumps({"graphs": [g.to_json() for g in outcome.graphs],
+                                 "error": outcome.error}, separators=(",", ":")))
+    outcomes = ",".join(f"{json.dumps(rel)}:{text}" for rel, (_, text) in encoded.items())
     try:
-        write_json_atomic(document_path(cache_root, repo_id), data)
+        write_text_atomic(document_path(cache_root, repo_id),
+                          f'{head[:-1]},"outcomes":{{{outcomes}}}}}')
     except OSError as exc:
         log.warning("%s: could not keep the extraction for the next process: %s", repo_id, exc)
 

@@ -38,7 +38,7 @@ import attrs
 from dagfetch._entrypoints import entry_points
 from dagfetch.errors import ConfigError
 from dagfetch.graphs.model import Edge, Graph, Task
-from dagfetch.graphs.worker.environment import known_secrets_masker
+from dagfetch.graphs.worker.environment import known_secrets
 from dagfetch.graphs.worker.pool import WorkerPool
 from dagfetch.graphs.worker.protocol import FileResult, duplicate_text
 from dagfetch.graphs.worker.settings import WorkerSettings
@@ -144,6 +144,10 @@ class ExtractResult:
     #: the extractors' wording of a dag_id defined twice (see extract_version), kept for the
     #: next extraction in case it parses no file
     duplicate_message: str | None = None
+    #: the fingerprint of the secrets every outcome was checked against (see
+    #: :class:`~dagfetch.graphs.worker.environment.KnownSecrets`): a later extraction that
+    #: carries these outcomes over under the same secrets need not check them again
+    secrets_checked: str | None = attrs.field(default=None, eq=False, repr=False)
 
 
 def extract_version(
@@ -157,6 +161,7 @@ def extract_version(
     carried: Mapping[str, FileResult] | None = None,
     pool: WorkerPool | None = None,
     duplicate_message: str | None = None,
+    carried_checked: str | None = None,
 ) -> ExtractResult:
     """Parse the DAG files of a version folder (default: :func:`dagfetch.importing.dag_files`)
     in worker processes (:mod:`dagfetch.graphs.worker`), each file within ``file_timeout``
@@ -168,7 +173,9 @@ def extract_version(
     default: workers started for this call and stopped after it. A ``dag_id`` that a second
     file defines again makes that file an import error, in the words of the first extractor
     that has a ``duplicate_message`` (Airflow's own, for the ``airflow`` extractor; else
-    ``duplicate_message`` as given, else dagfetch's)."""
+    ``duplicate_message`` as given, else dagfetch's). ``carried_checked``: the
+    ``secrets_checked`` of the extraction ``carried`` comes from; when the secrets known now
+    are the same, the carried graphs are not searched for secrets again."""
     root = Path(root).resolve()
     started = time.monotonic()
     settings = settings or WorkerSettings()
@@ -177,7 +184,8 @@ def extract_version(
     environ = os.environ if environ is None else environ
     wanted = list(dag_files(root) if files is None else files)
     refs = resolve_extractors(extractors)
-    carried = {rel: outcome for rel, outcome in (carried or {}).items() if rel in wanted}
+    wanted_set = set(wanted)
+    carried = {rel: outcome for rel, outcome in (carried or {}).items() if rel in wanted_set}
     to_parse = [rel for rel in wanted if rel not in carried]
     if pool is not None and not pool.serves(refs, settings, environ):
         raise ValueError("the worker pool was started for other extractors or settings")
@@ -188,10 +196,15 @@ def extract_version(
     finally:
         if workers is not pool:
             workers.close()
-    mask = known_secrets_masker(environ)
+    secrets = known_secrets(environ)
+    mask = secrets.mask
     found = {rel: result.graphs for rel, result in outcomes.items() if result.error is None}
     errors = {rel: result.error for rel, result in outcomes.items() if result.error is not None}
-    for rel in [rel for rel, graphs in found.items() if _holds_a_secret(graphs, mask)]:
+    # the carried graphs passed this search in the extraction they come from: again only
+    # when a secret became known since (999 JSON documents searched for one changed file)
+    recheck = carried_checked is None or carried_checked != secrets.fingerprint
+    suspects = found if recheck else {rel: found[rel] for rel in to_parse if rel in found}
+    for rel in [rel for rel, graphs in suspects.items() if _holds_a_secret(graphs, mask)]:
         # DAG code may have read a secret (its parent's /proc/<pid>/environ, a file) and
         # named a task after it: such a graph never reaches the database
         del found[rel]
@@ -209,7 +222,7 @@ def extract_version(
     log.info("%s: %d files (%d parsed, %d carried over), %d DAGs, %d import errors in %.2fs",
              root, len(wanted), len(to_parse), len(carried), len(graphs), len(errors), seconds)
     return ExtractResult(root, len(wanted), tuple(graphs), errors, seconds, outcomes,
-                         len(to_parse), duplicate_message)
+                         len(to_parse), duplicate_message, secrets.fingerprint)
 
 
 def _holds_a_secret(graphs: Sequence[Graph], mask: Callable[[str], str]) -> bool:

@@ -82,6 +82,10 @@ class Graph:
     dag_id: str
     tasks: tuple[Task, ...]
     edges: tuple[Edge, ...]
+    #: the content hash once computed: a graph is immutable, and an extraction that carries
+    #: 999 unchanged graphs over would otherwise hash each of them again to compare it with
+    #: its DAG's latest version (a twentieth of a millisecond each)
+    _hash: str | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @classmethod
     def of(
@@ -131,7 +135,11 @@ class Graph:
     @property
     def content_hash(self) -> str:
         """sha256 of the canonical JSON: equal graphs, equal hashes, whatever the order."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        cached = self._hash
+        if cached is None:
+            cached = hashlib.sha256(self.canonical_json().encode()).hexdigest()
+            object.__setattr__(self, "_hash", cached)  # frozen: set once, bypassing attrs
+        return cached
 
     def to_json(self) -> dict[str, Any]:
         return {

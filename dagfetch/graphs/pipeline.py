@@ -24,7 +24,12 @@ from dagfetch.errors import ConfigError, DagfetchError, ManifestError
 from dagfetch.graphs import carryover
 from dagfetch.graphs.carryover import PreviousExtraction, carried_outcomes
 from dagfetch.graphs.database import default_url as db_default_url
-from dagfetch.graphs.extract import extract_version, resolve_extractors
+from dagfetch.graphs.extract import (
+    BUILTIN_EXTRACTORS,
+    DEFAULT_EXTRACTOR,
+    extract_version,
+    resolve_extractors,
+)
 from dagfetch.graphs.model import Extraction, GcResult, RunPin, SourceRef, UnstableDag
 from dagfetch.graphs.schema import DEFAULT_PREFIX
 from dagfetch.graphs.store import DEFAULT_KEEP_SOURCES, GraphStore
@@ -127,17 +132,20 @@ class GraphPipeline:
         """The extractors a repository's files are parsed with: the caller's, else the
         repository's manifest `extractors`, else the top-level ones, else the default (None).
         A name no installed extractor has is a ConfigError naming where it was written."""
+        return self._extractor_refs(repo_id)[0]
+
+    def _extractor_refs(self, repo_id: str) -> tuple[list[str] | None, list[str]]:
+        """:meth:`extractors_for`, and the ``module:attr`` references of those extractors
+        (resolved once: reading every entry point takes milliseconds)."""
         if self.extractors:
-            resolve_extractors(self.extractors)
-            return list(self.extractors)
+            return list(self.extractors), resolve_extractors(self.extractors)
         chosen, field = self.workspace.manifest.extractors_for(repo_id)
         if not chosen:
-            return None
+            return None, [BUILTIN_EXTRACTORS[DEFAULT_EXTRACTOR]]  # a built-in: no reading
         try:
-            resolve_extractors(chosen)
+            return list(chosen), resolve_extractors(chosen)
         except ConfigError as exc:
             raise ManifestError(field, str(exc), source=self.workspace.manifest.source) from None
-        return list(chosen)
 
     # -- the leading node ---------------------------------------------------------------------
 
@@ -162,25 +170,26 @@ class GraphPipeline:
         # which DAG files changed since the previous extraction (only those run again)
         hashes = {f.path: f.sha256 for f in workspace.cache.get(repo_id, version_id).files}
         files = dag_files(root)
-        chosen = self.extractors_for(repo_id)
+        chosen, refs = self._extractor_refs(repo_id)
         extractors = tuple(chosen) if chosen else None
         settings = attrs.evolve(self.extract_settings, file_timeout=self.file_timeout) \
             if self.file_timeout is not None else self.extract_settings
         previous = self._previous.get(repo_id) or self._kept(repo_id, extractors, settings)
         carried = carried_outcomes(previous, hashes, files, extractors, settings)
-        refs = resolve_extractors(chosen)  # once: reading every entry point takes a while
         pool = self.workers(refs, settings) if len(carried) < len(files) else None
         result = extract_version(root, files=files, extractors=refs,
                                  settings=settings, carried=carried, pool=pool,
                                  duplicate_message=previous.duplicate_message
+                                 if previous is not None else None,
+                                 carried_checked=previous.secrets_checked
                                  if previous is not None else None)
         made = PreviousExtraction(version_id, hashes, result.outcomes, extractors, settings,
-                                  result.duplicate_message)
+                                  result.duplicate_message, result.secrets_checked)
         extraction = self.store.record_extraction(repo_id, version_id, result.graphs,
                                                   result.errors, file_count=result.files,
                                                   file_hashes=hashes)
         self._previous[repo_id] = made
-        carryover.save(workspace.cache.root, repo_id, made)  # for the next process
+        carryover.save(workspace.cache.root, repo_id, made, previous)  # for the next process
         return extraction
 
     def _kept(self, repo_id: str, extractors: tuple[str, ...] | None,

@@ -89,14 +89,17 @@ def link_sources(conn: Connection, tables: GraphTables, links: Sequence[SourceLi
                 row.graph_version_id, row.file_path, row.file_hash)
     new_rows = []
     for link in links:
-        source_pk = source_pks[SourceKey.of(link.source)]
-        target = LinkTarget(link.version_row_id, link.source.path, link.file_hash)
+        source = link.source
+        # a plain tuple looks a SourceKey up (a NamedTuple): no object per link
+        source_pk = source_pks[(source.repo_id, source.version_id)]  # type: ignore[index]
         current = existing.get((source_pk, link.dag_pk))
         if current is None:
             new_rows.append({"source_version_pk": source_pk, "dag_pk": link.dag_pk,
-                             "graph_version_id": target.version_row_id,
-                             "file_path": target.file_path, "file_hash": target.file_hash})
-        elif current != target:
+                             "graph_version_id": link.version_row_id,
+                             "file_path": source.path, "file_hash": link.file_hash})
+            continue
+        target = LinkTarget(link.version_row_id, source.path, link.file_hash)
+        if current != target:
             # the same code gave another graph (a DAG file that reads the clock...): last wins
             conn.execute(
                 sa.update(dag_source)

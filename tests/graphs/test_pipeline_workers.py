@@ -106,3 +106,26 @@ def test_a_kept_extraction_is_not_used_when_damaged_or_made_otherwise(
                                                 "workflows"]) as fourth:
         fourth.sync()
     assert parsed == [3, 3, 3, 1]
+
+
+def test_a_carried_graph_is_searched_again_for_a_secret_known_since(
+    tmp_path: Path, parsed: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote, workspace = setup(tmp_path)
+    change(remote, "named.py", chain_dag("named", ["carried-sekrit-42"]))
+    with GraphPipeline(workspace()) as pipeline:
+        pipeline.sync()
+        change(remote, "etl.py", chain_dag("etl", ["a", "c"]))
+        [kept] = pipeline.sync()  # the same secrets: the carried graph is recorded again
+        store = pipeline.store
+        assert [e.path for e in store.import_errors(REPO, kept.version_id)] == ["broken.py"]
+        # the value becomes a secret this process knows: the carried graph must not be
+        # recorded again, as a full parse would not record it
+        monkeypatch.setenv("DEPLOY_TOKEN", "carried-sekrit-42")
+        change(remote, "etl.py", chain_dag("etl", ["a", "d"]))
+        [outcome] = pipeline.sync()
+        errors = {e.path: e.message for e in store.import_errors(REPO, outcome.version_id)}
+        assert sorted(errors) == ["broken.py", "named.py"]
+        assert "holds a secret" in errors["named.py"]
+        assert [r.version.dag_id for r in outcome.extraction.results] == ["etl", "other"]
+    assert parsed == [4, 1, 1]

@@ -13,6 +13,8 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping
 
+import attrs
+
 from dagfetch.errors import ManifestError
 from dagfetch.redact import SecretsMasker, masker
 
@@ -69,8 +71,24 @@ def mask_known_secrets(text: str, environ: Mapping[str, str]) -> str:
 
 def known_secrets_masker(environ: Mapping[str, str]) -> Callable[[str], str]:
     """:func:`mask_known_secrets` for many texts: ``environ`` is read once, not per text."""
+    return known_secrets(environ).mask
+
+
+@attrs.frozen
+class KnownSecrets:
+    """:func:`mask_known_secrets` for many texts, and a digest of the secrets it masks (see
+    :meth:`dagfetch.redact.SecretsMasker.fingerprint`)."""
+
+    mask: Callable[[str], str]
+    fingerprint: str = attrs.field(repr=False)
+
+
+def known_secrets(environ: Mapping[str, str]) -> KnownSecrets:
+    """The secrets this process knows now: the connections resolved so far and the
+    secret-looking variables of ``environ`` (read once)."""
     known = environment_masker(environ)
-    return lambda text: known.mask(masker.mask(text))
+    digest = f"{masker.fingerprint()}:{known.fingerprint()}"
+    return KnownSecrets(lambda text: known.mask(masker.mask(text)), digest)
 
 
 def environment_masker(environ: Mapping[str, str]) -> SecretsMasker:
