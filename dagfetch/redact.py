@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import threading
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -59,6 +60,11 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+# one key per process, shared by every masker (fingerprints are compared across maskers): a
+# fingerprint that got out of the process could not be checked against guessed secrets
+_FINGERPRINT_KEY = os.urandom(16)
+
+
 class SecretsMasker:
     """Replaces registered secret values in text. Thread-safe; values shorter than 4 chars are
     ignored because masking them would shred ordinary words."""
@@ -86,7 +92,7 @@ class SecretsMasker:
         fingerprints, the same masking, so text checked once need not be checked again."""
         with self._lock:
             known = sorted(self._secrets)
-        return hashlib.sha256("\0".join(known).encode()).hexdigest()
+        return hashlib.blake2b("\0".join(known).encode(), key=_FINGERPRINT_KEY).hexdigest()
 
 
 masker = SecretsMasker()

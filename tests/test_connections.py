@@ -24,7 +24,7 @@ from dagfetch.errors import ConnectionConfigError, FetchError
 from dagfetch.manifest import parse_manifest
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.protocol import FileDone, Source
-from dagfetch.redact import get_logger, mask, redact_url
+from dagfetch.redact import SecretsMasker, get_logger, mask, redact_url
 from dagfetch.registry import Registry
 from dagfetch.workspace import Workspace
 from tests.distfactory import installed
@@ -118,6 +118,23 @@ def test_repr_and_str_never_show_secrets() -> None:
     for text in (repr(conn), str(conn), repr(conn.password), str(conn.extra)):
         assert SECRET not in text
     assert isinstance(conn, Connection)
+
+
+def test_a_fingerprint_names_the_secrets_without_revealing_them() -> None:
+    """Extraction compares fingerprints to skip a second search of carried graphs: equal
+    for the same secrets in any masker of the process, never a plain hash of them."""
+    import hashlib
+
+    first, second = SecretsMasker(), SecretsMasker()
+    for m in (first, second):
+        m.add("s3cret-value-1")
+        m.add("another-one-2")
+    assert first.fingerprint() == second.fingerprint()
+    second.add("a-third-secret")
+    assert first.fingerprint() != second.fingerprint()
+    joined = "\0".join(sorted(["s3cret-value-1", "another-one-2"])).encode()
+    assert first.fingerprint() not in {hashlib.sha256(joined).hexdigest(),
+                                       hashlib.blake2b(joined).hexdigest()}
 
 
 def test_redact_url() -> None:
