@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -53,15 +54,34 @@ def repeat_at(config: Config, count: int) -> Config:
                   config.failures)
 
 
+# Linux carries ru_maxrss across fork and exec: a process started from this (large) benchmark
+# process would report this process's high-water mark as its own. A small interpreter
+# started first forks the measured process, whose count then starts from that interpreter's
+# few MiB; it reports the measured process's wait4 figures on its stdout.
+_FORK_AND_MEASURE = """
+import os, sys
+devnull = os.open(os.devnull, os.O_WRONLY)
+pid = os.fork()
+if pid == 0:
+    os.dup2(devnull, 1)
+    try:
+        os.execv(sys.argv[1], sys.argv[1:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, usage.ru_utime + usage.ru_stime)
+"""
+
+
 def peak_memory(argv: list[str]) -> tuple[int, float]:
     """Peak resident memory (bytes, from the kernel's accounting) and CPU seconds of the
-    process ``argv``."""
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{argv} failed with {process.returncode}")
-    return usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+    process ``argv``, counted from a small parent's (see ``_FORK_AND_MEASURE``)."""
+    out = subprocess.run([sys.executable, "-c", _FORK_AND_MEASURE, *argv],
+                         check=True, capture_output=True, text=True).stdout.split()
+    code, maxrss_kib, cpu = int(out[0]), int(out[1]), float(out[2])
+    if code != 0:
+        raise RuntimeError(f"{argv} failed with {code}")
+    return maxrss_kib * 1024, cpu
 
 
 def cold_process(scenario: str, manifest: Path, home: Path) -> Row:

@@ -118,3 +118,21 @@ def test_a_seeded_moto_lists_and_pages_as_moto_does(tmp_path: Path) -> None:
     ]
     assert [p["Prefix"] for p in folders["CommonPrefixes"]] == ["p/dags/d000/", "p/dags/d001/",
                                                                 "p/dags/d002/"]
+
+
+def test_peak_memory_of_a_process_is_its_own_not_the_benchmark_processes() -> None:
+    """Linux carries a process's high-water mark across fork and exec: measured straight from
+    a large benchmark process, every child would report that process's memory."""
+    from benchmarks.scenario_scale import peak_memory
+
+    ballast = bytearray(256 << 20)
+    for i in range(0, len(ballast), 4096):  # resident, not just reserved
+        ballast[i] = 1
+    small, _ = peak_memory([sys.executable, "-c", "pass"])
+    touch_64_mib = "x = bytearray(64 << 20); x[::4096] = b'1' * len(x[::4096])"
+    large, cpu = peak_memory([sys.executable, "-c", touch_64_mib])
+    del ballast
+    assert small < 64 << 20
+    assert large - small > 60 << 20 and cpu > 0
+    with pytest.raises(RuntimeError, match="failed with 3"):
+        peak_memory([sys.executable, "-c", "raise SystemExit(3)"])
