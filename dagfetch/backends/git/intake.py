@@ -165,7 +165,7 @@ def read_pack(spool: IO[bytes], shelf: BlobShelf, get_raw: GetRaw) -> list[ShaFi
                 raise KeyError(sha)
             return Blob.type_num, held[0]
 
-        def add(offset: int, type_num: int, raw: bytes) -> None:
+        def add(offset: int, type_num: int, raw: bytes) -> bytes:
             header = _HEADERS.get(type_num)
             if header is None:
                 raise AssertionError(f"an object of unknown type {type_num} in the pack")
@@ -180,34 +180,53 @@ def read_pack(spool: IO[bytes], shelf: BlobShelf, get_raw: GetRaw) -> list[ShaFi
             else:
                 kept[sha] = (type_num, raw)
                 others.append(ShaFile.from_raw_chunks(type_num, [raw], sha=sha))
+            return sha
 
-        def resolve(unpacked: UnpackedObject) -> bool:
-            """Add a delta whose base is known by now; False when it is not (yet)."""
+        # deltas whose base is not known yet, by what they wait for: resolved the moment it
+        # is added (a pack may name a base by id before it), each looked at once
+        on_offset: dict[int, list[UnpackedObject]] = {}
+        on_id: dict[bytes, list[UnpackedObject]] = {}
+
+        def base_of(unpacked: UnpackedObject) -> tuple[int, bytes] | None:
+            """The base's type and bytes, or None after filing the delta as waiting."""
             base = unpacked.delta_base
             assert unpacked.offset is not None and base is not None
             if unpacked.pack_type_num == OFS_DELTA:
                 assert isinstance(base, int)
                 found = at.get(unpacked.offset - base)
                 if found is None:
-                    return False
-                type_num, source = body(found)
-            else:
-                assert isinstance(base, bytes)
-                hexsha = ObjectID(sha_to_hex(RawObjectID(base)))
-                if hexsha in types:
-                    type_num, source = body(hexsha)
-                else:
-                    try:
-                        type_num, source = get_outside(hexsha)
-                    except KeyError:
-                        return False
-            raw = b"".join(apply_delta(source, unpacked.decomp_chunks))
-            if type_num != Blob.type_num and not raw:
-                # as dulwich refuses it: only a blob may be empty (a commit or tree of no
-                # bytes would pass the parsers and name an object git fsck rejects)
-                raise ApplyDeltaError(f"delta resolved to empty payload for type {type_num}")
-            add(unpacked.offset, type_num, raw)
-            return True
+                    on_offset.setdefault(unpacked.offset - base, []).append(unpacked)
+                    return None
+                return body(found)
+            assert isinstance(base, bytes)
+            hexsha = ObjectID(sha_to_hex(RawObjectID(base)))
+            if hexsha in types:
+                return body(hexsha)
+            try:
+                return get_outside(hexsha)
+            except KeyError:
+                on_id.setdefault(hexsha, []).append(unpacked)
+                return None
+
+        def resolve(first: UnpackedObject) -> None:
+            """Add ``first`` if its base is known, then every delta that waited for it (a
+            work list, not recursion: a hostile pack can chain deltas without end)."""
+            work = [first]
+            while work:
+                unpacked = work.pop()
+                found = base_of(unpacked)
+                if found is None:
+                    continue
+                type_num, source = found
+                raw = b"".join(apply_delta(source, unpacked.decomp_chunks))
+                if type_num != Blob.type_num and not raw:
+                    # as dulwich refuses it: only a blob may be empty (a commit or tree of no
+                    # bytes would pass the parsers and name an object git fsck rejects)
+                    raise ApplyDeltaError(f"delta resolved to empty payload for type {type_num}")
+                assert unpacked.offset is not None
+                sha = add(unpacked.offset, type_num, raw)
+                work.extend(on_offset.pop(unpacked.offset, ()))
+                work.extend(on_id.pop(sha, ()))
 
         def get_outside(hexsha: ObjectID) -> tuple[int, bytes]:
             found = shelf.get(hexsha.decode())
@@ -215,24 +234,20 @@ def read_pack(spool: IO[bytes], shelf: BlobShelf, get_raw: GetRaw) -> list[ShaFi
                 return Blob.type_num, found[0]
             return get_raw(hexsha)  # KeyError when the store lacks it too
 
-        waiting: list[UnpackedObject] = []
         for unpacked in data.iter_unpacked(include_comp=False):
             type_num = unpacked.pack_type_num
             if type_num in DELTA_TYPES:
-                if not resolve(unpacked):
-                    waiting.append(unpacked)
+                resolve(unpacked)
                 continue
             assert unpacked.offset is not None and unpacked.decomp_chunks is not None
-            add(unpacked.offset, type_num, b"".join(unpacked.decomp_chunks))
-        while waiting:  # deltas on bases named by id that came later, or not at all
-            left = [u for u in waiting if not resolve(u)]
-            if len(left) == len(waiting):
-                missing: list[bytes] = sorted({sha_to_hex(RawObjectID(u.delta_base))
-                                               for u in left if isinstance(u.delta_base, bytes)})
-                if not missing:
-                    raise AssertionError(f"{len(left)} offset deltas on no object of the pack")
-                raise UnresolvedDeltas(missing)
-            waiting = left
+            sha = add(unpacked.offset, type_num, b"".join(unpacked.decomp_chunks))
+            for waiting in [*on_offset.pop(unpacked.offset, ()), *on_id.pop(sha, ())]:
+                resolve(waiting)
+        if on_id:  # bases outside the pack that neither the shelf nor the store holds
+            raise UnresolvedDeltas(sorted(on_id))
+        if on_offset:  # an offset delta points back at no object: the pack is damaged
+            waiting = sum(len(v) for v in on_offset.values())
+            raise AssertionError(f"{waiting} offset deltas on no object of the pack")
         return others
     finally:
         data.close()

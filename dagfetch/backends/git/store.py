@@ -44,6 +44,7 @@ from dulwich.repo import Repo
 
 from dagfetch.backends.git.errors import translate, translated
 from dagfetch.backends.git.intake import BlobShelf, git_blob_id, read_pack, remove_dead_spills
+from dagfetch.errors import FetchError
 from dagfetch.oslock import exclusive_lock
 from dagfetch.protocol import HeldContents
 from dagfetch.redact import get_logger
@@ -266,6 +267,11 @@ class GitStore:
                     received = self._read_thin(client, path, spool, shelf, where=where,
                                                conn_id=conn_id,
                                                protocol_version=protocol_version)
+                    if received is None and fresh:
+                        # a whole fetch needs no base from outside its pack: a server that
+                        # sends one anyway would have us fetch again for ever
+                        raise FetchError(f"{where}: the server sent a pack with deltas on "
+                                         "objects it does not send (damaged or hostile)")
                     if received is None:  # the bases would not come: everything afresh
                         return self.fetch(client, path, wants, shelf, depth=depth,
                                           where=where, conn_id=conn_id, ref_prefix=ref_prefix,

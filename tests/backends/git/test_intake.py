@@ -4,10 +4,15 @@ object must come out with the bytes git's own object store holds under its id.""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import struct
 import subprocess
+import types
+import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dulwich.objects import Blob, ObjectID
@@ -15,6 +20,8 @@ from dulwich.pack import UnresolvedDeltas
 from dulwich.repo import Repo
 
 from dagfetch.backends.git.intake import BlobShelf, read_pack
+from dagfetch.backends.git.store import GitStore
+from dagfetch.errors import FetchError
 from tests.servers.git import GIT_ENV, git
 
 
@@ -90,3 +97,104 @@ def test_a_thin_pack_takes_its_bases_from_outside_or_names_them(tmp_path: Path) 
     with Repo(str(work)) as repo:
         got = _read(pack, tmp_path / "scratch", repo.object_store.get_raw, new)
         assert got == {sha: repo.object_store.get_raw(ObjectID(sha.encode())) for sha in new}
+
+
+# -- packs git would not write: crafted entry by entry ----------------------------------------
+
+REF_DELTA = 7
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _entry(type_num: int, payload: bytes, base: bytes = b"") -> bytes:
+    """One pack entry: the type-and-size header, a REF delta's base id, the zlib body."""
+    size = len(payload)
+    header = bytearray([(type_num << 4) | (size & 0x0F) | (0x80 if size > 0x0F else 0)])
+    size >>= 4
+    while size:
+        header.append((size & 0x7F) | (0x80 if size > 0x7F else 0))
+        size >>= 7
+    return bytes(header) + base + zlib.compress(payload)
+
+
+def _delta(source: bytes, target: bytes) -> bytes:
+    """A delta that builds ``target`` by insertion alone (any base of ``source``'s length)."""
+    out = _varint(len(source)) + _varint(len(target))
+    for i in range(0, len(target), 127):
+        chunk = target[i : i + 127]
+        out += bytes([len(chunk)]) + chunk
+    return out
+
+
+def _crafted(entries: list[bytes]) -> bytes:
+    data = b"PACK" + struct.pack(">II", 2, len(entries)) + b"".join(entries)
+    return data + hashlib.sha1(data, usedforsecurity=False).digest()  # the pack trailer
+
+
+def test_a_chain_of_deltas_on_later_bases_is_resolved_in_one_walk(tmp_path: Path) -> None:
+    """Each delta's base comes after it (the base named by id): a walk that retried the
+    waiting deltas pass by pass would look at them n * n / 2 times."""
+    contents = [f"version {n}\n".encode() * 3 for n in range(400)]
+    ids = [Blob.from_string(c).id for c in contents]
+    entries = [
+        _entry(REF_DELTA, _delta(contents[n - 1], contents[n]), bytes.fromhex(ids[n - 1].decode()))
+        for n in range(len(contents) - 1, 0, -1)
+    ]
+    entries.append(_entry(Blob.type_num, contents[0]))
+    lookups: list[bytes] = []
+
+    def outside(sha: bytes) -> tuple[int, bytes]:
+        lookups.append(sha)
+        raise KeyError(sha)
+
+    got = _read(_crafted(entries), tmp_path / "scratch", outside, [i.decode() for i in ids])
+    assert got == {i.decode(): (Blob.type_num, c) for i, c in zip(ids, contents, strict=True)}
+    assert len(lookups) <= len(contents)  # each waiting delta asked outside once at most
+
+
+def test_deltas_on_objects_nobody_has_are_named(tmp_path: Path) -> None:
+    missing = Blob.from_string(b"never sent\n").id
+    delta = _entry(REF_DELTA, _delta(b"never sent\n", b"x\n"), bytes.fromhex(missing.decode()))
+    entries = [delta, _entry(Blob.type_num, b"present\n")]
+    with pytest.raises(UnresolvedDeltas) as raised:
+        _read(_crafted(entries), tmp_path / "scratch", _nothing_outside, [])
+    assert raised.value.shas == [missing]
+
+
+class _LyingServer:
+    """Answers every fetch, a whole one too, with a delta on an object it never sends."""
+
+    def __init__(self, pack: bytes) -> None:
+        self.pack = pack
+        self.fetches = 0
+
+    def fetch_pack(self, path: bytes, determine_wants: Any, graph_walker: Any,
+                   pack_data: Any, **kwargs: Any) -> Any:
+        self.fetches += 1
+        tip = {b"refs/heads/main": b"1" * 40}
+        determine_wants(tip)
+        pack_data(self.pack)
+        return types.SimpleNamespace(refs=tip, new_shallow=set(), new_unshallow=set())
+
+
+def test_a_server_whose_packs_never_resolve_is_an_error_not_endless_refetches(
+    tmp_path: Path,
+) -> None:
+    missing = Blob.from_string(b"never sent\n").id
+    server = _LyingServer(_crafted([_entry(REF_DELTA, _delta(b"never sent\n", b"x\n"),
+                                           bytes.fromhex(missing.decode()))]))
+    store = GitStore(tmp_path / "work", "dags")
+    with store.open():
+        shelf = BlobShelf(tmp_path / "work")
+        with pytest.raises(FetchError, match="damaged or hostile"):
+            store.fetch(server, "/dags.git", lambda refs: [b"1" * 40],  # type: ignore[arg-type]
+                        shelf, depth=1, where="dags", conn_id=None)
+    # the incremental fetch, its bases asked for once, then one whole fetch and its bases
+    assert server.fetches == 4
