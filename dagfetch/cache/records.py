@@ -92,9 +92,9 @@ def differences(version: Version, base: Version) -> Delta:
     return changed, sorted(set(before) - paths)
 
 
-def delta_is_worth_it(version: Version, base: Version) -> bool:
-    """A delta pays off while it is well under the full list."""
-    return len(differences(version, base)[0]) * 2 < len(version.files)
+def delta_is_worth_it(delta: Delta, version: Version) -> bool:
+    """A delta (see :func:`differences`) pays off while it is well under the full list."""
+    return len(delta[0]) * 2 < len(version.files)
 
 
 def files_from_json(
@@ -337,7 +337,7 @@ class RecordStore:
             base = self._record(version.repo_id, delta_on, base_data)  # read once, above
             if base is not None:
                 delta = differences(version, base.version)
-                if len(delta[0]) * 2 < len(version.files):  # well under the full list
+                if delta_is_worth_it(delta, version):
                     depth = base_data.get("depth", 0) + 1
                     return version_to_json(version, base=base.version, depth=depth,
                                            delta=delta)

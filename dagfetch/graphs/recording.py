@@ -199,16 +199,14 @@ def _dag_states(
             ))
             .where(dag.c.dag_id.in_(chunk))
         ).all()
-        # tuples unpacked, not named attributes: an extraction reads every DAG of its
-        # repository here, 999 of them unchanged when one DAG file changed
-        for (dag_pk, dag_id, last_number, owner, vanished, version_row_id, number,
-             graph_hash, task_count, edge_count, created_at) in rows:
+        for row in rows:
             latest = None
-            if version_row_id is not None:
-                latest = StoredVersion(version_row_id, GraphVersion(
-                    dag_id, number, graph_hash, task_count, edge_count, created_at, True))
-            states[dag_id] = DagState(dag_pk, dag_id, last_number, latest, owner,
-                                      vanished is not None)
+            if row.version_row_id is not None:
+                latest = StoredVersion(row.version_row_id,
+                                       graph_version_of(row.dag_id, row, latest=True))
+            states[row.dag_id] = DagState(row.dag_pk, row.dag_id, row.last_number, latest,
+                                          row.owner_repo_id,
+                                          row.vanished_version_id is not None)
     return states
 
 

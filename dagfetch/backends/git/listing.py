@@ -108,8 +108,9 @@ class TreeLister:
                     pending.append((sha, f"{path}/", depth + 1))
                     continue
                 blob_id = sha.decode()
-                if mode & 0o170000 == stat.S_IFREG:
-                    # the common entry, inline (one pass per file of every listing): a file
+                kind = mode & 0o170000
+                if kind != GITLINK and kind != stat.S_IFLNK:
+                    # a file, the common entry, inline (one pass per file of every listing)
                     found = seen.get(blob_id) or known.get(blob_id)
                     if found is None:
                         found = self._size(store, blob_id)
@@ -118,16 +119,15 @@ class TreeLister:
                         lfs.append(path)
                     out.append(RemoteFile(path, found[0], blob_id, f"git-blob:{blob_id}"))
                 else:
-                    self._entry(store, path, mode, blob_id, out, lfs, known, seen)
+                    self._entry(store, path, mode, blob_id, out)
                 if len(out) > limits.max_files:
                     raise LimitExceeded(
                         path, f"more than max_files = {limits.max_files} files in commit "
                         f"{commit[:12]}", f"{field}.max_files")
 
     def _entry(self, store: GitStore, path: str, mode: int, blob_id: str,
-               out: builtins.list[RemoteFile], lfs: builtins.list[str],
-               known: BlobSizes, seen: BlobSizes) -> None:
-        """One non-folder entry of a tree: a submodule, a symlink or a file."""
+               out: builtins.list[RemoteFile]) -> None:
+        """A submodule or a symlink of a tree (files are listed inline by the caller)."""
         if mode & 0o170000 == GITLINK:
             if self.submodules == "error":
                 raise FetchError(
@@ -137,19 +137,9 @@ class TreeLister:
                 )
             log.warning("%s: leaving out submodule %r (options.submodules = 'skip')",
                         self.where, path)
-        elif stat.S_ISLNK(mode):
+        else:
             target = self._read(store, blob_id).decode("utf-8", "surrogateescape")
             out.append(RemoteFile(path, 0, blob_id, kind="symlink", target=target))
-        else:
-            # a blob under many paths (shared trees) is read once per listing
-            found = seen.get(blob_id) or known.get(blob_id)
-            if found is None:
-                found = self._size(store, blob_id)
-            seen[blob_id] = found
-            size, is_lfs = found
-            if is_lfs:
-                lfs.append(path)
-            out.append(RemoteFile(path, size, blob_id, f"git-blob:{blob_id}"))
 
     def _size(self, store: GitStore, blob_id: str) -> tuple[int, bool]:
         """A blob's size and whether it looks like a Git LFS pointer, from its bytes."""
