@@ -89,6 +89,17 @@ def safe_link_target(link_path: str, target: str) -> str:
     return target
 
 
+def parent_folders(paths: Iterable[str]) -> set[str]:
+    """Every folder that clean relative ``paths`` imply: ``a`` and ``a/b`` for ``a/b/c.py``."""
+    folders: set[str] = set()
+    for path in paths:
+        cut = path.rfind("/")
+        while cut > 0 and path[:cut] not in folders:
+            folders.add(path[:cut])
+            cut = path.rfind("/", 0, cut)
+    return folders
+
+
 def name_key(path: str) -> str:
     """What ``path`` is on a case-insensitive, normalizing file system (macOS, Windows):
     NFC-normalized and case-folded. Two paths with one key are twins."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from dagfetch.cache.objects import NO_LINK, ObjectStore
 from dagfetch.errors import CacheError
 from dagfetch.models import CachedFile
+from dagfetch.paths import parent_folders
 from dagfetch.redact import get_logger
 
 log = get_logger(__name__)
@@ -130,13 +131,8 @@ def _walk(top: str, folders: list[str]) -> tuple[int, bool]:
 def _remove_strays(tree: str, files: Iterable[CachedFile]) -> None:
     """Remove every entry below ``tree`` that is not one of ``files`` nor a folder holding
     one (the fetcher's leftovers: scratch files, empty folders)."""
-    keep: set[str] = set()
-    folders: set[str] = set()
-    for f in files:
-        keep.add(f.path)
-        parts = f.path.split("/")
-        for end in range(1, len(parts)):
-            folders.add("/".join(parts[:end]))
+    keep = {f.path for f in files}
+    folders = parent_folders(keep)
     for dirpath, dirnames, filenames in os.walk(tree, topdown=True):
         rel = os.path.relpath(dirpath, tree)
         prefix = "" if rel == "." else f"{rel.replace(os.sep, '/')}/"

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from dagfetch.paths import parent_folders
+
 
 def folders_of(found: dict[str, dict[str, Any]]) -> set[str]:
-    """Every folder the listed names imply (``a``, ``a/b`` for ``a/b/c.py``)."""
-    folders = {""}
-    for rel in found:
-        parts = rel.strip("/").split("/")
-        for end in range(1, len(parts)):
-            folders.add("/".join(parts[:end]))
-    return folders
+    """Every folder the listed names imply (``a``, ``a/b`` for ``a/b/c.py``), and the root."""
+    return {"", *parent_folders(rel.strip("/") for rel in found)}
 
 
 def is_folder_marker(rel: str, info: dict[str, Any], folders: set[str]) -> bool:
