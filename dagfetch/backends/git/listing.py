@@ -1,7 +1,7 @@
 """A commit's tree as a dagfetch listing: one RemoteFile per blob, bounded by the limits.
 
 A listing needs each file's size. It comes from the sizes remembered per blob id
-(``dagfetch-blob-sizes.json`` beside the store), else from the blob itself: on the fetcher's
+(:mod:`~dagfetch.backends.git.sizes`), else from the blob itself: on the fetcher's
 shelf when it just arrived, in the store when an old store still keeps it. A blob that is in
 none of them (its bytes went to the content store and its size was forgotten) raises
 :class:`BlobsMissing`, and the fetcher asks the remote for the commit afresh.
@@ -13,7 +13,8 @@ import builtins
 import stat
 from collections.abc import Callable
 
-from dagfetch.backends.git.store import BlobSizes, GitStore
+from dagfetch.backends.git.sizes import BlobSizes
+from dagfetch.backends.git.store import GitStore
 from dagfetch.errors import FetchError, LimitExceeded, RemoteNotFoundError, UnsafePathError
 from dagfetch.models import Listing, RemoteFile
 from dagfetch.protocol import Source

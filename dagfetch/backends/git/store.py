@@ -16,20 +16,14 @@ The store must survive a process killed at any point, so opening it under its lo
 The one ref it keeps, ``refs/heads/dagfetch-tip``, names the last commit fetched, so the
 next fetch tells the server what we already have and gets only new objects.
 
-Beside it, ``dagfetch-blob-sizes.json`` remembers the size of every blob of the last listing
-(and whether it looks like a Git LFS pointer): a listing needs each file's size, and reading
-it from a pack means inflating the whole blob, which made a no-change sync of 2,000 files
-cost 2,000 blob reads. A blob id names its bytes forever, so the numbers never go stale; the
-file goes with the store when it is rebuilt, and an unreadable one is simply ignored.
+Beside it, the sizes of the last listing's blobs (:mod:`~dagfetch.backends.git.sizes`).
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,8 +36,10 @@ from dulwich.pack import DeltaCycle, UnresolvedDeltas
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from dagfetch.backends.git import sizes
 from dagfetch.backends.git.errors import translate, translated
 from dagfetch.backends.git.intake import BlobShelf, git_blob_id, read_pack, remove_dead_spills
+from dagfetch.backends.git.sizes import BlobSizes
 from dagfetch.errors import FetchError
 from dagfetch.oslock import exclusive_lock
 from dagfetch.protocol import HeldContents
@@ -53,14 +49,10 @@ log = get_logger(__name__)
 
 TIP = Ref(b"refs/heads/dagfetch-tip")
 _SPOOL = 8 << 20
-SIZES_FILE = "dagfetch-blob-sizes.json"
 # Every fetch adds one pack; a lookup tries each pack's index in turn, so a long `--watch`
 # run would slow down pack by pack. Past this many the store is repacked into one (it holds
 # commits and trees only, so that is small). git's own gc.autoPackLimit is 50.
 PACK_LIMIT = 20
-
-# blob id (hex) -> (size, looks like a Git LFS pointer)
-BlobSizes = dict[str, tuple[int, bool]]
 
 
 class GitStore:
@@ -192,25 +184,16 @@ class GitStore:
     # -- remembered blob sizes -----------------------------------------------------------
 
     def blob_sizes(self) -> BlobSizes:
-        """The sizes remembered from the last listing; empty when none are (or the file is
-        damaged: the listing then reads the blobs, as it would the first time)."""
-        try:
-            data = json.loads((self.path / SIZES_FILE).read_bytes())
-            return {sha: (int(size), bool(lfs)) for sha, (size, lfs) in data["blobs"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return {}
+        """The sizes remembered from the last listing (empty when none are)."""
+        return sizes.load(self.path)
 
-    def save_blob_sizes(self, sizes: BlobSizes) -> None:
-        """Replace the remembered sizes by ``sizes`` (the blobs of the newest listing, so
-        the file stays as small as one listing)."""
-        with tempfile.NamedTemporaryFile(
-            "w", dir=self.path, prefix=".sizes-", suffix=".tmp", delete=False
-        ) as fh:
-            fh.write(json.dumps({"blobs": {sha: [n, lfs] for sha, (n, lfs) in sizes.items()}}))
-        os.replace(fh.name, self.path / SIZES_FILE)
+    def save_blob_sizes(self, remembered: BlobSizes) -> None:
+        """Replace the remembered sizes (the blobs of the newest listing, so the file stays
+        as small as one listing)."""
+        sizes.save(self.path, remembered)
 
     def forget_blob_sizes(self) -> None:
-        (self.path / SIZES_FILE).unlink(missing_ok=True)
+        sizes.forget(self.path)
 
     # -- fetching ------------------------------------------------------------------------
 

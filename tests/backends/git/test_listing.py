@@ -18,7 +18,8 @@ from dulwich.repo import Repo
 
 from dagfetch.backends.git import GitFetcher, intake
 from dagfetch.backends.git import fetcher as git_fetcher
-from dagfetch.backends.git.store import SIZES_FILE, GitStore
+from dagfetch.backends.git import sizes as blob_sizes
+from dagfetch.backends.git.store import GitStore
 from dagfetch.errors import FetchError, VerificationError
 from dagfetch.workspace import Workspace
 from tests.backends.git.helpers import REPO, make_ws, store_path, tree_files
@@ -82,7 +83,7 @@ def test_the_store_keeps_no_blob_and_reads_none(
     assert blob_reads == []
     assert stored_blobs(ws) == 0
     assert (ws.path(REPO) / "dags/d0/f000.py").read_bytes() == b"# changed\n"
-    sizes = json.loads((store_path(ws) / SIZES_FILE).read_text())["blobs"]
+    sizes = blob_sizes.load(store_path(ws))
     assert len(sizes) == len(FILES)  # only the newest listing's blobs are remembered
 
 
@@ -147,7 +148,8 @@ def test_unreadable_sizes_file_is_ignored(
 ) -> None:
     ws = make_ws(remote, tmp_path)
     ws.sync_one(REPO)
-    (store_path(ws) / SIZES_FILE).write_text('{"blobs": [1, 2')
+    path = store_path(ws) / blob_sizes.FILE_NAME
+    path.write_bytes(path.read_bytes()[:-9])  # cut short, as by a full disk
     assert not ws.sync_one(REPO).changed  # a no-change sync ends at the ref's commit
     fetcher = ws.fetcher_for(ws.manifest.get(REPO))
     try:
@@ -156,8 +158,40 @@ def test_unreadable_sizes_file_is_ignored(
         assert fetcher.pack_fetches == 1  # the sizes asked of the remote, in one fetch
     finally:
         fetcher.close()
-    sizes = json.loads((store_path(ws) / SIZES_FILE).read_text())["blobs"]
-    assert len(sizes) == len(FILES)  # and remembered again
+    assert len(blob_sizes.load(store_path(ws))) == len(FILES)  # and remembered again
+
+
+def listing_fetches(ws: Workspace) -> int:
+    """How many packs a fresh fetcher asks the remote for to list the tip."""
+    fetcher = ws.fetcher_for(ws.manifest.get(REPO))
+    try:
+        assert isinstance(fetcher, GitFetcher)
+        fetcher.list()
+        return fetcher.pack_fetches
+    finally:
+        fetcher.close()
+
+
+def test_sizes_of_the_json_file_of_0_1_0_are_read_once_on_upgrade(
+    remote: GitRemote, tmp_path: Path, blob_reads: list[bytes]
+) -> None:
+    ws = make_ws(remote, tmp_path)
+    ws.sync_one(REPO)
+    store = store_path(ws)
+    remembered = blob_sizes.load(store)
+    kept = listing_fetches(ws)
+    # what 0.1.0 left beside its store
+    (store / blob_sizes.FILE_NAME).unlink()
+    (store / blob_sizes.LEGACY_FILE_NAME).write_text(json.dumps(
+        {"blobs": {sha: [size, lfs] for sha, (size, lfs) in remembered.items()}}))
+    assert blob_sizes.load(store) == remembered
+    assert listing_fetches(ws) == kept  # nothing fetched afresh to learn the sizes
+    remote.write("dags/d0/f000.py", b"# changed\n")
+    remote.push()
+    assert ws.sync_one(REPO).downloaded == 1
+    assert blob_reads == []
+    assert not (store / blob_sizes.LEGACY_FILE_NAME).exists()  # replaced by the new file
+    assert len(blob_sizes.load(store)) == len(FILES)
 
 
 def test_lfs_flag_is_remembered_with_the_size(remote: GitRemote, tmp_path: Path) -> None:
@@ -177,11 +211,11 @@ def test_wrong_remembered_size_fails_one_sync_then_heals(
     ws = make_ws(remote, tmp_path)
     ws.sync_one(REPO)
     first = ws.path(REPO)
-    path = store_path(ws) / SIZES_FILE
-    data = json.loads(path.read_text())
+    path = store_path(ws) / blob_sizes.FILE_NAME
+    remembered = blob_sizes.load(store_path(ws))
     damaged = git_fetcher.git_blob_id(FILES["dags/d0/f000.py"])  # a file that stays
-    data["blobs"][damaged][0] += 7
-    path.write_text(json.dumps(data))
+    remembered[damaged] = (remembered[damaged][0] + 7, False)
+    blob_sizes.save(store_path(ws), remembered)
     remote.write("dags/d1/f001.py", b"# changed\n")
     remote.push()
 
