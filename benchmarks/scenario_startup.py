@@ -7,7 +7,9 @@ falls on both sides alike:
   fsspec"``;
 - a no-change ``dagfetch sync`` of S3 (moto_server) against ``aws s3 sync`` into a folder
   already up to date (the awscli venv of :mod:`benchmarks.scenario_s3`; full runs only);
-- a no-change ``dagfetch sync`` of a ``git daemon`` repository against ``git ls-remote``.
+- a no-change ``dagfetch sync`` of a ``git daemon`` repository against ``git ls-remote``, and
+  beside the floor of any Python command doing the same through dulwich (an interpreter,
+  ``dulwich.client`` and one ref advertisement).
 
 dagfetch's modules are byte-compiled first, as pip does when it installs a wheel: in an
 editable checkout run with ``PYTHONDONTWRITEBYTECODE`` every process would compile every
@@ -41,6 +43,11 @@ S3 = "dagfetch sync, S3, no change"
 AWS = "aws s3 sync, no change"
 GIT = "dagfetch sync, git, no change"
 LS_REMOTE = "git ls-remote"
+DULWICH_REFS = "python + dulwich ref lookup"
+# the floor of any Python command that asks a git server for its refs through dulwich: an
+# interpreter, dulwich's client, one ref advertisement (no click, no dagfetch)
+DULWICH_REFS_CODE = ("import sys; from dulwich.client import get_transport_and_path; "
+                     "client, path = get_transport_and_path(sys.argv[1]); client.get_refs(path)")
 
 Command = tuple[str, Sequence[str], dict[str, str] | None]  # name, argv, environment
 
@@ -124,7 +131,8 @@ def _git(config: Config, rounds: int) -> tuple[list[Row], list[Target]]:
         rows = interleaved("cli no-change, git", [
             (GIT, sync, None),
             (LS_REMOTE, ["git", "ls-remote", url], {**os.environ, **GIT_ENV}),
-        ], {LS_REMOTE: GIT}, rounds, config.warmup)
+            (DULWICH_REFS, [sys.executable, "-c", DULWICH_REFS_CODE, url], None),
+        ], {LS_REMOTE: GIT, DULWICH_REFS: GIT}, rounds, config.warmup)
     return rows, [
         ratio_target("cli no-change, git", GIT, LS_REMOTE, 1.5),
         ratio_target("cli no-change, git", GIT, LS_REMOTE, 1.0,
