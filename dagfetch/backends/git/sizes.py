@@ -16,16 +16,18 @@ is about 21 bytes per blob, where 0.1.0's JSON (still read, once, on upgrade) to
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
+
+from dagfetch.cache.metadata import write_bytes_atomic
 
 # blob id (hex) -> (size, looks like a Git LFS pointer)
 BlobSizes = dict[str, tuple[int, bool]]
 
 FILE_NAME = "dagfetch-blob-sizes"
+# what a write killed half-way leaves: write_bytes_atomic's temporary file, or 0.1.0's
+LEFTOVER_PREFIXES = (f".{FILE_NAME}.", ".sizes-")
 LEGACY_FILE_NAME = "dagfetch-blob-sizes.json"  # 0.1.0's JSON
 MAGIC = b"dagfetch-blob-sizes 1\n"
 # count, length of one raw id (20 for SHA-1 repositories, 32 for SHA-256 ones)
@@ -97,12 +99,9 @@ def _load_legacy(folder: Path) -> BlobSizes:
 
 
 def save(folder: Path, sizes: BlobSizes) -> None:
-    """Replace the remembered sizes by ``sizes``, atomically."""
-    with tempfile.NamedTemporaryFile(
-        "wb", dir=folder, prefix=".sizes-", suffix=".tmp", delete=False
-    ) as fh:
-        fh.write(encode(sizes))
-    os.replace(fh.name, folder / FILE_NAME)
+    """Replace the remembered sizes by ``sizes``, atomically (not flushed to disk: a file
+    a crash damaged is ignored, and the sizes are asked of the remote again)."""
+    write_bytes_atomic(folder / FILE_NAME, encode(sizes), durable=False)
     (folder / LEGACY_FILE_NAME).unlink(missing_ok=True)
 
 

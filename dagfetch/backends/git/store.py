@@ -89,7 +89,7 @@ class GitStore:
         if self.path.is_dir():
             for dirpath, _, names in os.walk(self.path):
                 for name in names:
-                    if name.startswith(".sizes-") and name.endswith(".tmp"):
+                    if name.startswith(sizes.LEFTOVER_PREFIXES):
                         os.unlink(os.path.join(dirpath, name))  # a write killed half-way
                     elif name.endswith(".lock"):
                         log.info("%s: removing stale lock %s", self.where, name)

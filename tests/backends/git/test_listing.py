@@ -188,6 +188,20 @@ def test_sizes_of_the_json_file_of_0_1_0_are_read_once_on_upgrade(
     assert len(blob_sizes.load(store)) == len(FILES)
 
 
+def test_what_a_sizes_write_killed_half_way_left_is_removed(
+    remote: GitRemote, tmp_path: Path
+) -> None:
+    ws = make_ws(remote, tmp_path)
+    ws.sync_one(REPO)
+    store = store_path(ws)
+    left = [store / f".{blob_sizes.FILE_NAME}.k1ll3d", store / ".sizes-0123.tmp"]  # 0.1.0's
+    for path in left:
+        path.write_bytes(b"half")
+    assert not ws.sync_one(REPO).changed
+    assert [path for path in left if path.exists()] == []
+    assert len(blob_sizes.load(store)) == len(FILES)
+
+
 def test_lfs_flag_is_remembered_with_the_size(remote: GitRemote, tmp_path: Path) -> None:
     remote.write("data/model.bin", LFS_POINTER)
     remote.push()

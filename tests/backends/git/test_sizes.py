@@ -12,6 +12,7 @@ import pytest
 
 from dagfetch.backends.git import sizes
 from dagfetch.backends.git.sizes import BlobSizes
+from dagfetch.cache import metadata
 
 
 def ids(count: int, width: int = 20) -> list[str]:
@@ -62,3 +63,21 @@ def test_save_replaces_the_file_and_forget_removes_both_forms(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == [sizes.FILE_NAME]
     sizes.forget(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_half_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = {ids(1)[0]: (1, False)}
+    sizes.save(tmp_path, old)
+
+    def disk_full(src: str, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    # the new bytes are written to a temporary file; the disk fills before the rename
+    monkeypatch.setattr(metadata.os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        sizes.save(tmp_path, {blob_id: (2, True) for blob_id in ids(50)})
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [sizes.FILE_NAME]
+    assert sizes.load(tmp_path) == old
