@@ -68,9 +68,11 @@ class State:
     @property
     def workspace(self) -> Workspace:
         if self._workspace is None:
+            from dagfetch._console import start_up_done
             from dagfetch.workspace import Workspace
 
             self._workspace = Workspace.from_manifest(self.manifest, cache_root=self.home)
+            start_up_done()
         return self._workspace
 
 
