@@ -8,8 +8,9 @@ and exits 0.
 
 Start-up runs with a higher threshold for the garbage collector (:data:`START_UP_GC_THRESHOLD`),
 what it allocated is frozen out of the collector's sight once the command's workspace is built
-(:func:`start_up_done`), and a finished command ends the process without the interpreter's
-teardown (:func:`exit_now`): together a quarter of a no-change ``dagfetch sync``.
+(:data:`dagfetch.cli.app.FREEZE_START_UP`), and a finished command ends the process without
+the interpreter's teardown (:func:`exit_now`): together a quarter of a no-change
+``dagfetch sync``.
 """
 
 from __future__ import annotations
@@ -29,10 +30,6 @@ EXIT_INTERRUPTED = 130
 #: the collector's first threshold for the command line (Python's default: 700)
 START_UP_GC_THRESHOLD = 50_000
 
-# set by run(): only the executable freezes, never a process that calls the command group
-# itself (a test's CliRunner), whose objects the collector must keep seeing
-_freeze_at_start_up_end = False
-
 
 def run() -> NoReturn:
     """Run the command line on ``sys.argv``."""
@@ -41,12 +38,10 @@ def run() -> NoReturn:
     # times on the way and walks them, about 10 ms of a no-change sync. With this threshold
     # start-up passes without a collection; a long-running command (`sync --watch`, `serve`)
     # still collects, every 50,000 new objects instead of every 700.
-    global _freeze_at_start_up_end
     try:
         import gc
 
         gc.set_threshold(START_UP_GC_THRESHOLD, *gc.get_threshold()[1:])
-        _freeze_at_start_up_end = True
         _run()
     except KeyboardInterrupt:
         _interrupted()
@@ -59,24 +54,6 @@ def run() -> NoReturn:
     except SystemExit as done:
         exit_now(done.code)
     exit_now(0)
-
-
-def start_up_done() -> None:
-    """Called by the command line once a command's workspace is built: in the executable,
-    move every object allocated so far (modules, classes, functions of click, attrs and
-    dagfetch: some 28,000, all living as long as the process) out of the collector's
-    generations (``gc.freeze``), once.
-
-    The raised threshold alone only postpones the first collection: a no-change sync of
-    2,000 files went past it while reading its version's record, and that one collection
-    walked every object of start-up, 10 ms. Frozen, a collection walks only what the command
-    itself allocated since the last one."""
-    global _freeze_at_start_up_end
-    if _freeze_at_start_up_end:
-        _freeze_at_start_up_end = False
-        import gc
-
-        gc.freeze()
 
 
 def _interrupted() -> NoReturn:
@@ -122,8 +99,9 @@ def exit_now(code: object) -> NoReturn:
 def _run() -> None:
     import click
 
-    from dagfetch.cli import main
+    from dagfetch.cli import app, main
 
+    app.FREEZE_START_UP = True  # this process is the executable's own
     try:
         # prog_name: also under `python -m dagfetch`, usage lines and the completion variable
         # (_DAGFETCH_COMPLETE) say dagfetch
