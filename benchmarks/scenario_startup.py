@@ -11,16 +11,15 @@ falls on both sides alike:
   beside the floor of any Python command doing the same through dulwich (an interpreter,
   ``dulwich.client`` and one ref advertisement).
 
-dagfetch's modules are byte-compiled first, as pip does when it installs a wheel: in an
-editable checkout run with ``PYTHONDONTWRITEBYTECODE`` every process would compile every
-module again, which is no user's start-up. What each command may import is asserted by
+dagfetch's modules are byte-compiled by the run before any scenario
+(:func:`benchmarks.process.byte_compile`), as pip does when it installs a wheel. What each
+command may import is asserted by
 tests/cli/test_startup.py; this measures what it costs. Each row's ``extra`` has the median
 CPU time of the process (``os.wait4``), which a loaded machine inflates less than wall time.
 """
 
 from __future__ import annotations
 
-import compileall
 import os
 import shutil
 import statistics
@@ -30,7 +29,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import dagfetch
 from benchmarks.data import file_bytes, relpath
 from benchmarks.harness import Config, Row, Target, ratio_target
 from benchmarks.process import DAGFETCH, write_manifest
@@ -75,7 +73,6 @@ def interleaved(scenario: str, commands: Sequence[Command], baselines: dict[str,
 
 
 def startup(config: Config) -> tuple[list[Row], list[Target]]:
-    compileall.compile_dir(Path(dagfetch.__file__).parent, quiet=1)
     # more runs than elsewhere: each is tens of milliseconds and the machine is noisy
     rounds = config.repeat if config.quick else max(config.repeat, 15)
     work = config.workdir

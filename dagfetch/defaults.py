@@ -15,13 +15,15 @@ from collections.abc import Mapping
 
 from dagfetch.protocol import FetcherFactory
 from dagfetch.registry import Registry
-from dagfetch.storage import is_store
 
 __all__ = ["default_registry", "fsspec_fallback", "registry_for"]
 
 
 def fsspec_fallback(scheme: str) -> FetcherFactory | None:
     """The generic fsspec backend for a scheme fsspec serves as a store; None otherwise."""
+    # asked only for a scheme no entry point claims: a git or S3 sync never loads storage
+    from dagfetch.storage import is_store
+
     if not is_store(scheme):
         return None
     from dagfetch.backends.fsspec import FsspecFetcher

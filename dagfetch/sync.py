@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from dagfetch.cache.publish import PlannedFile, Staging
 from dagfetch.cache.records import VersionRecord, utcnow
 from dagfetch.cache.store import VersionCache
 from dagfetch.errors import (
@@ -47,6 +46,9 @@ from dagfetch.protocol import (
 )
 from dagfetch.redact import get_logger, mask, redact_url
 from dagfetch.selection import select_files
+
+if TYPE_CHECKING:  # publishing is imported when a sync builds a version; most find none
+    from dagfetch.cache.publish import PlannedFile, Staging
 
 log = get_logger(__name__)
 
@@ -223,6 +225,8 @@ class Syncer:
         expected_version: str | None = None,
     ) -> _Built:
         """Download what the current version cannot lend, verify, check, publish."""
+        from dagfetch.cache.publish import PlannedFile
+
         known = _known_contents(current) if fetcher.capabilities.incremental else {}
         has = self.cache.objects.has
         # the fetcher writes each download where the version's tree needs it: the tree is
@@ -250,7 +254,13 @@ class Syncer:
             # hashes the fetcher computed from the bytes it wrote, when it gives them
             written = fetcher.fetch(to_download, staging.downloads, done)
         got = iter(to_download)
-        planned = [p if p is not None else _download(next(got), tree, written) for p in slots]
+        planned: list[PlannedFile] = []
+        for slot in slots:
+            if slot is None:  # the next download, where the fetcher wrote it
+                f = next(got)
+                slot = PlannedFile(f, sha256=written.get(f.path) if written else None,
+                                   downloaded=f"{tree}/{f.path}")
+            planned.append(slot)
         verified = self.cache.verify(planned, backend_version=backend_version)
         _check_version_id(
             spec, verified.version_id, must_equal=must_equal, expected_version=expected_version
@@ -377,11 +387,6 @@ def _known_contents(current: Version | None) -> dict[tuple[str, int, str], Cache
     if current is None:
         return {}
     return {(f.path, f.size, f.token): f for f in current.files if f.kind == "file"}
-
-
-def _download(f: RemoteFile, tree: str, written: Written | None) -> PlannedFile:
-    return PlannedFile(f, sha256=written.get(f.path) if written else None,
-                       downloaded=f"{tree}/{f.path}")
 
 
 # errors of the local disk, not of the remote

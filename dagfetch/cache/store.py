@@ -34,32 +34,18 @@ import attrs
 from dagfetch.cache.layout import CacheLayout, check_version_id, default_cache_root
 from dagfetch.cache.locks import DEFAULT_LOCK_TIMEOUT, CacheLocks
 from dagfetch.cache.objects import ObjectStore
-from dagfetch.cache.publish import (
-    PlannedFile,
-    Published,
-    Publisher,
-    Staging,
-    VerifiedFiles,
-    verify,
-)
 from dagfetch.cache.records import RecordStore, VersionRecord
-from dagfetch.cache.trees import (
-    build_tree,
-    is_complete,
-    make_read_only,
-    mark_complete,
-    move_into_place,
-    retire_tree,
-    scratch_folder,
-)
 from dagfetch.errors import CacheError, VersionNotFoundError
 from dagfetch.models import Version
 from dagfetch.redact import get_logger
 
-if TYPE_CHECKING:  # gc, audit and pins are imported when asked for: a sync uses none
+if TYPE_CHECKING:
+    # gc, audit and pins are imported when asked for: a sync uses none. Publishing and
+    # trees too: a sync that finds nothing new builds no version
     from dagfetch.cache.audit import Auditor, VerifyReport
     from dagfetch.cache.gc import Collector, GcReport
     from dagfetch.cache.pins import PinStore
+    from dagfetch.cache.publish import PlannedFile, Published, Publisher, Staging, VerifiedFiles
 
 # GcReport and PlannedFile lived here in 0.1.0; importing them from here keeps working
 __all__ = ["GcReport", "PlannedFile", "VersionCache", "VersionEntry", "VersionRecord"]
@@ -70,6 +56,10 @@ def __getattr__(name: str) -> Any:
         from dagfetch.cache.gc import GcReport
 
         return GcReport
+    if name == "PlannedFile":
+        from dagfetch.cache.publish import PlannedFile
+
+        return PlannedFile
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 log = get_logger(__name__)
@@ -100,7 +90,12 @@ class VersionCache:
         self.objects = ObjectStore(self.layout)
         self.records = RecordStore(self.layout)
         self.locks = CacheLocks(self.layout, lock_timeout)
-        self._publisher = Publisher(self.layout, self.objects, self.records, self.locks)
+
+    @functools.cached_property
+    def _publisher(self) -> Publisher:
+        from dagfetch.cache.publish import Publisher
+
+        return Publisher(self.layout, self.objects, self.records, self.locks)
 
     @functools.cached_property
     def _pins(self) -> PinStore:
@@ -161,6 +156,8 @@ class VersionCache:
 
     def materialized(self, repo_id: str, version_id: str) -> bool:
         """Whether the version's tree is there, whole: decided by its completion marker."""
+        from dagfetch.cache.trees import is_complete
+
         return is_complete(
             self.layout.tree_marker(repo_id, version_id), self.layout.version(repo_id, version_id)
         )
@@ -169,6 +166,16 @@ class VersionCache:
         """Rebuild a stored version's tree from local contents. Takes only the objects lock
         (a reader must not wait for a long sync); a racing restore of the same version is
         harmless, the first rename wins."""
+        from dagfetch.cache.trees import (
+            build_tree,
+            is_complete,
+            make_read_only,
+            mark_complete,
+            move_into_place,
+            retire_tree,
+            scratch_folder,
+        )
+
         with self.objects_lock(), scratch_folder(self.layout.internal / "restore") as scratch:
             # gc evicts under this lock too: the record read before may be stale
             data = self.records.raw(repo_id, version.version_id)
@@ -264,6 +271,8 @@ class VersionCache:
     @staticmethod
     def verify(planned: Sequence[PlannedFile], *, backend_version: str | None) -> VerifiedFiles:
         """Check downloads against their listing; the verified files, named. Writes nothing."""
+        from dagfetch.cache.publish import verify
+
         return verify(planned, backend_version=backend_version)
 
     def publish(

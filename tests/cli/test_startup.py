@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers.git import git
+from tests.servers.git import GitDaemon, git
 
 # the graph store, locks and retries of libraries, every backend's stack, metadata readers
 NEVER_FOR_VERSION = (
@@ -31,6 +31,13 @@ NEVER_FOR_SYNC = (
     "dagfetch.cli.graph_store", "click.shell_completion",
     # dulwich's modules whose only use is naming their error classes
     "dulwich.lfs", "dulwich.patch", "dulwich.filters",
+)
+# and for git, what only another backend, a new version or ssh needs: the storage families
+# (fsspec's stores), publishing and version trees (a sync that finds nothing new builds
+# none), shlex (ssh command lines)
+NEVER_FOR_GIT_SYNC = (
+    "fsspec", "tenacity", "dagfetch.backends.fsspec", "dagfetch.storage",
+    "dagfetch.cache.publish", "dagfetch.cache.trees", "shlex",
 )
 
 PROBE = """
@@ -67,24 +74,35 @@ def manifest(tmp_path: Path, url: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("kind", ["file", "git"])
+@pytest.mark.parametrize("kind", ["file", "git", "git-daemon"])
 def test_a_no_change_sync_loads_its_own_backend_only(tmp_path: Path, kind: str) -> None:
     source = tmp_path / "source"
     (source / "dags").mkdir(parents=True)
     (source / "dags" / "a.py").write_text("x = 1\n")
-    if kind == "git":
-        bare = tmp_path / "repo.git"
+    daemon = None
+    if kind.startswith("git"):
+        served = tmp_path / "served"
+        bare = served / "repo.git"
         git("init", "-q", "--bare", "-b", "main", bare)
         git("init", "-q", "-b", "main", source)
         git("add", "-A", cwd=source)
         git("commit", "-q", "-m", "one", cwd=source)
         git("push", "-q", bare, "HEAD:refs/heads/main", cwd=source)
-        url, other = f"git+file://{bare}", ("fsspec", "tenacity", "dagfetch.backends.fsspec")
+        if kind == "git-daemon":  # git://, as the start-up benchmark syncs
+            daemon = GitDaemon(served, tmp_path / "daemon.log")
+            url = daemon.url("repo.git")
+        else:
+            url = f"git+file://{bare}"
+        other = NEVER_FOR_GIT_SYNC
     else:
         url, other = source.as_uri(), ("dulwich", "dagfetch.backends.git")
     args = ("--manifest", str(manifest(tmp_path, url)), "--home", str(tmp_path / "home"),
             "sync")
-    imported_by(*args)  # the first sync fetches
-    modules = imported_by(*args)
-    assert f"dagfetch.backends.{'git' if kind == 'git' else 'fsspec'}" in modules
+    try:
+        imported_by(*args)  # the first sync fetches
+        modules = imported_by(*args)
+    finally:
+        if daemon is not None:
+            daemon.stop()
+    assert f"dagfetch.backends.{'git' if kind.startswith('git') else 'fsspec'}" in modules
     assert loaded(modules, NEVER_FOR_SYNC + other) == []

@@ -13,7 +13,6 @@ OpenSSH cannot take any other way, a key given as text, lives in a private tempo
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import tempfile
 from pathlib import Path
@@ -75,6 +74,8 @@ def auth_from_connection(conn: Connection | None) -> GitAuth:
     key = conn.extra.get("private_key")
     options = conn.get("ssh_options") or []
     if isinstance(options, str):
+        import shlex  # ssh only: a git:// or https:// sync never loads it
+
         options = shlex.split(options)
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
         raise ConfigError(f"connection {conn.conn_id!r}: extra.ssh_options must be a list of "
@@ -122,6 +123,8 @@ class SshSession:
             args += ["-o", "IdentitiesOnly=yes"]
         for option in auth.ssh_options:
             args += ["-o", option]
+        import shlex
+
         self.command = shlex.join(args)
 
     def close(self) -> None:
