@@ -136,3 +136,19 @@ def test_peak_memory_of_a_process_is_its_own_not_the_benchmark_processes() -> No
     assert large - small > 60 << 20 and cpu > 0
     with pytest.raises(RuntimeError, match="failed with 3"):
         peak_memory([sys.executable, "-c", "raise SystemExit(3)"])
+
+
+@pytest.mark.timeout(300)
+def test_s3_rounds_run_every_variant_in_every_round_and_report_their_medians() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.s3_rounds", "--rounds", "2", "--files", "30",
+         "--concurrency", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    for variant in ("dagfetch ", "dagfetch, concurrency 3 "):
+        assert sum(line.startswith(f"round {n} {variant}") for n in (1, 2)
+                   for line in lines) == 2
+        [median] = [line for line in lines if line.startswith(f"  {variant}")]
+        assert "moto CPU" in median and median.endswith("x")
