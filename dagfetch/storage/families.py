@@ -47,6 +47,7 @@ ListingKind = Literal["find", "blobs", "index"]
 ConnectionMapper = Callable[[Connection], dict[str, Any]]
 Describer = Callable[[Mapping[str, Any], bool], Described]
 TimeoutMapper = Callable[[float, float], dict[str, Any]]  # (connect, read) seconds -> kwargs
+PoolMapper = Callable[[int], dict[str, Any]]  # requests kept in flight -> kwargs
 
 
 def _aiohttp_timeout(connect: float, read: float) -> Any:
@@ -66,6 +67,22 @@ def s3_timeouts(connect: float, read: float) -> dict[str, Any]:
             "retries": {"max_attempts": 1, "mode": "standard"},
         },
     }
+
+
+# botocore's default: at most 10 connections per client, whatever the caller's concurrency
+BOTOCORE_POOL = 10
+
+
+def s3_pool(connections: int) -> dict[str, Any]:
+    # a sync's `concurrency` workers share one client: with botocore's pool of 10 the 6
+    # others of the default 16 waited for a connection, and `concurrency = 16` meant 10
+    if connections <= BOTOCORE_POOL:
+        return {}
+    return {"config_kwargs": {"max_pool_connections": connections}}
+
+
+def no_pool(connections: int) -> dict[str, Any]:
+    return {}
 
 
 def s3_single_attempt(fs: Any) -> None:
@@ -170,6 +187,9 @@ class StoreFamily:
     ``paths_are_urls``: the file system addresses files by whole URLs (HTTP).
     ``container``: what the URL's host part names (``bucket``), when the store needs one.
     ``timeouts``: (connect, read) seconds -> file-system keyword arguments setting them.
+    ``pool``: how many requests the caller keeps in flight -> file-system keyword arguments
+    letting it (a pool of connections that large); for clients whose pool is smaller than
+    a sync's concurrency by default.
     ``single_attempt``: turns off the file system's own retries (dagfetch's retry policy
     decides what is retried, and a refused connection is not).
     ``conditional``: compare-and-swap writes (:class:`ConditionalWrites`); None where the
@@ -187,6 +207,7 @@ class StoreFamily:
     paths_are_urls: bool = False
     container: str | None = None
     timeouts: TimeoutMapper = no_timeouts
+    pool: PoolMapper = no_pool
     single_attempt: Callable[[Any], None] = no_own_retries
     conditional: ConditionalWrites | None = None
 
@@ -215,6 +236,7 @@ S3 = StoreFamily(
     version_marker="?versionId=",
     container="bucket",
     timeouts=s3_timeouts,
+    pool=s3_pool,
     single_attempt=s3_single_attempt,
     conditional=S3_CONDITIONAL,
 )

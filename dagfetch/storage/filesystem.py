@@ -57,6 +57,7 @@ def open_filesystem(
     version_aware: bool = False,
     where: str | None = None,
     timeouts: tuple[float, float] | None = None,
+    connections: int | None = None,
 ) -> OpenedStore:
     """Open the file system serving ``url``, through fsspec's own URL handling
     (:func:`fsspec.core.url_to_fs`): chained URLs (``simplecache::s3://bucket/dags``) and
@@ -65,10 +66,11 @@ def open_filesystem(
 
     Keyword arguments come from, later ones winning: the URL itself (as fsspec reads it),
     ``timeouts`` (connect, read seconds) in the family's words (with the file system's own
-    retries off: the caller retries), ``connection`` mapped for the store's family,
+    retries off: the caller retries), a pool of ``connections`` when the caller keeps that
+    many requests in flight, ``connection`` mapped for the store's family,
     ``storage_options`` as given (tables merged one level deep), and ``version_aware=True``
     when asked for and the family keeps versions. In a chained URL, the timeouts, the
-    connection's options and ``version_aware`` go to the store (the last link) and
+    connection's options, the pool and ``version_aware`` go to the store (the last link) and
     ``storage_options`` follow fsspec's rule: a key named after a link's protocol holds that
     link's options, any other key goes to the first link. A missing fsspec implementation
     (of any link) is :class:`BackendNotInstalled` naming what to install (chained to the
@@ -93,6 +95,8 @@ def open_filesystem(
     store_kwargs: dict[str, Any] = {}
     if timeouts is not None:
         store_kwargs.update(family.timeouts(*timeouts))
+    if connections is not None:
+        _merge(store_kwargs, family.pool(connections))
     if connection is not None:
         _merge(store_kwargs, family.connection_options(connection))
     if version_aware and family.versioned:

@@ -90,6 +90,7 @@ class FsspecFetcher(BaseFetcher):
             self.options.storage_options,
             version_aware=self.options.version_aware,
             timeouts=(self.limits.connect_timeout, self.limits.read_timeout),
+            connections=self.concurrency,
         )
         self.fs = store.fs
         self.protocol = store.protocol

@@ -14,6 +14,7 @@ from dagfetch.backends.fsspec.s3client import speed_up
 from dagfetch.backends.fsspec.timestamps import FastTimestamps
 from dagfetch.testing import one_repository
 from tests.backends.fsspec.test_s3 import PLAIN, S3Remote, buckets, conn_env  # noqa: F401
+from tests.servers.proxy import counting_proxy
 from tests.servers.s3 import MotoServer
 
 
@@ -129,3 +130,22 @@ def test_the_parser_factory_keeps_the_rest_of_botocores_factory() -> None:
     assert factory.create_parser("rest-xml")._timestamp_parser is parser._timestamp_parser
     assert isinstance(copy.copy(factory).create_parser("rest-xml")._timestamp_parser,
                       FastTimestamps)
+
+
+@pytest.mark.parametrize("concurrency", [4, 16])
+def test_a_sync_keeps_as_many_requests_in_flight_as_its_concurrency(
+    buckets: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    concurrency: int,
+) -> None:
+    # botocore's pool holds 10 connections: `concurrency = 16` used to mean 10 at once
+    remote = S3Remote(buckets, PLAIN, concurrency=concurrency)
+    files = {f"dags/f{i:02}.py": b"x = %d\n" % i for i in range(48)}
+    remote.write_many(files)
+    with counting_proxy(buckets.port, delay=0.05) as proxy:
+        monkeypatch.setenv("DAGFETCH_CONN_MOTO", buckets.connection(endpoint_url=proxy.endpoint))
+        ws = one_repository(remote, tmp_path)
+        assert ws.sync_one("r").downloaded == len(files)
+    root = ws.path("r")
+    assert {p.relative_to(root).as_posix(): p.read_bytes()
+            for p in root.rglob("*") if p.is_file()} == files
+    assert proxy.most_in_flight == concurrency
