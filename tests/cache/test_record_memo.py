@@ -50,17 +50,23 @@ def test_no_change_checks_read_the_record_once(tmp_path: Path, reads: list[Path]
     assert record_reads(reads) == 1
 
 
-def test_a_record_replaced_by_another_process_is_read_again(
-    tmp_path: Path, reads: list[Path]
-) -> None:
+def synced_once(tmp_path: Path) -> tuple[Workspace, str]:
+    """A workspace of one synced version whose record has been read (so it is memoized)."""
     source = tmp_path / "source"
     source.mkdir()
     (source / "dag.py").write_text("X = 1\n")
     ws = workspace(tmp_path, source)
     version_id = ws.sync_one("r").version_id or ""
     assert ws.cache.record("r", version_id) is not None
+    return ws, version_id
+
+
+def test_a_record_replaced_by_another_process_is_read_again(
+    tmp_path: Path, reads: list[Path]
+) -> None:
+    ws, version_id = synced_once(tmp_path)
     # another process's store marks it evicted: a new file under the same name
-    other = workspace(tmp_path, source)
+    other = workspace(tmp_path, tmp_path / "source")
     other.cache.records.mark_evicted("r", version_id)
     reads.clear()
     found = ws.cache.record("r", version_id)
@@ -69,11 +75,6 @@ def test_a_record_replaced_by_another_process_is_read_again(
 
 
 def test_a_removed_record_is_gone_from_the_memo(tmp_path: Path) -> None:
-    source = tmp_path / "source"
-    source.mkdir()
-    (source / "dag.py").write_text("X = 1\n")
-    ws = workspace(tmp_path, source)
-    version_id = ws.sync_one("r").version_id or ""
-    assert ws.cache.record("r", version_id) is not None
+    ws, version_id = synced_once(tmp_path)
     ws.cache.layout.record("r", version_id).unlink()
     assert ws.cache.record("r", version_id) is None
